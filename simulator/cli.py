@@ -1,0 +1,116 @@
+"""`nanobanana-sim serve`: every provider on one port, or one provider at the root."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from simulator import __version__
+from simulator.clock import Clock, RealClock, VirtualClock
+from simulator.providers import PROVIDERS
+
+EXAMPLE_BODY = {
+    "steps": [{
+        "$type": "imageGen",
+        "input": {"engine": "google", "model": "nano-banana-2", "prompt": "A banana astronaut, studio light",
+                  "aspectRatio": "16:9", "resolution": "1K", "numImages": 1},
+    }],
+}
+
+
+def _parse_option(text: str) -> tuple[str, str, Any]:
+    name, sep, raw = text.partition("=")
+    slug, dot, option = name.partition(".")
+    if not sep or not dot:
+        raise argparse.ArgumentTypeError(f"expected PROVIDER.OPTION=VALUE, got {text!r}")
+    try:
+        value: Any = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return slug, option, value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nanobanana-sim", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"nanobanana-sim {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the simulated provider APIs over HTTP")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
+    serve.add_argument("--provider", choices=sorted(PROVIDERS), help="also serve this provider at the root")
+    serve.add_argument("--seed", type=int, default=0, help="seed for IDs, timings and pixels (default 0)")
+    serve.add_argument("--speed", type=float, default=1.0,
+                       help="real clock speed-up: 50 makes a 20 s queue take 0.4 s (default 1)")
+    serve.add_argument("--virtual-clock", action="store_true",
+                       help="start a virtual clock that only moves via POST /_sim/clock/advance")
+    serve.add_argument("--autojump", action="store_true",
+                       help="with --virtual-clock: a waiting request jumps the clock to what it waits for")
+    serve.add_argument("--option", action="append", type=_parse_option, default=[], metavar="P.NAME=VALUE",
+                       help="set a provider option, e.g. civitai.blob_redirect_status=301 (repeatable)")
+    return parser
+
+
+def _clock(args: argparse.Namespace) -> Clock:
+    if args.virtual_clock:
+        return VirtualClock(autojump=args.autojump)
+    return RealClock(speed=args.speed)
+
+
+def banner(base: str, provider: str | None) -> str:
+    root = f"{base}/civitai" if provider != "civitai" else base
+    body = json.dumps(EXAMPLE_BODY, separators=(",", ":"))
+    lines = [
+        f"nanobanana-sim {__version__} serving on {base}",
+        *(f"  {slug:<8} {base}/{slug}" for slug in sorted(PROVIDERS)),
+        f"  control  {base}/_sim",
+        "",
+        "Try it (any non-empty token is accepted):",
+        f"  curl -s -X POST '{root}/v2/consumer/workflows?wait=60' \\",
+        "    -H 'Authorization: Bearer sim-token' -H 'Content-Type: application/json' \\",
+        f"    -d '{body}'",
+    ]
+    return "\n".join(lines)
+
+
+def serve(args: argparse.Namespace) -> int:
+    import socket
+
+    import uvicorn
+
+    from simulator.sim import Simulator
+
+    options: dict[str, dict[str, Any]] = {}
+    for slug, name, value in args.option:
+        options.setdefault(slug, {})[name] = value
+    try:
+        sim = Simulator(seed=args.seed, clock=_clock(args), default_provider=args.provider, options=options)
+    except (ValueError, KeyError) as exc:
+        print(f"nanobanana-sim: {exc}", file=sys.stderr)
+        return 2
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as exc:
+        print(f"nanobanana-sim: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 2
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    print(banner(f"http://{host}:{sock.getsockname()[1]}", args.provider), flush=True)
+    server = uvicorn.Server(uvicorn.Config(sim.app, log_level="warning", lifespan="off"))
+    server.run(sockets=[sock])
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return serve(args)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

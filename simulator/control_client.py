@@ -1,0 +1,75 @@
+"""A small Python client for the control plane (/_sim), the same operations any language can call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+class ControlError(RuntimeError):
+    pass
+
+
+class ControlClient:
+    def __init__(self, base_url: str, *, client: httpx.Client | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = client or httpx.Client(timeout=60)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._http.request(method, f"{self.base_url}/_sim{path}", **kwargs)
+        if response.status_code >= 400:
+            raise ControlError(f"{method} /_sim{path} → {response.status_code}: {response.text}")
+        return response.json() if response.content else None
+
+    def info(self) -> dict[str, Any]:
+        return self._call("GET", "/")
+
+    def reset(self, seed: int | None = None) -> dict[str, Any]:
+        return self._call("POST", "/reset", json={} if seed is None else {"seed": seed})
+
+    def now(self) -> float:
+        return float(self._call("GET", "/clock")["now"])
+
+    def advance(self, seconds: float) -> float:
+        return float(self._call("POST", "/clock/advance", json={"seconds": seconds})["now"])
+
+    def advance_to(self, t: float) -> float:
+        return float(self._call("POST", "/clock/advance", json={"to": t})["now"])
+
+    def journal(self, **filters: Any) -> list[dict[str, Any]]:
+        params = {key: value for key, value in filters.items() if value is not None}
+        return list(self._call("GET", "/journal", params=params)["entries"])
+
+    def clear_journal(self) -> None:
+        self._call("DELETE", "/journal")
+
+    def tasks(self, provider: str | None = None) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/tasks", params={"provider": provider} if provider else {})["tasks"])
+
+    def task(self, task_id: str) -> dict[str, Any]:
+        return self._call("GET", f"/tasks/{task_id}")
+
+    def balance(self, provider: str, api_key: str) -> float:
+        return float(self._call("GET", f"/credits/{provider}/{api_key}")["balance"])
+
+    def set_balance(self, provider: str, api_key: str, balance: float) -> float:
+        return float(self._call("PUT", f"/credits/{provider}/{api_key}", json={"balance": balance})["balance"])
+
+    def set_tokens(self, provider: str, tokens: list[str] | None) -> None:
+        self._call("PUT", f"/auth/{provider}", json={"tokens": tokens})
+
+    def options(self, provider: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/options/{provider}")["options"])
+
+    def set_options(self, provider: str, **values: Any) -> dict[str, Any]:
+        return dict(self._call("PUT", f"/options/{provider}", json=values)["options"])
+
+    def set_moderation(self, patterns: list[str]) -> None:
+        self._call("PUT", "/moderation", json={"patterns": patterns})
+
+    def flush_webhooks(self) -> int:
+        return int(self._call("POST", "/webhooks/flush")["pending"])
+
+    def close(self) -> None:
+        self._http.close()

@@ -1,0 +1,13 @@
+"""Provider-neutral engine: clock-driven tasks, blobs, wallets, webhooks and the journal."""
+
+from simulator.engine.blobs import Blob, BlobStore, URLSigner
+from simulator.engine.engine import BLOCK_TRIGGER, Durations, Engine, Moderation
+from simulator.engine.journal import Journal, JournalEntry
+from simulator.engine.tasks import TERMINAL, Failure, OutputImage, Phase, Task, TaskStore, Timeline
+from simulator.engine.webhooks import Delivery, RetryPolicy, WebhookDispatcher
+
+__all__ = [
+    "BLOCK_TRIGGER", "TERMINAL", "Blob", "BlobStore", "Delivery", "Durations", "Engine", "Failure",
+    "Journal", "JournalEntry", "Moderation", "OutputImage", "Phase", "RetryPolicy", "Task", "TaskStore",
+    "Timeline", "URLSigner", "WebhookDispatcher",
+]

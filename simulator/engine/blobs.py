@@ -1,0 +1,58 @@
+"""Output images as blobs behind signed, expiring URLs."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+from simulator.engine.tasks import OutputImage, Task
+from simulator.images import PlaceholderCache, PlaceholderSpec
+
+
+class URLSigner:
+    """HMAC-SHA256 over the path and the expiry text, compared in constant time."""
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def signature(self, path: str, expires: str) -> str:
+        digest = hmac.new(self._secret, f"{path}\n{expires}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def verify(self, path: str, expires: str, signature: str) -> bool:
+        return hmac.compare_digest(self.signature(path, expires), signature)
+
+
+@dataclass(frozen=True)
+class Blob:
+    id: str
+    task: Task
+    image: OutputImage
+
+    def spec(self, label: str = "") -> PlaceholderSpec:
+        image = self.image
+        return PlaceholderSpec(
+            width=image.width, height=image.height, format=image.format, seed=image.seed,
+            model=self.task.model, prompt=self.task.prompt, index=image.index, label=label,
+        )
+
+
+class BlobStore:
+    def __init__(self, cache: PlaceholderCache) -> None:
+        self.cache = cache
+        self._blobs: dict[str, Blob] = {}
+
+    def register(self, task: Task) -> None:
+        for image in task.outputs:
+            self._blobs[image.blob_id] = Blob(image.blob_id, task, image)
+
+    def get(self, blob_id: str) -> Blob | None:
+        return self._blobs.get(blob_id)
+
+    def content(self, blob: Blob) -> bytes:
+        return self.cache.get(blob.spec(label=blob.task.provider))
+
+    def clear(self) -> None:
+        self._blobs.clear()

@@ -1,0 +1,179 @@
+"""The provider-neutral engine: tasks on a timeline, waiting, events, blobs, wallets, journal."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from simulator.clock import Clock, Timer, VirtualClock
+from simulator.engine.blobs import BlobStore, URLSigner
+from simulator.engine.journal import Journal
+from simulator.engine.rng import SeedSource
+from simulator.engine.tasks import Failure, Phase, Task, TaskStore, Timeline
+from simulator.engine.wallets import Wallets
+from simulator.engine.webhooks import WebhookDispatcher
+from simulator.images import PlaceholderCache
+
+EventListener = Callable[[Task, Phase, float], None]
+
+# The documented prompt trigger: a prompt containing it is blocked by the simulated content filter.
+BLOCK_TRIGGER = "[sim:block]"
+
+
+@dataclass
+class Moderation:
+    """Simulated content filter: prompt patterns (regular expressions, case-insensitive) that block."""
+
+    patterns: list[str] = field(default_factory=lambda: [re.escape(BLOCK_TRIGGER)])
+
+    def verdict(self, prompt: str) -> Failure | None:
+        for pattern in self.patterns:
+            if re.search(pattern, prompt, flags=re.IGNORECASE):
+                return Failure("blocked", "The prompt was blocked by the content filter.", code=pattern)
+        return None
+
+
+@dataclass(frozen=True)
+class Durations:
+    """Seconds from acceptance to a terminal state, drawn uniformly per task."""
+
+    low: float
+    high: float
+    queue_share: tuple[float, float] = (0.1, 0.3)
+
+
+class Engine:
+    def __init__(
+        self,
+        clock: Clock,
+        seed: int = 0,
+        *,
+        secret: bytes | None = None,
+        journal_capacity: int = 50_000,
+        image_cache_bytes: int = 256 * 1024 * 1024,
+    ) -> None:
+        self.clock = clock
+        self.seed = seed
+        self.seeds = SeedSource(seed)
+        self.signer = URLSigner(secret or f"nanobanana-sim:{seed}".encode())
+        self.journal = Journal(journal_capacity)
+        self.tasks = TaskStore()
+        self.wallets = Wallets()
+        self.webhooks = WebhookDispatcher(clock, self.journal)
+        self.blobs = BlobStore(PlaceholderCache(image_cache_bytes))
+        self.moderation = Moderation()
+        self._seq = itertools.count(1)
+        self._timers: dict[str, list[Timer]] = {}
+        self._changes: dict[str, asyncio.Event] = {}
+        self._listeners: dict[str, EventListener] = {}
+
+    # -- state -----------------------------------------------------------------------------------
+
+    def reset(self, seed: int | None = None) -> None:
+        """Forget every task, blob, balance, delivery and journal entry; optionally reseed."""
+        for timers in self._timers.values():
+            for timer in timers:
+                timer.cancel()
+        if seed is not None:
+            self.seed = seed
+            self.seeds = SeedSource(seed)
+        self.tasks = TaskStore()
+        self.wallets = Wallets()
+        self.blobs.clear()
+        self.journal.clear()
+        self.webhooks.reset()
+        self.moderation = Moderation()
+        self._seq = itertools.count(1)
+        self._timers.clear()
+        self._changes.clear()
+
+    def listen(self, provider: str, listener: EventListener) -> None:
+        """The provider hears each phase change of its tasks at the moment it happens on the clock."""
+        self._listeners[provider] = listener
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    # -- submission --------------------------------------------------------------------------------
+
+    def next_rng(self, provider: str) -> tuple[int, random.Random]:
+        seq = next(self._seq)
+        return seq, self.seeds.stream(provider, "task", seq)
+
+    def plan_timeline(self, rng: random.Random, durations: Durations) -> Timeline:
+        now = self.clock.now()
+        total = rng.uniform(durations.low, durations.high)
+        queued_at = now + min(0.5, total * 0.02)
+        started_at = queued_at + total * rng.uniform(*durations.queue_share)
+        return Timeline(accepted_at=now, queued_at=queued_at, started_at=started_at, finished_at=now + total)
+
+    def add_task(self, task: Task) -> Task:
+        self.tasks.add(task)
+        self.blobs.register(task)
+        timeline = task.timeline
+        moments = [(at, phase) for at, phase in timeline.transitions()]
+        moments.append((timeline.finished_at, task.outcome))
+        self._timers[task.id] = [
+            self.clock.call_at(at, self._transition(task, phase)) for at, phase in moments
+        ]
+        self._emit(task, Phase.ACCEPTED, timeline.accepted_at)
+        return task
+
+    def _transition(self, task: Task, phase: Phase) -> Callable[[], object]:
+        async def fire() -> None:
+            if task.phase(self.clock.now()) is Phase.CANCELED:
+                return
+            self._emit(task, phase, self.clock.now())
+            if phase.terminal:
+                self._notify(task)
+            await self.webhooks.flush()
+
+        return fire
+
+    def _emit(self, task: Task, phase: Phase, at: float) -> None:
+        listener = self._listeners.get(task.provider)
+        if listener is not None:
+            listener(task, phase, at)
+
+    def _notify(self, task: Task) -> None:
+        event = self._changes.pop(task.id, None)
+        if event is not None:
+            event.set()
+
+    # -- control -----------------------------------------------------------------------------------
+
+    def cancel(self, task: Task) -> bool:
+        now = self.clock.now()
+        if task.phase(now).terminal:
+            return False
+        task.canceled_at = now
+        for timer in self._timers.pop(task.id, []):
+            timer.cancel()
+        self._emit(task, Phase.CANCELED, now)
+        self._notify(task)
+        return True
+
+    async def wait(self, task: Task, seconds: float) -> None:
+        """Return when the task is terminal or `seconds` of clock time have passed, whichever is first."""
+        deadline = self.clock.now() + max(0.0, seconds)
+        while True:
+            now = self.clock.now()
+            if task.phase(now).terminal or now >= deadline:
+                return
+            changed = self._changes.setdefault(task.id, asyncio.Event())
+            sleeper = asyncio.ensure_future(self.clock.sleep_until(min(deadline, task.terminal_at())))
+            watcher = asyncio.ensure_future(changed.wait())
+            _, pending = await asyncio.wait({sleeper, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            for future in pending:
+                future.cancel()
+
+    async def advance(self, seconds: float) -> float:
+        if not isinstance(self.clock, VirtualClock):
+            raise TypeError("only the virtual clock can be advanced")
+        now = await self.clock.advance(seconds)
+        await self.webhooks.flush()
+        return now

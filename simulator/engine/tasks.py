@@ -1,0 +1,147 @@
+"""Provider-neutral tasks: what was asked, and a timeline on the clock that says what it is now."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Phase(enum.StrEnum):
+    ACCEPTED = "accepted"
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({Phase.SUCCEEDED, Phase.FAILED, Phase.CANCELED, Phase.EXPIRED})
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """When the task enters each phase. The outcome phase is reached at `finished_at`."""
+
+    accepted_at: float
+    queued_at: float
+    started_at: float
+    finished_at: float
+
+    def transitions(self) -> list[tuple[float, Phase]]:
+        return [(self.queued_at, Phase.QUEUED), (self.started_at, Phase.PROCESSING)]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a task failed: `kind` is provider-neutral (blocked, error, timeout), the rest is detail."""
+
+    kind: str
+    message: str
+    code: str | None = None
+
+
+@dataclass
+class OutputImage:
+    blob_id: str
+    index: int
+    width: int
+    height: int
+    format: str
+    seed: int
+    blocked: bool = False
+    blocked_reason: str | None = None
+
+
+@dataclass
+class Task:
+    id: str
+    provider: str
+    owner: str
+    model: str
+    prompt: str
+    timeline: Timeline
+    outcome: Phase
+    outputs: list[OutputImage]
+    failure: Failure | None = None
+    request: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    cost: float = 0
+    seq: int = 0
+    canceled_at: float | None = None
+    deleted_at: float | None = None
+    tags: list[str] = field(default_factory=list)
+
+    def phase(self, now: float) -> Phase:
+        if self.canceled_at is not None and self.canceled_at <= now:
+            return Phase.CANCELED
+        t = self.timeline
+        if now >= t.finished_at:
+            return self.outcome
+        if now >= t.started_at:
+            return Phase.PROCESSING
+        if now >= t.queued_at:
+            return Phase.QUEUED
+        return Phase.ACCEPTED
+
+    def terminal_at(self) -> float:
+        """The moment the task becomes terminal, as things stand."""
+        if self.canceled_at is not None:
+            return min(self.canceled_at, self.timeline.finished_at)
+        return self.timeline.finished_at
+
+    def started(self, now: float) -> float | None:
+        t = self.timeline.started_at
+        if t > now or (self.canceled_at is not None and self.canceled_at < t):
+            return None
+        return t
+
+    def completed(self, now: float) -> float | None:
+        t = self.terminal_at()
+        return t if t <= now else None
+
+    def progress(self, now: float) -> float:
+        """0..1 through processing; 1 once terminal."""
+        phase = self.phase(now)
+        if phase.terminal:
+            return 1.0
+        if phase is not Phase.PROCESSING:
+            return 0.0
+        t = self.timeline
+        span = max(t.finished_at - t.started_at, 1e-9)
+        return min(1.0, max(0.0, (now - t.started_at) / span))
+
+
+class TaskStore:
+    """In-memory tasks, in submission order, with lookups by ID and by owner-scoped key."""
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, Task] = {}
+        self._keys: dict[tuple[str, str, str], str] = {}
+
+    def add(self, task: Task) -> None:
+        self._tasks[task.id] = task
+
+    def get(self, task_id: str) -> Task | None:
+        return self._tasks.get(task_id)
+
+    def __contains__(self, task_id: str) -> bool:
+        return task_id in self._tasks
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def all(self, provider: str | None = None) -> list[Task]:
+        return [t for t in self._tasks.values() if provider is None or t.provider == provider]
+
+    def remember_key(self, provider: str, owner: str, key: str, task_id: str) -> None:
+        self._keys[(provider, owner, key)] = task_id
+
+    def by_key(self, provider: str, owner: str, key: str) -> Task | None:
+        task_id = self._keys.get((provider, owner, key))
+        return self._tasks.get(task_id) if task_id else None

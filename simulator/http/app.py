@@ -1,0 +1,55 @@
+"""Assemble the ASGI app: every provider under /<slug>, the control plane under /_sim."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.types import ASGIApp
+
+from simulator.http.control import control_routes
+from simulator.http.middleware import HostRouting, JournalRecorder
+from simulator.providers.base import Provider
+
+if TYPE_CHECKING:
+    from simulator.sim import Simulator
+
+
+def build_app(sim: Simulator) -> ASGIApp:
+    routes: list[BaseRoute] = [Mount("/_sim", routes=control_routes(sim))]
+    for slug, provider in sim.providers.items():
+        routes.append(Mount(f"/{slug}", routes=[*provider.routes(), _fallback(provider)]))
+    routes.append(Route("/{path:path}", _unknown_provider(sim), methods=_ALL_METHODS))
+    app: ASGIApp = Starlette(routes=routes)
+    hosts = {host: slug for slug, provider in sim.providers.items() for host in provider.hosts}
+    app = HostRouting(app, hosts, set(sim.providers), sim.default_provider)
+    return JournalRecorder(app, sim.engine.journal, sim.engine.now)
+
+
+_ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def _fallback(provider: Provider) -> Route:
+    async def not_found(request: Request) -> Response:
+        return provider.error(404, f"No route for {request.method} {request.url.path}.")
+
+    return provider.route("/{path:path}", not_found, _ALL_METHODS, "UnknownRoute")
+
+
+def _unknown_provider(sim: Simulator) -> Callable[[Request], Awaitable[Response]]:
+    async def unknown(request: Request) -> Response:
+        return JSONResponse(
+            {
+                "error": "unknown provider route",
+                "path": request.url.path,
+                "providers": {slug: f"/{slug}" for slug in sim.providers},
+                "control": "/_sim",
+            },
+            status_code=404,
+        )
+
+    return unknown

@@ -1,0 +1,164 @@
+"""A validated WorkflowTemplate → an engine task: price, IDs, images, timeline, moderation verdict."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from simulator.clock import to_datetime
+from simulator.engine import Durations, Engine, Failure, OutputImage, Phase, Task
+from simulator.engine.rng import random_uuid
+from simulator.images import file_extension, normalize_format, pixel_size
+
+INT32 = 2**31
+
+WORKFLOW_FIELDS = {
+    "metadata": {}, "arguments": {}, "callbacks": [], "tips": {"civitai": 0, "creators": 0},
+    "currencies": [], "upgradeMode": "manual", "allowMatureContent": None, "experimental": None,
+    "nsfwLevel": None, "ephemeral": None, "externalId": None,
+}
+
+
+def user_id(token: str) -> int:
+    """A stable numeric account per API key, as real workflow IDs start with the user's ID."""
+    return 1_000_000 + int(hashlib.sha256(token.encode()).hexdigest()[:12], 16) % 9_000_000
+
+
+def workflow_id(owner: str, created_at: float, taken: Any) -> str:
+    """`{userId}-{yyyyMMddHHmmssfff}` as observed; a clash moves on by a millisecond."""
+    millis = round(created_at * 1000)
+    while True:
+        moment = to_datetime(millis / 1000)
+        candidate = f"{user_id(owner)}-{moment.strftime('%Y%m%d%H%M%S')}{millis % 1000:03d}"
+        if candidate not in taken:
+            return candidate
+        millis += 1
+
+
+@dataclass(frozen=True)
+class Quote:
+    per_step: list[int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.per_step)
+
+
+def step_tier(card: Mapping[str, Any], step_input: Mapping[str, Any]) -> str:
+    return str(card.get("fixedResolution") or step_input.get("resolution") or "1K")
+
+
+def step_price(card: Mapping[str, Any], step_input: Mapping[str, Any]) -> int:
+    """Seed 000's Buzz table: base per image by tier (+edit premium), plus each enabled search flag."""
+    tier = step_tier(card, step_input)
+    table = card["buzzPerImage"]
+    if step_input.get("images") and "buzzPerImageWithImages" in card:
+        table = card["buzzPerImageWithImages"]
+    per_image = table[tier] + sum(
+        surcharge for flag, surcharge in card.get("searchFlags", {}).items() if step_input.get(flag)
+    )
+    return int(per_image * int(step_input.get("numImages", 1)))
+
+
+def quote(models: Mapping[str, Any], steps: list[dict[str, Any]]) -> Quote:
+    return Quote([step_price(models[s["input"]["model"]], s["input"]) for s in steps])
+
+
+class WorkflowBuilder:
+    """Turns one validated, default-filled template into a Task (not yet added to the engine)."""
+
+    def __init__(self, engine: Engine, models: Mapping[str, Any], options: Any) -> None:
+        self.engine = engine
+        self.models = models
+        self.options = options
+
+    def build(self, owner: str, template: dict[str, Any], base_url: str, *, whatif: bool) -> Task:
+        seq, rng = self.engine.next_rng("civitai")
+        now = self.engine.now()
+        price = quote(self.models, template["steps"])
+        task_id = f"0-{random_uuid(rng)}" if whatif else workflow_id(owner, now, self.engine.tasks)
+        outputs: list[OutputImage] = []
+        steps = [self._step(i, s, task_id, rng, outputs) for i, s in enumerate(template["steps"])]
+        durations = [self._durations(s["input"]) for s in template["steps"]]
+        timeline = self.engine.plan_timeline(
+            rng, Durations(max(d.low for d in durations), max(d.high for d in durations))
+        )
+        blocked = [s for s in steps if s["blocked"]]
+        workflow = {key: template.get(key, default) for key, default in WORKFLOW_FIELDS.items()}
+        for key in ("metadata", "arguments"):
+            workflow[key] = workflow[key] or {}
+        for key in ("callbacks", "currencies"):
+            workflow[key] = workflow[key] or []
+        workflow["tips"] = workflow["tips"] or {"civitai": 0, "creators": 0}
+        account = workflow["currencies"][0] if workflow["currencies"] else self.options["debit_account"]
+        transactions = [{"type": "debit", "amount": price.total, "id": random_uuid(rng), "accountType": account}]
+        first_prompt = template["steps"][0]["input"].get("prompt", "")
+        return Task(
+            id=task_id,
+            provider="civitai",
+            owner=owner,
+            model=template["steps"][0]["input"]["model"],
+            prompt=first_prompt,
+            timeline=timeline,
+            outcome=Phase.FAILED if blocked else Phase.SUCCEEDED,
+            outputs=outputs,
+            failure=Failure("blocked", blocked[0]["blockedReason"]) if blocked else None,
+            request=template,
+            cost=price.total,
+            seq=seq,
+            tags=list(template.get("tags") or []),
+            extra={
+                "workflow": workflow,
+                "steps": steps,
+                "transactions": transactions,
+                "cost": {
+                    "base": price.total, "factors": {}, "fixed": {},
+                    "tips": {"civitai": 0, "creators": 0}, "total": price.total,
+                },
+                "base_url": base_url,
+                "whatif": whatif,
+                "insufficientBuzz": False,
+            },
+        )
+
+    def _durations(self, step_input: Mapping[str, Any]) -> Durations:
+        card = self.models[step_input["model"]]
+        low, high = card["secondsPerImage"][step_tier(card, step_input)]
+        count = int(step_input.get("numImages", 1))
+        return Durations(low * count, high * count)
+
+    def _step(
+        self, index: int, template: dict[str, Any], task_id: str, rng: random.Random, outputs: list[OutputImage]
+    ) -> dict[str, Any]:
+        step_input = template["input"]
+        card = self.models[step_input["model"]]
+        ratio = step_input.get("aspectRatio", "1:1")
+        width, height = pixel_size(card["sizeFamily"], ratio, step_tier(card, step_input))
+        image_format = normalize_format(step_input.get("outputFormat") or self.options["default_output_format"])
+        job_id = random_uuid(rng)
+        verdict = self.engine.moderation.verdict(step_input.get("prompt", ""))
+        seed = step_input.get("seed")
+        first = len(outputs)
+        for n in range(int(step_input.get("numImages", 1))):
+            image_seed = (seed + n) % INT32 if isinstance(seed, int) else rng.randrange(INT32)
+            outputs.append(OutputImage(
+                blob_id=f"{job_id}-{n}.{file_extension(image_format)}", index=len(outputs),
+                width=width, height=height, format=image_format, seed=image_seed,
+                blocked=verdict is not None, blocked_reason=verdict.message if verdict else None,
+            ))
+        return {
+            "name": template.get("name") or f"${index}",
+            "priority": template.get("priority") or "normal",
+            "timeout": template.get("timeout"),
+            "retries": template.get("retries"),
+            "metadata": template.get("metadata") or {},
+            "input": step_input,
+            "jobId": job_id,
+            "outputs": list(range(first, len(outputs))),
+            "blocked": verdict is not None,
+            "blockedReason": verdict.message if verdict else None,
+            "workflowId": task_id,
+        }

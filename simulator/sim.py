@@ -1,0 +1,66 @@
+"""The simulator as one object: engine, providers and the ASGI app that serves them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from starlette.types import ASGIApp
+
+from simulator.clock import Clock, RealClock
+from simulator.engine import Engine
+from simulator.http.app import build_app
+from simulator.providers import PROVIDERS
+from simulator.providers.base import Provider
+
+
+class Simulator:
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        clock: Clock | None = None,
+        providers: Iterable[str] | None = None,
+        default_provider: str | None = None,
+        options: Mapping[str, Mapping[str, Any]] | None = None,
+        journal_capacity: int = 50_000,
+    ) -> None:
+        self.engine = Engine(clock or RealClock(), seed, journal_capacity=journal_capacity)
+        slugs = list(providers) if providers is not None else list(PROVIDERS)
+        unknown = [slug for slug in slugs if slug not in PROVIDERS]
+        if unknown:
+            raise ValueError(f"unknown provider(s) {unknown}; known: {sorted(PROVIDERS)}")
+        if default_provider is not None and default_provider not in slugs:
+            raise ValueError(f"--provider {default_provider!r} is not one of {slugs}")
+        self.default_provider = default_provider
+        self.providers: dict[str, Provider] = {slug: PROVIDERS[slug](self) for slug in slugs}
+        self._initial_options = {slug: dict(values) for slug, values in (options or {}).items()}
+        self._apply_options()
+        self._app: ASGIApp | None = None
+
+    def _apply_options(self) -> None:
+        for slug, values in self._initial_options.items():
+            for name, value in values.items():
+                self.provider(slug).options.set(name, value)
+
+    @property
+    def clock(self) -> Clock:
+        return self.engine.clock
+
+    def provider(self, slug: str) -> Provider:
+        try:
+            return self.providers[slug]
+        except KeyError:
+            raise KeyError(f"provider {slug!r} is not served; serving {sorted(self.providers)}") from None
+
+    def reset(self, seed: int | None = None) -> None:
+        self.engine.reset(seed)
+        for provider in self.providers.values():
+            provider.reset()
+        self._apply_options()
+
+    @property
+    def app(self) -> ASGIApp:
+        if self._app is None:
+            self._app = build_app(self)
+        return self._app

@@ -1,0 +1,284 @@
+"""Schema-driven validation: each provider's captured JSON Schemas, read as data.
+
+Schemas live in `schemas/<slug>/**.json` (draft 2020-12, `$id` = BASE_URI + relative path).
+OpenAPI-style polymorphism is kept as data through one extra keyword, `discriminator`
+(`{"propertyName": ..., "mapping": {value: "$ref"}}`), which picks the sub-schema by the value of
+a property and reports an unknown value the way .NET-based APIs do. A violation comes back
+provider-neutral (path, rule, value, expected, nearest valid value); each provider renders it in its
+own error body with its own message templates.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator, ValidationError
+from jsonschema.validators import extend
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from simulator.resources import schemas_dir
+
+BASE_URI = "https://nanobanana-sim.dev/schemas/"
+
+PathPart = str | int
+# Rules whose nearest valid value is the limit itself.
+LIMIT_RULES = frozenset({
+    "const", "maximum", "minimum", "exclusiveMaximum", "exclusiveMinimum", "maxLength", "minLength",
+    "maxItems", "minItems",
+})
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One reason a request is invalid, independent of any provider's wording."""
+
+    path: tuple[PathPart, ...]
+    rule: str
+    message: str
+    value: Any = None
+    expected: Any = None
+    nearest: Any = None
+    schema: str = ""
+
+    @property
+    def field(self) -> str:
+        for part in reversed(self.path):
+            if isinstance(part, str):
+                return part
+        return ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": dotted_path(self.path),
+            "rule": self.rule,
+            "message": self.message,
+            "value": _preview(self.value),
+            "expected": self.expected,
+            "nearest": self.nearest,
+            "schema": self.schema,
+        }
+
+
+@dataclass
+class ValidationReport:
+    violations: list[Violation] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def dotted_path(path: Sequence[PathPart]) -> str:
+    """`("steps", 0, "input", "model")` → `steps[0].input.model` (the .NET model-binding style)."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+def _preview(value: Any, limit: int = 200) -> Any:
+    if isinstance(value, str) and len(value) > limit:
+        return value[:limit] + f"… ({len(value)} characters)"
+    if isinstance(value, list) and len(value) > 20:
+        return f"[{len(value)} items]"
+    return value
+
+
+def _discriminator(validator: Any, spec: Mapping[str, Any], instance: Any, schema: Any) -> Iterator[Any]:
+    if not validator.is_type(instance, "object"):
+        return
+    name = spec["propertyName"]
+    if name not in instance:
+        return  # `required` on the same schema reports the absence
+    value = instance[name]
+    target = spec["mapping"].get(value) if isinstance(value, str) else None
+    if target is None:
+        error = ValidationError(
+            f"No derived type found for discriminator value '{value}'",
+            validator="discriminator",
+            validator_value=sorted(spec["mapping"]),
+            instance=value,
+        )
+        error.path.appendleft(name)
+        yield error
+        return
+    yield from validator.descend(instance, {"$ref": target})
+
+
+_Validator = extend(Draft202012Validator, {"discriminator": _discriminator})
+
+
+class SchemaSet:
+    """All schemas of one provider (plus the shared ones), addressable by relative name."""
+
+    def __init__(self, slug: str, root: Path | None = None) -> None:
+        self.slug = slug
+        self.root = root or schemas_dir()
+        self._documents: dict[str, dict[str, Any]] = {}
+        resources: list[tuple[str, Resource[Any]]] = []
+        for folder in (self.root / slug, self.root / "_shared"):
+            for path in sorted(folder.rglob("*.json")):
+                relative = path.relative_to(self.root).as_posix()
+                if "/examples/" in f"/{relative}":
+                    continue
+                document = json.loads(path.read_text(encoding="utf-8"))
+                if not isinstance(document, dict) or "$schema" not in document:
+                    continue  # data tables (prices, sizes) share the folder but are not schemas
+                uri = document.setdefault("$id", BASE_URI + relative)
+                # Registered without `$schema`: otherwise a cross-file `$ref` would switch to the stock
+                # validator class and silently drop the `discriminator` keyword below that reference.
+                contents = {key: value for key, value in document.items() if key != "$schema"}
+                resources.append((uri, DRAFT202012.create_resource(contents)))
+                self._documents[relative.removeprefix(f"{slug}/").removesuffix(".json")] = document
+        self._registry: Registry[Any] = Registry().with_resources(resources)
+        self._validators: dict[str, Any] = {}
+
+    def names(self) -> list[str]:
+        return sorted(self._documents)
+
+    def document(self, name: str) -> dict[str, Any]:
+        return self._documents[name]
+
+    def _validator(self, name: str) -> Any:
+        validator = self._validators.get(name)
+        if validator is None:
+            if name not in self._documents:
+                raise KeyError(f"no schema {name!r} for provider {self.slug!r}; have {self.names()}")
+            validator = _Validator(self._documents[name], registry=self._registry)
+            self._validators[name] = validator
+        return validator
+
+    def validate(self, name: str, instance: Any) -> ValidationReport:
+        errors = self._validator(name).iter_errors(instance)
+        violations = [v for error in errors for v in _violations(error, name)]
+        violations.sort(key=lambda v: (dotted_path(v.path), v.rule))
+        return ValidationReport(_dedupe(violations))
+
+    def is_valid(self, name: str, instance: Any) -> bool:
+        return bool(self._validator(name).is_valid(instance))
+
+    def with_defaults(self, name: str, instance: Any) -> Any:
+        """A copy of a valid instance with every schema `default` filled in where a value is absent."""
+        document = self._documents[name]
+        return _fill_defaults(document, instance, self._registry.resolver(base_uri=document["$id"]))
+
+
+def _fill_defaults(schema: Any, instance: Any, resolver: Any) -> Any:
+    if not isinstance(schema, dict):
+        return instance
+    if "$ref" in schema:
+        resolved = resolver.lookup(schema["$ref"])
+        instance = _fill_defaults(resolved.contents, instance, resolved.resolver)
+    for part in schema.get("allOf", []):
+        instance = _fill_defaults(part, instance, resolver)
+    discriminator = schema.get("discriminator")
+    if discriminator and isinstance(instance, dict):
+        target = discriminator["mapping"].get(instance.get(discriminator["propertyName"]))
+        if isinstance(target, str):
+            resolved = resolver.lookup(target)
+            instance = _fill_defaults(resolved.contents, instance, resolved.resolver)
+    if isinstance(instance, dict) and isinstance(schema.get("properties"), dict):
+        filled = dict(instance)
+        for key, sub in schema["properties"].items():
+            if key in filled:
+                filled[key] = _fill_defaults(sub, filled[key], resolver)
+            elif isinstance(sub, dict) and "default" in sub:
+                filled[key] = copy.deepcopy(sub["default"])
+        instance = filled
+    if isinstance(instance, list) and isinstance(schema.get("items"), dict):
+        instance = [_fill_defaults(schema["items"], item, resolver) for item in instance]
+    return instance
+
+
+@cache
+def schema_set(slug: str) -> SchemaSet:
+    return SchemaSet(slug)
+
+
+def _dedupe(violations: Iterable[Violation]) -> list[Violation]:
+    seen: set[tuple[Any, ...]] = set()
+    out = []
+    for violation in violations:
+        key = (violation.path, violation.rule)
+        if key not in seen:
+            seen.add(key)
+            out.append(violation)
+    return out
+
+
+def _nearest(value: Any, candidates: Iterable[Any]) -> Any:
+    options = list(candidates)
+    if not options:
+        return None
+    text = str(value)
+    for option in options:
+        if str(option).lower() == text.lower():
+            return option
+    match = difflib.get_close_matches(text, [str(o) for o in options], n=1, cutoff=0.0)
+    return next((o for o in options if str(o) == match[0]), None) if match else None
+
+
+def _violations(error: ValidationError, schema_name: str) -> Iterator[Violation]:
+    path = tuple(error.absolute_path)
+    rule = str(error.validator)
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    instance = error.instance
+    if rule == "additionalProperties" and isinstance(instance, dict):
+        known = set(schema.get("properties", {}))
+        for name in sorted(set(instance) - known):
+            yield Violation(
+                (*path, name), rule, f"'{name}' is not a valid property", instance[name],
+                sorted(known), _nearest_property(name, known), schema_name,
+            )
+        return
+    if rule == "required" and isinstance(instance, dict):
+        for name in error.validator_value:
+            if name not in instance:
+                yield Violation((*path, name), rule, f"'{name}' is required", None, name, None, schema_name)
+        return
+    expected = error.validator_value
+    nearest: Any = None
+    if rule in ("enum", "discriminator"):
+        nearest = _nearest(instance, expected)
+    elif rule in LIMIT_RULES:
+        nearest = expected
+    yield Violation(path, rule, error.message, instance, expected, nearest, schema_name)
+
+
+def _nearest_property(name: str, known: set[str]) -> str | None:
+    lowered = {k.lower(): k for k in known}
+    if name.lower() in lowered:
+        return lowered[name.lower()]
+    match = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def render_message(templates: Mapping[str, str], violation: Violation) -> str:
+    """Fill a provider's message template for this violation's rule (or its default)."""
+    template = templates.get(violation.rule) or templates.get("default") or "{message}"
+    value = violation.value
+    expected = violation.expected
+    values = {
+        "field": violation.field,
+        "path": dotted_path(violation.path),
+        "value": value if not isinstance(value, (dict, list)) else json.dumps(value)[:200],
+        "expected": ", ".join(map(str, expected)) if isinstance(expected, list) else expected,
+        "count": len(value) if isinstance(value, (str, list, dict)) else value,
+        "nearest": violation.nearest,
+        "message": violation.message,
+    }
+    return template.format_map(values)
