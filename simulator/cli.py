@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="start a virtual clock that only moves via POST /_sim/clock/advance")
     serve.add_argument("--autojump", action="store_true",
                        help="with --virtual-clock: a waiting request jumps the clock to what it waits for")
+    serve.add_argument("--external-webhooks", action="store_true",
+                       help="deliver callbacks to non-loopback hosts too (default: loopback receivers only)")
     serve.add_argument("--option", action="append", type=_parse_option, default=[], metavar="P.NAME=VALUE",
                        help="set a provider option, e.g. civitai.blob_redirect_status=301 (repeatable)")
     return parser
@@ -90,6 +92,7 @@ def serve(args: argparse.Namespace) -> int:
     except (ValueError, KeyError) as exc:
         print(f"nanobanana-sim: {exc}", file=sys.stderr)
         return 2
+    sim.engine.webhooks.allow_external = args.external_webhooks
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

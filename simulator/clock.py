@@ -184,6 +184,11 @@ class VirtualClock(Clock):
         finally:
             timer.cancel()
 
+    def rewind(self, start: float = DEFAULT_VIRTUAL_EPOCH) -> None:
+        """Start over at `start` with nothing scheduled (used by a full simulator reset)."""
+        self._timers.clear()
+        self._now = start
+
     def pending_timers(self) -> int:
         return sum(1 for timer in self._timers if not timer.cancelled)
 

@@ -31,6 +31,9 @@ class ControlClient:
     def now(self) -> float:
         return float(self._call("GET", "/clock")["now"])
 
+    def set_autojump(self, enabled: bool) -> None:
+        self._call("PUT", "/clock", json={"autojump": enabled})
+
     def advance(self, seconds: float) -> float:
         return float(self._call("POST", "/clock/advance", json={"seconds": seconds})["now"])
 

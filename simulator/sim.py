@@ -7,7 +7,7 @@ from typing import Any
 
 from starlette.types import ASGIApp
 
-from simulator.clock import Clock, RealClock
+from simulator.clock import Clock, RealClock, VirtualClock
 from simulator.engine import Engine
 from simulator.http.app import build_app
 from simulator.providers import PROVIDERS
@@ -26,6 +26,8 @@ class Simulator:
         journal_capacity: int = 50_000,
     ) -> None:
         self.engine = Engine(clock or RealClock(), seed, journal_capacity=journal_capacity)
+        self._clock_start = self.clock.now()
+        self._autojump = isinstance(self.clock, VirtualClock) and self.clock.autojump
         slugs = list(providers) if providers is not None else list(PROVIDERS)
         unknown = [slug for slug in slugs if slug not in PROVIDERS]
         if unknown:
@@ -54,7 +56,11 @@ class Simulator:
             raise KeyError(f"provider {slug!r} is not served; serving {sorted(self.providers)}") from None
 
     def reset(self, seed: int | None = None) -> None:
+        """Back to a fresh start: no tasks or journal, default options and wallets, the clock rewound."""
         self.engine.reset(seed)
+        if isinstance(self.clock, VirtualClock):
+            self.clock.rewind(self._clock_start)
+            self.clock.autojump = self._autojump
         for provider in self.providers.values():
             provider.reset()
         self._apply_options()

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -36,7 +38,20 @@ class Delivery:
     attempts: int = 0
 
 
+def is_loopback(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class WebhookDispatcher:
+    """Delivers callbacks. Only to loopback receivers unless `allow_external` is set: a simulator
+    fed a production payload must not start calling real endpoints by surprise."""
+
     def __init__(
         self,
         clock: Clock,
@@ -50,6 +65,7 @@ class WebhookDispatcher:
         self._busy: set[str] = set()
         self._inflight: set[asyncio.Task[None]] = set()
         self._client: httpx.AsyncClient | None = None
+        self.allow_external = False
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -68,12 +84,16 @@ class WebhookDispatcher:
         task.add_done_callback(self._inflight.discard)
 
     async def _attempt(self, stream: str) -> None:
-        queue = self._queues[stream]
-        delivery = queue[0]
+        delivery = self._queues[stream][0]
         delivery.attempts += 1
         started = self.clock.now()
         status: int | None = None
         error: str | None = None
+        if not self.allow_external and not is_loopback(delivery.url):
+            self._record(delivery, started, None, "not sent: the target is not a loopback address "
+                         "(serve with --external-webhooks to deliver anywhere)", "refused")
+            await self._advance(stream)
+            return
         try:
             response = await self._http().post(
                 delivery.url,
@@ -87,16 +107,24 @@ class WebhookDispatcher:
         delivered = status is not None and 200 <= status < 300
         retries_left = delivery.attempts <= len(delivery.policy.delays)
         outcome = "delivered" if delivered else "retrying" if retries_left else "abandoned"
-        self.journal.record(
-            "webhook", started, provider=delivery.provider, method="POST", path=delivery.url,
-            request_headers=dict(delivery.headers), request_body=delivery.payload, status=status,
-            finished_at=self.clock.now(), task_id=delivery.task_id, note=error,
-            detail={"attempt": delivery.attempts, "event": delivery.event, "outcome": outcome},
-        )
+        self._record(delivery, started, status, error, outcome)
         if outcome == "retrying":
             delay = delivery.policy.delays[delivery.attempts - 1]
             self.clock.call_at(self.clock.now() + delay, lambda: self._attempt(stream))
             return
+        await self._advance(stream)
+
+    def _record(self, delivery: Delivery, started: float, status: int | None, note: str | None, outcome: str) -> None:
+        self.journal.record(
+            "webhook", started, provider=delivery.provider, method="POST", path=delivery.url,
+            request_headers=dict(delivery.headers), request_body=delivery.payload, status=status,
+            finished_at=self.clock.now(), task_id=delivery.task_id, note=note,
+            detail={"attempt": delivery.attempts, "event": delivery.event, "outcome": outcome},
+        )
+
+    async def _advance(self, stream: str) -> None:
+        """The head delivery is settled; send the next one of the stream, in order."""
+        queue = self._queues[stream]
         queue.popleft()
         if queue:
             await self._attempt(stream)

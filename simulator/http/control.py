@@ -85,6 +85,14 @@ def control_routes(sim: Simulator) -> list[Route]:
         return JSONResponse({"reset": True, "seed": engine.seed, "clock": engine.clock.describe()})
 
     async def clock(request: Request) -> Response:
+        if request.method == "PUT":
+            body = await _body(request)
+            if not isinstance(engine.clock, VirtualClock):
+                raise ControlError(409, "the clock is real; start with a virtual clock to change it")
+            if "autojump" in body:
+                if not isinstance(body["autojump"], bool):
+                    raise ControlError(400, "autojump must be true or false")
+                engine.clock.autojump = body["autojump"]
         return JSONResponse(engine.clock.describe())
 
     async def advance(request: Request) -> Response:
@@ -176,7 +184,7 @@ def control_routes(sim: Simulator) -> list[Route]:
     table: list[tuple[str, Handler, list[str]]] = [
         ("/", info, ["GET"]),
         ("/reset", reset, ["POST"]),
-        ("/clock", clock, ["GET"]),
+        ("/clock", clock, ["GET", "PUT"]),
         ("/clock/advance", advance, ["POST"]),
         ("/journal", journal, ["GET"]),
         ("/journal", clear_journal, ["DELETE"]),

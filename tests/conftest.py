@@ -1,0 +1,67 @@
+"""Shared fixtures: one simulator on a loopback port per session, reset before every test."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from simulator.clock import VirtualClock
+from simulator.control_client import ControlClient
+from simulator.live import LiveServer
+from simulator.resources import schemas_dir
+from simulator.sim import Simulator
+from simulator.validation import SchemaSet, schema_set
+
+TOKEN = "test-token"
+
+
+@pytest.fixture(scope="session")
+def live_server() -> Iterator[LiveServer]:
+    sim = Simulator(seed=0, clock=VirtualClock(autojump=False))
+    with LiveServer(sim) as server:
+        yield server
+
+
+@pytest.fixture
+def control(live_server: LiveServer) -> Iterator[ControlClient]:
+    """Control client over HTTP; the simulator is reset (seed 0, clock rewound, manual) first."""
+    client = ControlClient(live_server.url)
+    client.reset(seed=0)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def civitai(live_server: LiveServer, control: ControlClient) -> Iterator[httpx.Client]:
+    """An httpx client aimed at the simulated Civitai, authenticated with TOKEN."""
+    with httpx.Client(
+        base_url=live_server.provider_url("civitai"),
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=30,
+    ) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def civitai_schemas() -> SchemaSet:
+    return schema_set("civitai")
+
+
+def civitai_example(kind: str, name: str) -> Any:
+    return json.loads((schemas_dir() / "civitai" / "examples" / kind / f"{name}.json").read_text())
+
+
+def civitai_examples(kind: str) -> list[Path]:
+    return sorted((schemas_dir() / "civitai" / "examples" / kind).glob("*.json"))
+
+
+def nb2_body(**fields: Any) -> dict[str, Any]:
+    """A minimal valid nano-banana-2 workflow, with input fields overridden by keyword."""
+    step_input = {"engine": "google", "model": "nano-banana-2", "prompt": "a ripe banana on a desk"}
+    step_input.update(fields)
+    return {"steps": [{"$type": "imageGen", "input": step_input}]}

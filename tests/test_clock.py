@@ -1,0 +1,121 @@
+"""The clocks: virtual time moves only when told, fires timers in order, and autojumps for waiters."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from simulator.clock import DEFAULT_VIRTUAL_EPOCH, RealClock, VirtualClock
+
+
+def run(coroutine):  # type: ignore[no-untyped-def]
+    return asyncio.run(coroutine)
+
+
+def test_virtual_clock_starts_at_fixed_epoch_and_only_moves_when_advanced() -> None:
+    clock = VirtualClock()
+    assert clock.now() == DEFAULT_VIRTUAL_EPOCH
+    assert clock.now() == DEFAULT_VIRTUAL_EPOCH
+    assert run(clock.advance(12.5)) == DEFAULT_VIRTUAL_EPOCH + 12.5
+
+
+def test_timers_fire_in_due_order_at_their_own_time() -> None:
+    clock = VirtualClock(start=0)
+    seen: list[tuple[str, float]] = []
+    clock.call_at(5, lambda: seen.append(("b", clock.now())))
+    clock.call_at(2, lambda: seen.append(("a", clock.now())))
+    cancelled = clock.call_at(3, lambda: seen.append(("x", clock.now())))
+    cancelled.cancel()
+    clock.call_at(9, lambda: seen.append(("late", clock.now())))
+    run(clock.advance(6))
+    assert seen == [("a", 2), ("b", 5)]
+    assert clock.now() == 6
+    assert clock.pending_timers() == 1
+
+
+def test_async_timer_callbacks_finish_before_advance_returns() -> None:
+    clock = VirtualClock(start=0)
+    done: list[float] = []
+
+    async def slow() -> None:
+        await asyncio.sleep(0.01)
+        done.append(clock.now())
+
+    async def scenario() -> None:
+        clock.call_at(1, slow)
+        await clock.advance(1)
+        assert done == [1]
+
+    run(scenario())
+
+
+def test_sleep_until_wakes_when_the_clock_passes() -> None:
+    clock = VirtualClock(start=0)
+
+    async def scenario() -> list[float]:
+        woke: list[float] = []
+
+        async def sleeper() -> None:
+            await clock.sleep_until(10)
+            woke.append(clock.now())
+
+        task = asyncio.create_task(sleeper())
+        await asyncio.sleep(0)
+        await clock.advance(9)
+        await asyncio.sleep(0)
+        assert woke == []
+        await clock.advance(1)
+        await task
+        return woke
+
+    assert run(scenario()) == [10]
+
+
+def test_autojump_moves_the_clock_to_what_the_waiter_waits_for() -> None:
+    clock = VirtualClock(start=100, autojump=True)
+    fired: list[float] = []
+    clock.call_at(130, lambda: fired.append(clock.now()))
+    run(clock.sleep_until(160))
+    assert clock.now() == 160
+    assert fired == [130]
+
+
+def test_rewind_forgets_timers() -> None:
+    clock = VirtualClock(start=0)
+    clock.call_at(5, lambda: None)
+    clock.rewind(0)
+    assert clock.pending_timers() == 0
+    assert clock.now() == 0
+
+
+def test_clock_cannot_go_backwards() -> None:
+    with pytest.raises(ValueError):
+        run(VirtualClock().advance(-1))
+
+
+def test_real_clock_speed_factor_compresses_waits() -> None:
+    clock = RealClock(speed=1000)
+
+    async def scenario() -> float:
+        start = clock.now()
+        await clock.sleep(20)  # 20 simulated seconds = 20 ms of real time
+        return clock.now() - start
+
+    elapsed = run(scenario())
+    assert elapsed >= 20
+    with pytest.raises(ValueError):
+        RealClock(speed=0)
+
+
+def test_real_clock_timers_fire() -> None:
+    clock = RealClock(speed=1000)
+
+    async def scenario() -> list[str]:
+        seen: list[str] = []
+        clock.call_at(clock.now() + 5, lambda: seen.append("fired"))
+        await clock.sleep(10)
+        await asyncio.sleep(0.01)
+        return seen
+
+    assert run(scenario()) == ["fired"]

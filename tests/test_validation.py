@@ -1,0 +1,112 @@
+"""Schema-driven validation, provider-neutral: discriminators, paths, nearest values, defaults, messages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from simulator.validation import SchemaSet, Violation, dotted_path, render_message
+
+SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "required": ["items"],
+    "properties": {"items": {"type": "array", "maxItems": 2, "items": {"$ref": "shape.json#/$defs/Shape"}}},
+    "additionalProperties": False,
+}
+SHAPE = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "$defs": {
+        "Shape": {
+            "type": "object",
+            "required": ["kind"],
+            "discriminator": {"propertyName": "kind", "mapping": {"circle": "#/$defs/Circle", "square": "#/$defs/Square"}},
+        },
+        "Circle": {
+            "type": "object",
+            "properties": {
+                "kind": {"const": "circle"},
+                "radius": {"type": "integer", "maximum": 10, "default": 1},
+                "colour": {"enum": ["red", "green", "blue"], "default": "red"},
+            },
+            "additionalProperties": False,
+        },
+        "Square": {
+            "type": "object",
+            "properties": {"kind": {"const": "square"}, "side": {"type": "integer"}},
+            "additionalProperties": False,
+        },
+    },
+}
+
+
+@pytest.fixture
+def schemas(tmp_path: Path) -> SchemaSet:
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    (tmp_path / "_shared").mkdir()
+    (folder / "body.json").write_text(json.dumps(SCHEMA))
+    (folder / "shape.json").write_text(json.dumps(SHAPE))
+    (folder / "prices.json").write_text(json.dumps({"not": "a schema"}))
+    return SchemaSet("toy", root=tmp_path)
+
+
+def by_path(schemas: SchemaSet, body: object) -> dict[str, Violation]:
+    return {dotted_path(v.path): v for v in schemas.validate("body", body).violations}
+
+
+def test_data_files_without_a_schema_key_are_not_schemas(schemas: SchemaSet) -> None:
+    assert schemas.names() == ["body", "shape"]
+
+
+def test_valid_body_passes(schemas: SchemaSet) -> None:
+    assert schemas.validate("body", {"items": [{"kind": "circle", "radius": 3}, {"kind": "square", "side": 2}]}).ok
+
+
+def test_discriminator_reports_unknown_value_at_the_property(schemas: SchemaSet) -> None:
+    found = by_path(schemas, {"items": [{"kind": "triangle"}]})
+    violation = found["items[0].kind"]
+    assert violation.rule == "discriminator"
+    assert "No derived type found for discriminator value 'triangle'" in violation.message
+    assert violation.expected == ["circle", "square"]
+
+
+def test_discriminator_applies_the_mapped_schema_across_files(schemas: SchemaSet) -> None:
+    found = by_path(schemas, {"items": [{"kind": "square", "radius": 2}]})
+    assert found["items[0].radius"].rule == "additionalProperties"
+
+
+def test_each_unknown_property_is_its_own_violation_with_a_nearest_name(schemas: SchemaSet) -> None:
+    found = by_path(schemas, {"items": [{"kind": "circle", "Radius": 2, "zzz": 1}]})
+    assert found["items[0].Radius"].nearest == "radius"
+    assert found["items[0].zzz"].nearest is None
+
+
+def test_enum_and_limit_nearest_values(schemas: SchemaSet) -> None:
+    found = by_path(schemas, {"items": [{"kind": "circle", "colour": "RED", "radius": 11}]})
+    assert found["items[0].colour"].nearest == "red"
+    assert found["items[0].radius"].nearest == 10
+    too_many = by_path(schemas, {"items": [{"kind": "square"}] * 3})
+    assert too_many["items"].rule == "maxItems"
+
+
+def test_missing_required_property_is_reported_at_its_own_path(schemas: SchemaSet) -> None:
+    assert by_path(schemas, {})["items"].rule == "required"
+    assert by_path(schemas, {"items": [{}]})["items[0].kind"].rule == "required"
+
+
+def test_defaults_follow_refs_and_discriminators(schemas: SchemaSet) -> None:
+    filled = schemas.with_defaults("body", {"items": [{"kind": "circle"}, {"kind": "square"}]})
+    assert filled == {"items": [{"kind": "circle", "radius": 1, "colour": "red"}, {"kind": "square"}]}
+
+
+def test_messages_fill_provider_templates() -> None:
+    violation = Violation(("steps", 0, "input", "resolution"), "enum", "x", "4k", ["1K", "2K"], "1K")
+    templates = {"enum": "The value '{value}' is not valid for {field}; one of {expected} (try {nearest}).'"}
+    assert render_message(templates, violation) == (
+        "The value '4k' is not valid for resolution; one of 1K, 2K (try 1K).'"
+    )
+    assert render_message({}, violation) == "x"
+    assert dotted_path(violation.path) == "steps[0].input.resolution"
