@@ -10,7 +10,7 @@ from typing import Any
 
 from simulator import __version__
 from simulator.clock import Clock, RealClock, VirtualClock
-from simulator.providers import PROVIDERS
+from simulator.providers import REGISTRY, available
 
 EXAMPLE_BODY = {
     "steps": [{
@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the simulated provider APIs over HTTP")
     serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
-    serve.add_argument("--provider", choices=sorted(PROVIDERS), help="also serve this provider at the root")
+    serve.add_argument("--provider", choices=sorted(REGISTRY), help="also serve this provider at the root")
     serve.add_argument("--seed", type=int, default=0, help="seed for IDs, timings and pixels (default 0)")
     serve.add_argument("--speed", type=float, default=1.0,
                        help="real clock speed-up: 50 makes a 20 s queue take 0.4 s (default 1)")
@@ -66,7 +66,7 @@ def banner(base: str, provider: str | None) -> str:
     body = json.dumps(EXAMPLE_BODY, separators=(",", ":"))
     lines = [
         f"nanobanana-sim {__version__} serving on {base}",
-        *(f"  {slug:<8} {base}/{slug}" for slug in sorted(PROVIDERS)),
+        *(f"  {slug:<8} {base}/{slug}" for slug in available()),
         f"  control  {base}/_sim",
         "",
         "Try it (any non-empty token is accepted):",

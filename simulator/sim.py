@@ -10,7 +10,7 @@ from starlette.types import ASGIApp
 from simulator.clock import Clock, RealClock, VirtualClock
 from simulator.engine import Engine
 from simulator.http.app import build_app
-from simulator.providers import PROVIDERS
+from simulator.providers import REGISTRY, available, provider_class
 from simulator.providers.base import Provider
 
 
@@ -28,14 +28,14 @@ class Simulator:
         self.engine = Engine(clock or RealClock(), seed, journal_capacity=journal_capacity)
         self._clock_start = self.clock.now()
         self._autojump = isinstance(self.clock, VirtualClock) and self.clock.autojump
-        slugs = list(providers) if providers is not None else list(PROVIDERS)
-        unknown = [slug for slug in slugs if slug not in PROVIDERS]
+        slugs = list(providers) if providers is not None else available()
+        unknown = [slug for slug in slugs if slug not in REGISTRY]
         if unknown:
-            raise ValueError(f"unknown provider(s) {unknown}; known: {sorted(PROVIDERS)}")
+            raise ValueError(f"unknown provider(s) {unknown}; known: {sorted(REGISTRY)}")
         if default_provider is not None and default_provider not in slugs:
             raise ValueError(f"--provider {default_provider!r} is not one of {slugs}")
         self.default_provider = default_provider
-        self.providers: dict[str, Provider] = {slug: PROVIDERS[slug](self) for slug in slugs}
+        self.providers: dict[str, Provider] = {slug: provider_class(slug)(self) for slug in slugs}
         self._initial_options = {slug: dict(values) for slug, values in (options or {}).items()}
         self._apply_options()
         self._app: ASGIApp | None = None

@@ -20,10 +20,18 @@ from simulator.validation import SchemaSet, schema_set
 TOKEN = "test-token"
 
 
+def provider_server(*slugs: str, seed: int = 0, autojump: bool = False) -> LiveServer:
+    """A LiveServer (start it with `with`) serving only `slugs` on a manual (or autojump) virtual clock.
+
+    For module-scoped fixtures of one provider's tests: `with provider_server("qingbo") as server:`.
+    """
+    sim = Simulator(seed=seed, clock=VirtualClock(autojump=autojump), providers=list(slugs) or None)
+    return LiveServer(sim)
+
+
 @pytest.fixture(scope="session")
 def live_server() -> Iterator[LiveServer]:
-    sim = Simulator(seed=0, clock=VirtualClock(autojump=False))
-    with LiveServer(sim) as server:
+    with provider_server("civitai") as server:
         yield server
 
 

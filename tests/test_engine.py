@@ -16,7 +16,10 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-def make_task(engine: Engine, task_id: str, durations: Durations = Durations(10, 10)) -> Task:
+TEN_SECONDS = Durations(10, 10)
+
+
+def make_task(engine: Engine, task_id: str, durations: Durations = TEN_SECONDS) -> Task:
     seq, rng = engine.next_rng("test")
     return Task(
         id=task_id, provider="test", owner="k", model="m", prompt="p",

@@ -37,7 +37,7 @@ SMOKE = textwrap.dedent("""
 def test_wheel_installs_and_serves_without_the_checkout(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", wheels, ROOT],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", wheels, ROOT],
         check=True, capture_output=True, timeout=300,
     )
     [wheel] = wheels.glob("nanobanana_sim-*.whl")
@@ -47,8 +47,8 @@ def test_wheel_installs_and_serves_without_the_checkout(tmp_path: Path) -> None:
         check=True, capture_output=True, timeout=300,
     )
     result = subprocess.run(
-        [sys.executable, "-c", SMOKE], cwd=tmp_path, env={"PYTHONPATH": str(site), "SITE": str(site), "PATH": "/usr/bin:/bin"},
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, "-c", SMOKE], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        env={"PYTHONPATH": str(site), "SITE": str(site), "PATH": "/usr/bin:/bin"},
     )
     assert result.returncode == 0, result.stderr
     assert "wheel ok" in result.stdout

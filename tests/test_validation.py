@@ -22,7 +22,10 @@ SHAPE = {
         "Shape": {
             "type": "object",
             "required": ["kind"],
-            "discriminator": {"propertyName": "kind", "mapping": {"circle": "#/$defs/Circle", "square": "#/$defs/Square"}},
+            "discriminator": {
+                "propertyName": "kind",
+                "mapping": {"circle": "#/$defs/Circle", "square": "#/$defs/Square"},
+            },
         },
         "Circle": {
             "type": "object",

@@ -122,7 +122,7 @@ class TaskStore:
 
     def __init__(self) -> None:
         self._tasks: dict[str, Task] = {}
-        self._keys: dict[tuple[str, str, str], str] = {}
+        self._keys: dict[tuple[str, str, str], tuple[str, float | None]] = {}
 
     def add(self, task: Task) -> None:
         self._tasks[task.id] = task
@@ -139,9 +139,17 @@ class TaskStore:
     def all(self, provider: str | None = None) -> list[Task]:
         return [t for t in self._tasks.values() if provider is None or t.provider == provider]
 
-    def remember_key(self, provider: str, owner: str, key: str, task_id: str) -> None:
-        self._keys[(provider, owner, key)] = task_id
+    def remember_key(
+        self, provider: str, owner: str, key: str, task_id: str, expires_at: float | None = None
+    ) -> None:
+        """An idempotency key (Civitai externalId, qingbo Idempotency-Key, …), scoped to the API key."""
+        self._keys[(provider, owner, key)] = (task_id, expires_at)
 
-    def by_key(self, provider: str, owner: str, key: str) -> Task | None:
-        task_id = self._keys.get((provider, owner, key))
-        return self._tasks.get(task_id) if task_id else None
+    def by_key(self, provider: str, owner: str, key: str, now: float | None = None) -> Task | None:
+        found = self._keys.get((provider, owner, key))
+        if found is None:
+            return None
+        task_id, expires_at = found
+        if expires_at is not None and now is not None and now >= expires_at:
+            return None
+        return self._tasks.get(task_id)

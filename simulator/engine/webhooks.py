@@ -27,6 +27,8 @@ class RetryPolicy:
 
 @dataclass
 class Delivery:
+    """One outbound request: a JSON callback (`payload`), or raw bytes (`content`, e.g. an upload PUT)."""
+
     stream: str
     url: str
     payload: Any
@@ -36,6 +38,12 @@ class Delivery:
     headers: dict[str, str] = field(default_factory=dict)
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     attempts: int = 0
+    method: str = "POST"
+    content: bytes | None = None
+    content_type: str = "application/json"
+
+    def body(self) -> bytes:
+        return self.content if self.content is not None else json.dumps(self.payload).encode()
 
 
 def is_loopback(url: str) -> bool:
@@ -95,10 +103,11 @@ class WebhookDispatcher:
             await self._advance(stream)
             return
         try:
-            response = await self._http().post(
+            response = await self._http().request(
+                delivery.method,
                 delivery.url,
-                content=json.dumps(delivery.payload).encode(),
-                headers={"content-type": "application/json", "user-agent": "nanobanana-sim", **delivery.headers},
+                content=delivery.body(),
+                headers={"content-type": delivery.content_type, "user-agent": "nanobanana-sim", **delivery.headers},
                 timeout=delivery.policy.timeout,
             )
             status = response.status_code
@@ -116,8 +125,10 @@ class WebhookDispatcher:
 
     def _record(self, delivery: Delivery, started: float, status: int | None, note: str | None, outcome: str) -> None:
         self.journal.record(
-            "webhook", started, provider=delivery.provider, method="POST", path=delivery.url,
-            request_headers=dict(delivery.headers), request_body=delivery.payload, status=status,
+            "webhook", started, provider=delivery.provider, method=delivery.method, path=delivery.url,
+            request_headers=dict(delivery.headers),
+            request_body=delivery.payload if delivery.content is None else {"bytes": len(delivery.content)},
+            status=status,
             finished_at=self.clock.now(), task_id=delivery.task_id, note=note,
             detail={"attempt": delivery.attempts, "event": delivery.event, "outcome": outcome},
         )

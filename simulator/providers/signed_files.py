@@ -1,0 +1,66 @@
+"""Signed, expiring download links for providers whose results are plain file URLs on a CDN.
+
+The link is `{base}{prefix}/{blob_id}?expires=<unix>&signature=<hmac>`. An expired or altered link
+is refused the way object stores refuse presigned URLs: 403 with an XML `AccessDenied` body, so a
+client's "download before the URL expires" logic meets what it will meet in production.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from simulator.engine import Blob
+from simulator.http.context import context
+from simulator.http.images import LinkState, check_link, image_response
+
+if TYPE_CHECKING:
+    from simulator.providers.base import Provider
+
+DENIED = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n'
+    "<Error><Code>AccessDenied</Code><Message>{message}</Message></Error>"
+)
+
+
+class SignedFiles:
+    def __init__(self, provider: Provider, prefix: str = "/files") -> None:
+        self.provider = provider
+        self.prefix = prefix
+
+    def path(self, blob_id: str) -> str:
+        return f"{self.prefix}/{blob_id}"
+
+    def url(self, base_url: str, blob_id: str, expires_at: float) -> str:
+        expires = str(int(expires_at))
+        signature = self.provider.engine.signer.signature(self.path(blob_id), expires)
+        return f"{base_url}{self.path(blob_id)}?expires={expires}&signature={signature}"
+
+    def route(self) -> Route:
+        return self.provider.route(self.prefix + "/{blob_id}", self._serve, ["GET", "HEAD"], "DownloadImage")
+
+    async def _serve(self, request: Request) -> Response:
+        engine = self.provider.engine
+        blob_id = request.path_params["blob_id"]
+        expires = request.query_params.get("expires", "")
+        try:
+            expires_at = float(expires)
+        except ValueError:
+            expires_at = 0.0
+        state = check_link(engine, self.path(blob_id), expires, expires_at, request.query_params.get("signature", ""))
+        if state is LinkState.TAMPERED:
+            return _denied("The request signature we calculated does not match the signature you provided.")
+        if state is LinkState.EXPIRED:
+            return _denied("Request has expired")
+        blob: Blob | None = engine.blobs.get(blob_id)
+        if blob is None or blob.task.provider != self.provider.slug or blob.image.blocked:
+            return Response(status_code=404)
+        context(request)["task_id"] = blob.task.id
+        return image_response(engine, blob, request)
+
+
+def _denied(message: str) -> Response:
+    return Response(DENIED.format(message=message), status_code=403, media_type="application/xml")
