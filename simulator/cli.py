@@ -82,7 +82,7 @@ def serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from simulator.sim import Simulator
+    from simulator.sim import KEEP_ALIVE, Simulator
 
     options: dict[str, dict[str, Any]] = {}
     for slug, name, value in args.option:
@@ -103,7 +103,8 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(banner(f"http://{host}:{sock.getsockname()[1]}", args.provider), flush=True)
-    server = uvicorn.Server(uvicorn.Config(sim.app, log_level="warning", lifespan="off"))
+    config = uvicorn.Config(sim.app, log_level="warning", lifespan="off", timeout_keep_alive=KEEP_ALIVE)
+    server = uvicorn.Server(config)
     server.run(sockets=[sock])
     return 0
 

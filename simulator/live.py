@@ -9,8 +9,9 @@ from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import uvicorn
+from starlette.types import ASGIApp
 
-from simulator.sim import Simulator
+from simulator.sim import KEEP_ALIVE, Simulator
 
 T = TypeVar("T")
 
@@ -18,8 +19,9 @@ T = TypeVar("T")
 class LiveServer:
     """`with LiveServer(sim) as server: httpx.get(server.url + "/_sim/")`."""
 
-    def __init__(self, sim: Simulator, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, sim: Simulator, host: str = "127.0.0.1", port: int = 0, app: ASGIApp | None = None) -> None:
         self.sim = sim
+        self.app = app or sim.app
         self.host = host
         self._requested_port = port
         self._socket: socket.socket | None = None
@@ -46,7 +48,9 @@ class LiveServer:
         self._socket = socket.socket(family, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((self.host, self._requested_port))
-        config = uvicorn.Config(self.sim.app, log_level="warning", access_log=False, lifespan="off")
+        config = uvicorn.Config(
+            self.app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=KEEP_ALIVE
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="nanobanana-sim", daemon=True)
         self._thread.start()

@@ -13,6 +13,10 @@ from simulator.http.app import build_app
 from simulator.providers import REGISTRY, available, provider_class
 from simulator.providers.base import Provider
 
+# Idle keep-alive connections are kept open this long (s), like common load balancers: a client
+# that pools connections should not meet uvicorn's 5 s default as a spurious disconnect.
+KEEP_ALIVE = 75
+
 
 class Simulator:
     def __init__(

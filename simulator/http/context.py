@@ -49,6 +49,8 @@ async def read_json(request: Request) -> Any:
         raise BodyError("The request body is not valid UTF-8.") from exc
     except json.JSONDecodeError as exc:
         raise BodyError(exc.msg, exc.lineno - 1, exc.colno - 1) from exc
+    except RecursionError as exc:
+        raise BodyError("The JSON value is nested too deeply (maximum depth exceeded).") from exc
 
 
 def query_flag(request: Request, name: str, default: bool = False) -> bool | None:

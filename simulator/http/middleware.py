@@ -63,7 +63,7 @@ def _decode(raw: bytes, content_type: str) -> Any:
     if "json" in content_type:
         try:
             return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             pass
     if content_type.startswith(("image/", "application/octet-stream")):
         return {"bytes": len(raw), "content_type": content_type}
