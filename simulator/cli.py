@@ -94,10 +94,12 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     sim.engine.webhooks.allow_external = args.external_webhooks
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY on accepted sockets
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((args.host, args.port))
+        # Listen before printing the banner, so the curl it shows can be run the moment it appears.
+        sock.listen(2048)
     except OSError as exc:
         print(f"nanobanana-sim: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 2

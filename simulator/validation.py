@@ -29,6 +29,8 @@ from simulator.resources import schemas_dir
 BASE_URI = "https://nanobanana-sim.dev/schemas/"
 
 PathPart = str | int
+# Rules about a value that say nothing useful once the value has the wrong type.
+VALUE_RULES = frozenset({"enum", "const", "pattern", "format", "minLength", "maxLength", "minimum", "maximum"})
 # Rules whose nearest valid value is the limit itself.
 LIMIT_RULES = frozenset({
     "const", "maximum", "minimum", "exclusiveMaximum", "exclusiveMinimum", "maxLength", "minLength",
@@ -210,9 +212,14 @@ def schema_set(slug: str) -> SchemaSet:
 
 
 def _dedupe(violations: Iterable[Violation]) -> list[Violation]:
+    """One violation per path and rule; a wrong type hides the value rules it makes meaningless."""
+    violations = list(violations)
+    mistyped = {v.path for v in violations if v.rule == "type"}
     seen: set[tuple[Any, ...]] = set()
     out = []
     for violation in violations:
+        if violation.path in mistyped and violation.rule in VALUE_RULES:
+            continue
         key = (violation.path, violation.rule)
         if key not in seen:
             seen.add(key)

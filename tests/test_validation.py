@@ -33,6 +33,7 @@ SHAPE = {
                 "kind": {"const": "circle"},
                 "radius": {"type": "integer", "maximum": 10, "default": 1},
                 "colour": {"enum": ["red", "green", "blue"], "default": "red"},
+                "size": {"type": "string", "enum": ["512", "1K"]},
             },
             "additionalProperties": False,
         },
@@ -93,6 +94,11 @@ def test_enum_and_limit_nearest_values(schemas: SchemaSet) -> None:
     assert found["items[0].radius"].nearest == 10
     too_many = by_path(schemas, {"items": [{"kind": "square"}] * 3})
     assert too_many["items"].rule == "maxItems"
+
+
+def test_a_wrong_type_is_one_violation_not_two(schemas: SchemaSet) -> None:
+    violations = schemas.validate("body", {"items": [{"kind": "circle", "size": 512}]}).violations
+    assert [(dotted_path(v.path), v.rule) for v in violations] == [("items[0].size", "type")]
 
 
 def test_missing_required_property_is_reported_at_its_own_path(schemas: SchemaSet) -> None:

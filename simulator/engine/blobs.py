@@ -35,7 +35,7 @@ class Blob:
         image = self.image
         return PlaceholderSpec(
             width=image.width, height=image.height, format=image.format, seed=image.seed,
-            model=self.task.model, prompt=self.task.prompt, index=image.index, label=label,
+            model=self.task.model, prompt=self.task.prompt, index=image.index, label=label, quality=image.quality,
         )
 
 

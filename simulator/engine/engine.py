@@ -164,8 +164,13 @@ class Engine:
             now = self.clock.now()
             if task.phase(now).terminal or now >= deadline:
                 return
+            target = min(deadline, task.terminal_at())
+            if isinstance(self.clock, VirtualClock) and self.clock.autojump:
+                # The sleep *is* the clock advance (firing timers, awaiting deliveries): never cut it short.
+                await self.clock.sleep_until(target)
+                continue
             changed = self._changes.setdefault(task.id, asyncio.Event())
-            sleeper = asyncio.ensure_future(self.clock.sleep_until(min(deadline, task.terminal_at())))
+            sleeper = asyncio.ensure_future(self.clock.sleep_until(target))
             watcher = asyncio.ensure_future(changed.wait())
             _, pending = await asyncio.wait({sleeper, watcher}, return_when=asyncio.FIRST_COMPLETED)
             for future in pending:

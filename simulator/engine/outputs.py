@@ -28,6 +28,8 @@ def plan_images(
     seed: int | None = None,
     first_index: int = 0,
     verdict: Failure | None = None,
+    seed_modulus: int = INT32,
+    quality: int | None = None,
 ) -> list[OutputImage]:
     """`blob_id(n, extension)` names image n; a blocking verdict marks every image blocked."""
     fmt = normalize_format(image_format)
@@ -36,8 +38,9 @@ def plan_images(
         OutputImage(
             blob_id=blob_id(n, extension), index=first_index + n, width=size[0], height=size[1], format=fmt,
             seed=image_seed, blocked=verdict is not None, blocked_reason=verdict.message if verdict else None,
+            quality=quality,
         )
-        for n, image_seed in enumerate(image_seeds(rng, count, seed))
+        for n, image_seed in enumerate(image_seeds(rng, count, seed, seed_modulus))
     ]
 
 

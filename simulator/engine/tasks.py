@@ -56,6 +56,7 @@ class OutputImage:
     seed: int
     blocked: bool = False
     blocked_reason: str | None = None
+    quality: int | None = None
 
 
 @dataclass

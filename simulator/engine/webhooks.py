@@ -149,7 +149,8 @@ class WebhookDispatcher:
     async def flush(self) -> None:
         """Wait for attempts already under way (retries wait for the clock, not for this)."""
         while self._inflight:
-            await asyncio.gather(*list(self._inflight), return_exceptions=True)
+            # Shielded: a waiter giving up must not cancel a delivery that is already on the wire.
+            await asyncio.shield(asyncio.gather(*list(self._inflight), return_exceptions=True))
 
     def reset(self) -> None:
         self._queues.clear()

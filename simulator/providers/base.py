@@ -34,7 +34,13 @@ class Provider:
         self.options = ProviderOptions(self.slug)
         self.schemas: SchemaSet = schema_set(self.slug)
         self.valid_tokens: set[str] | None = None
+        self._attach()
+
+    def _attach(self) -> None:
         self.engine.listen(self.slug, self.on_event)
+        if "defaultBalance" in self.data:
+            # Each provider's own unit: a generic default would be a few images in one and millions in another.
+            self.engine.wallets.set_default(self.slug, float(self.data["defaultBalance"]))
 
     @property
     def engine(self) -> Engine:
@@ -47,7 +53,7 @@ class Provider:
     def reset(self) -> None:
         self.options.reset()
         self.valid_tokens = None
-        self.engine.listen(self.slug, self.on_event)
+        self._attach()
 
     # -- to be provided by each provider -----------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -41,6 +42,10 @@ LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
 WORKFLOWS = "/v2/consumer/workflows"
 DETAIL_STEP_FIELDS = ("name", "status", "startedAt", "completedAt", "metadata", "input", "output")
 BLOBS = "/v2/consumer/blobs"
+MAX_TAGS = 10
+INT32 = 2**31
+# What ASP.NET's JSON input formatter accepts; anything else is refused rather than guessed at.
+JSON_MEDIA_TYPES = {"application/json", "text/json"}
 
 
 class CivitaiProvider(Provider):
@@ -60,8 +65,9 @@ class CivitaiProvider(Provider):
             r(WORKFLOWS + "/{workflow_id}/steps/{step_name}", self.get_step, ["GET"], "GetWorkflowStep"),
             r(WORKFLOWS + "/{workflow_id}/steps/{step_name}", self.update_step, ["PUT"], "UpdateWorkflowStep"),
             r(BLOBS + "/content/{token}", self.blob_content, ["GET", "HEAD"], "GetBlobContent"),
-            r(BLOBS + "/{blob_id}", self.get_blob, ["GET"], "GetBlob"),
+            # HeadBlob first: Starlette lets a GET route answer HEAD too, which would redirect instead of 204.
             r(BLOBS + "/{blob_id}", self.head_blob, ["HEAD"], "HeadBlob"),
+            r(BLOBS + "/{blob_id}", self.get_blob, ["GET"], "GetBlob"),
             r(BLOBS + "/{blob_id}/refresh", self.refresh_blob, ["POST"], "RefreshBlob"),
         ]
 
@@ -116,12 +122,45 @@ class CivitaiProvider(Provider):
         context(request)["task_id"] = task.id
         return task
 
+    def _bad_parameter(self, request: Request, name: str) -> Response:
+        """ASP.NET model binding's refusal of a query value that is not of the parameter's type."""
+        raw = request.query_params.get(name)
+        return self._field_error(request, name, f"The value '{raw}' is not valid for {name}.", "parameter", raw)
+
+    def _int_parameter(self, request: Request, name: str, default: int) -> int | Response:
+        value = query_int(request, name, default)
+        if value is None or not -INT32 <= value < INT32:  # Int32 parameters in the OpenAPI document
+            return self._bad_parameter(request, name)
+        return value
+
+    def _flag_parameters(self, request: Request, *names: str) -> dict[str, bool] | Response:
+        flags: dict[str, bool] = {}
+        for name in names:
+            value = query_flag(request, name)
+            if value is None:
+                return self._bad_parameter(request, name)
+            flags[name] = value
+        return flags
+
     def _wait_seconds(self, request: Request) -> int | Response:
-        wait = query_int(request, "wait", 0)
-        if wait is None:
-            raw = request.query_params.get("wait")
-            return self._field_error(request, "wait", f"The value '{raw}' is not valid.", "type", raw)
+        wait = self._int_parameter(request, "wait", 0)
+        if isinstance(wait, Response):
+            return wait
         return max(0, min(wait, int(self.options["wait_cap_seconds"])))
+
+    async def _json_body(self, request: Request) -> Any:
+        """The body read the way ASP.NET's System.Text.Json reads it, or the 400 that refuses it."""
+        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media_type and not (media_type in JSON_MEDIA_TYPES or media_type.endswith("+json")):
+            message = f"The content type '{media_type}' is not supported; send the body as application/json."
+            return self._field_error(request, "$", message, "contentType", media_type)
+        try:
+            return await read_json(request, int(self.options["max_json_depth"]))
+        except BodyError as exc:
+            if exc.path:  # a value Python parsed but .NET would not: keyed where it sits
+                return self.reject(request, [Violation(exc.path, exc.rule, str(exc))])
+            message = f"{exc} Path: $ | LineNumber: {exc.line} | BytePositionInLine: {exc.column}."
+            return self._field_error(request, "$", message, exc.rule)
 
     def _workflow_response(self, request: Request, task: Task, status: int | None = None) -> Response:
         body = render_workflow(self._view(request), task)
@@ -139,15 +178,13 @@ class CivitaiProvider(Provider):
         wait = self._wait_seconds(request)
         if isinstance(wait, Response):
             return wait
-        whatif = query_flag(request, "whatif")
-        if whatif is None:
-            raw = request.query_params.get("whatif")
-            return self._field_error(request, "whatif", f"The value '{raw}' is not valid.", "type", raw)
-        try:
-            body = await read_json(request)
-        except BodyError as exc:
-            message = f"{exc} Path: $ | LineNumber: {exc.line} | BytePositionInLine: {exc.column}."
-            return self._field_error(request, "$", message, "json")
+        flags = self._flag_parameters(request, "whatif", "hideMatureContent")
+        if isinstance(flags, Response):
+            return flags
+        whatif = flags["whatif"]
+        body = await self._json_body(request)
+        if isinstance(body, Response):
+            return body
         report = self.schemas.validate("request/workflow-template", body)
         if not report.ok:
             return self.reject(request, report.violations)
@@ -163,7 +200,7 @@ class CivitaiProvider(Provider):
                 context(request)["note"] = "externalId matched an existing workflow"
                 await self.engine.wait(existing, wait)
                 return self._workflow_response(request, existing)
-        task = self.builder.build(owner, template, public_base(request), whatif=bool(whatif))
+        task = self.builder.build(owner, template, public_base(request), whatif=whatif)
         wallets = self.engine.wallets
         if whatif:
             insufficient = not wallets.can_pay(self.slug, owner, task.cost)
@@ -202,9 +239,9 @@ class CivitaiProvider(Provider):
         for c, callback in enumerate(template.get("callbacks") or []):
             url = urlsplit(callback["url"])
             loopback = url.hostname in LOOPBACK_HOSTS or (url.hostname or "").startswith("127.")
-            allowed = url.scheme == "https" or (
+            allowed = bool(url.hostname) and (url.scheme == "https" or (
                 url.scheme == "http" and loopback and self.options["allow_http_callbacks_to_loopback"]
-            )
+            ))
             if not allowed:
                 out.append(Violation(("callbacks", c, "url"), "callbackUrl",
                                      "Callback URLs must be absolute HTTPS URLs.", callback["url"], "https://…"))
@@ -221,6 +258,9 @@ class CivitaiProvider(Provider):
         wait = self._wait_seconds(request)
         if isinstance(wait, Response):
             return wait
+        flags = self._flag_parameters(request, "hideMatureContent")
+        if isinstance(flags, Response):
+            return flags
         task = self._owned(request, owner)
         if task is None:
             return self._not_found("The workflow")
@@ -232,15 +272,23 @@ class CivitaiProvider(Provider):
         if owner is None:
             return self._unauthorized()
         q = request.query_params
-        take = query_int(request, "take", 100)
-        if take is None or take < 1:
-            return self._field_error(request, "take", f"The value '{q.get('take')}' is not valid.", "type")
-        ascending = query_flag(request, "ascending") is True
-        exclude_failed = query_flag(request, "excludeFailed") is True
+        take = self._int_parameter(request, "take", 100)
+        if isinstance(take, Response):
+            return take
+        if take < 1:
+            return self._bad_parameter(request, "take")
+        flags = self._flag_parameters(request, "ascending", "excludeFailed", "hideMatureContent")
+        if isinstance(flags, Response):
+            return flags
+        ascending, exclude_failed = flags["ascending"], flags["excludeFailed"]
+        bounds: dict[str, float | None] = {}
+        for name in ("fromDate", "toDate"):
+            bounds[name] = _query_time(q[name]) if q.get(name) else None
+            if q.get(name) and bounds[name] is None:
+                return self._bad_parameter(request, name)
+        since, until = bounds["fromDate"], bounds["toDate"]
         wanted_tags = set(q.getlist("tags"))
         text = q.get("query")
-        since = parse_timestamp(q["fromDate"]) if "fromDate" in q else None
-        until = parse_timestamp(q["toDate"]) if "toDate" in q else None
         cursor = _decode_cursor(q.get("cursor"))
         now = self.engine.now()
         found = [
@@ -267,11 +315,13 @@ class CivitaiProvider(Provider):
         task = self._owned(request, owner)
         if task is None:
             return self._not_found("The workflow")
-        try:
-            body = await read_json(request)
-        except BodyError as exc:
-            return self._field_error(request, "$", str(exc), "json")
+        body = await self._json_body(request)
+        if isinstance(body, Response):
+            return body
         report = self.schemas.validate("request/update-workflow", body)
+        tags = list(dict.fromkeys(body.get("tags") or [])) if report.ok else []
+        if len(tags) > MAX_TAGS:  # WorkflowTemplate's limit holds for replaced tags too; checked before any change
+            report.violations.append(Violation(("tags",), "maxItems", "too many tags", tags, MAX_TAGS, MAX_TAGS))
         if not report.ok:
             return self.reject(request, report.violations)
         if body.get("status") == "canceled":
@@ -279,7 +329,7 @@ class CivitaiProvider(Provider):
         if body.get("metadata") is not None:
             task.extra["workflow"]["metadata"] = body["metadata"]
         if body.get("tags") is not None:
-            task.tags = list(dict.fromkeys(body["tags"]))
+            task.tags = tags
         if "allowMatureContent" in body:
             task.extra["workflow"]["allowMatureContent"] = body["allowMatureContent"]
         return Response(status_code=204)
@@ -314,15 +364,14 @@ class CivitaiProvider(Provider):
         task = self._owned(request, owner)
         if task is None:
             return self._not_found("The workflow")
-        try:
-            tag = await read_json(request)
-        except BodyError as exc:
-            return self._field_error(request, "$", str(exc), "json")
+        tag = await self._json_body(request)
+        if isinstance(tag, Response):
+            return tag
         report = self.schemas.validate("request/workflow-tag", tag)
         if not report.ok:
             return self.reject(request, report.violations)
         if tag not in task.tags:
-            if len(task.tags) >= 10:
+            if len(task.tags) >= MAX_TAGS:
                 return self._field_error(request, "tags", "At most 10 tags can be assigned to a workflow.",
                                          "maxItems", tag)
             task.tags.append(tag)
@@ -374,10 +423,9 @@ class CivitaiProvider(Provider):
         index = None if task is None else self._step_index(task, request.path_params["step_name"])
         if task is None or index is None:
             return self._not_found("The workflow step")
-        try:
-            body = await read_json(request)
-        except BodyError as exc:
-            return self._field_error(request, "$", str(exc), "json")
+        body = await self._json_body(request)
+        if isinstance(body, Response):
+            return body
         report = self.schemas.validate("request/update-step", body)
         if not report.ok:
             return self.reject(request, report.violations)
@@ -533,6 +581,15 @@ def _workflow_details(view: View, task: Task) -> dict[str, Any]:
             for step in rendered["steps"]
         ],
     }
+
+
+def _query_time(text: str) -> float | None:
+    """A date-time query value (ISO 8601, with or without offset; no offset means UTC), or None."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def _encode_cursor(seq: int) -> str:

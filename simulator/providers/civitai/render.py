@@ -172,6 +172,8 @@ def render_workflow(view: View, task: Task) -> dict[str, Any]:
         "externalId": workflow["externalId"],
         "steps": [render_step(view, task, i) for i in range(len(task.extra["steps"]))],
     }
+    if body["nsfwLevel"] is None:
+        del body["nsfwLevel"]  # NSFWLevel is a non-nullable enum: absent, never null
     if task.extra.get("whatif"):
         body["transactions"]["insufficientBuzz"] = task.extra["insufficientBuzz"]
     return body

@@ -1,0 +1,63 @@
+"""`callback_url`: which URLs are acceptable at submit, and the deliveries a finished task sends."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from simulator.engine import Delivery, Phase, RetryPolicy, Task
+from simulator.engine.webhooks import is_loopback
+
+if TYPE_CHECKING:
+    from simulator.providers.gateway.provider import GatewayProvider
+
+
+def _internal(host: str) -> bool:
+    """An IP literal in a private, loopback, link-local or reserved range (hostnames are not resolved)."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return address.is_private or address.is_loopback or address.is_link_local or address.is_reserved
+
+
+class Callbacks:
+    def __init__(self, provider: GatewayProvider) -> None:
+        self.provider = provider
+        self.spec = provider.card.callback
+
+    def problem(self, url: str) -> str | None:
+        """Why `url` cannot be a callback target (None when it can), worded for the error message."""
+        assert self.spec is not None
+        if len(url) > self.spec.max_length:
+            return f"must not exceed {self.spec.max_length} characters (got {len(url)})"
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return "must be an absolute HTTPS URL"
+        # Tests listen on 127.0.0.1 over plain HTTP; the real gateway would refuse both.
+        if is_loopback(url) and self.provider.options["allow_http_callbacks_to_loopback"]:
+            return None
+        if parts.scheme != "https":
+            return "must use HTTPS"
+        if is_loopback(url) or _internal(parts.hostname):
+            return "must not point to an internal address (127.0.0.1, 10.x.x.x, 172.16-31.x.x, 192.168.x.x)"
+        return None
+
+    def on_event(self, task: Task, phase: Phase, at: float) -> None:
+        url = task.extra.get("callback_url")
+        if self.spec is None or not url or phase not in self.spec.phases:
+            return
+        options = self.provider.options
+        payload = self.provider.renderer.body(self.spec.body, task, at, settled=True)
+        self.provider.engine.webhooks.enqueue(Delivery(
+            stream=f"{self.provider.slug}:{task.id}",
+            url=url,
+            payload=payload,
+            provider=self.provider.slug,
+            event=self.provider.card.statuses[phase],
+            task_id=task.id,
+            policy=RetryPolicy(
+                tuple(float(d) for d in options["callback_retry_delays"]), float(options["callback_timeout_seconds"])
+            ),
+        ))

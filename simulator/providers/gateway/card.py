@@ -1,0 +1,171 @@
+"""The `gateway` and `models` sections of a provider.json, read once and checked at start-up.
+
+Everything that differs between the providers of the task-unified gateway family (routes, field
+names, status words, wire templates, error table, failure codes, per-model tables) is data here, so
+a wrong key fails when the simulator starts, not on the first request that needs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from simulator.engine import Phase
+from simulator.providers.gateway.templates import Template
+
+# The values the gateway computes for each body; a template may use any subset of them.
+BODY_VALUES: dict[str, frozenset[str]] = {
+    "create": frozenset({
+        "id", "created", "model", "status", "progress", "results", "error", "can_cancel", "estimated_time",
+        "credits_reserved",
+    }),
+    "result": frozenset({"url"}),
+    "taskError": frozenset({"code", "message"}),
+    "credits": frozenset({"remaining", "used"}),
+    "error": frozenset({"code", "message", "type", "param"}),
+}
+BODY_VALUES["detail"] = BODY_VALUES["create"]
+
+# Options the shared code reads; each provider.json declares them with its own defaults.
+REQUIRED_OPTIONS = frozenset({
+    "url_ttl_seconds", "default_output_format", "unknown_fields", "invalid_image_handling", "match_ratio_fallback",
+    "results_lag_seconds", "refund_failed_tasks", "denied_models",
+})
+CALLBACK_OPTIONS = frozenset({"callback_retry_delays", "callback_timeout_seconds", "allow_http_callbacks_to_loopback"})
+# Error conditions the shared code always raises; `bad_content_type` and `unsupported_options` are needed
+# only by a card that enforces the Content-Type or lists unsupported options, and `invalid_task_id` and
+# `task_forbidden` are optional (without them a malformed or foreign task ID is simply not found).
+REQUIRED_ERRORS = frozenset({
+    "unauthorized", "invalid_json", "invalid_request", "model_access_denied", "insufficient_credits",
+    "task_not_found", "route_not_found", "internal",
+})
+
+
+@dataclass(frozen=True)
+class Route:
+    path: str
+    operation: str
+
+
+@dataclass(frozen=True)
+class Fields:
+    """The request's field names: aspect ratio, resolution tier, input images, output format, callback."""
+
+    ratio: str
+    tier: str
+    images: str
+    format: str | None
+    callback: str | None
+
+
+@dataclass(frozen=True)
+class TaskIdFormat:
+    prefix: str
+    length: int
+    alphabet: str
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    name: str
+    size_family: str
+    seconds: Mapping[str, tuple[float, float]]
+    credits: Mapping[str, int | float]  # as written, so 5 stays 5 on the wire
+    estimated_time: int
+    max_image_bytes: int
+    unsupported_options: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CallbackSpec:
+    body: str
+    phases: frozenset[Phase]
+    max_length: int
+
+
+@dataclass(frozen=True)
+class GatewayCard:
+    routes: Mapping[str, Route]
+    files_path: str
+    request_schema: str
+    require_json_content_type: bool
+    fields: Fields
+    match_input_ratios: frozenset[str]
+    tier_aliases: Mapping[str, str]
+    task_id: TaskIdFormat
+    images_per_task: int
+    statuses: Mapping[Phase, str]
+    failed_progress: int
+    lagging_progress: int
+    bodies: Mapping[str, Template]
+    callback: CallbackSpec | None
+    errors: Mapping[str, Mapping[str, Any]]
+    status_errors: Mapping[int, str]
+    root_name: str
+    separator: str
+    messages: Mapping[str, str]
+    failures: Mapping[str, Mapping[str, str]]
+    models: Mapping[str, ModelCard]
+
+    @classmethod
+    def load(cls, slug: str, data: Mapping[str, Any]) -> GatewayCard:
+        g = data["gateway"]
+        routes = {name: Route(spec["path"], spec.get("operation", "")) for name, spec in g["routes"].items()}
+        files = routes.pop("files")
+        bodies = {name: Template.from_data(spec, f"{slug}.bodies.{name}") for name, spec in g["bodies"].items()}
+        for name, allowed in BODY_VALUES.items():
+            unknown = bodies[name].names() - allowed
+            if unknown:
+                raise ValueError(f"{slug}: body template {name!r} asks for unknown values {sorted(unknown)}")
+        callback = None
+        if g["fields"].get("callback"):
+            spec = g["callback"]
+            callback = CallbackSpec(spec["body"], frozenset(Phase(p) for p in spec["phases"]), int(spec["maxLength"]))
+        options = set(data.get("options", {}))
+        missing = (REQUIRED_OPTIONS | (CALLBACK_OPTIONS if callback else frozenset())) - options
+        if missing:
+            raise ValueError(f"{slug}: provider.json lacks the options {sorted(missing)}")
+        needed = set(REQUIRED_ERRORS)
+        if g["requireJsonContentType"]:
+            needed.add("bad_content_type")
+        if any(card.get("unsupportedOptions") for card in data["models"].values()):
+            needed.add("unsupported_options")
+        lacking = needed - set(g["errors"])
+        if lacking:
+            raise ValueError(f"{slug}: provider.json lacks the error conditions {sorted(lacking)}")
+        return cls(
+            routes=routes,
+            files_path=files.path,
+            request_schema=g["requestSchema"],
+            require_json_content_type=bool(g["requireJsonContentType"]),
+            fields=Fields(**g["fields"]),
+            match_input_ratios=frozenset(g["matchInputRatios"]),
+            tier_aliases=dict(g["tierAliases"]),
+            task_id=TaskIdFormat(**g["taskId"]),
+            images_per_task=int(g["imagesPerTask"]),
+            statuses={Phase(phase): word for phase, word in g["statuses"].items()},
+            failed_progress=int(g["progress"]["failed"]),
+            lagging_progress=int(g["progress"]["lagging"]),
+            bodies=bodies,
+            callback=callback,
+            errors=g["errors"],
+            status_errors={int(status): condition for status, condition in g["statusErrors"].items()},
+            root_name=g["rootName"],
+            separator=g["violationSeparator"],
+            messages=g["messages"],
+            failures=g["failures"],
+            models={name: _model(name, card) for name, card in data["models"].items()},
+        )
+
+
+def _model(name: str, card: Mapping[str, Any]) -> ModelCard:
+    return ModelCard(
+        name=name,
+        size_family=card["sizeFamily"],
+        seconds={tier: (float(low), float(high)) for tier, (low, high) in card["seconds"].items()},
+        credits=dict(card["credits"]),
+        estimated_time=int(card["estimatedTime"]),
+        max_image_bytes=int(card["maxImageBytes"]),
+        unsupported_options=tuple(card.get("unsupportedOptions", ())),
+    )

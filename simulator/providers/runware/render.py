@@ -1,0 +1,83 @@
+"""Engine state → Runware's wire items: image results, pending items, the error of a failed job."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from simulator.engine import Engine, Phase, Task
+from simulator.images import content_type
+from simulator.options import ProviderOptions
+from simulator.providers.runware.errors import ErrorCatalog, TaskError
+from simulator.providers.runware.jobs import Job
+from simulator.providers.signed_files import SignedFiles
+
+TASK_TYPE = "imageInference"
+
+
+class Renderer:
+    def __init__(self, engine: Engine, files: SignedFiles, options: ProviderOptions, errors: ErrorCatalog) -> None:
+        self.engine = engine
+        self.files = files
+        self.options = options
+        self.errors = errors
+
+    def image_bytes(self, task: Task) -> bytes:
+        blob = self.engine.blobs.get(task.outputs[0].blob_id)
+        assert blob is not None, "every image task registers its blob"
+        return self.engine.blobs.content(blob)
+
+    def url_expiry(self, job: Job, task: Task) -> float:
+        """The URL lives `ttl` seconds (or the default) from the moment the image was ready."""
+        ttl = job.request.get("ttl") or self.options["default_url_ttl_seconds"]
+        return task.timeline.finished_at + float(ttl)
+
+    def result(self, job: Job, task: Task, *, polled: bool) -> dict[str, Any]:
+        """A finished image, keys in the order of seed 002's examples; `status` only on getResponse."""
+        image = task.outputs[0]
+        item: dict[str, Any] = {"taskType": TASK_TYPE, "taskUUID": job.task_uuid, "imageUUID": task.id}
+        for kind in job.output_types:
+            if kind == "URL":
+                item["imageURL"] = self.files.url(job.base_url, image.blob_id, self.url_expiry(job, task))
+            else:
+                encoded = base64.b64encode(self.image_bytes(task)).decode()
+                if kind == "base64Data":
+                    item["imageBase64Data"] = encoded
+                else:
+                    item["imageDataURI"] = f"data:{content_type(image.format)};base64,{encoded}"
+        item["seed"] = image.seed
+        if job.flags_content():
+            item["NSFWContent"] = False  # placeholders are never flagged; a block fails the task instead
+        if job.request.get("includeCost"):
+            item["cost"] = job.unit_cost
+        if polled:
+            item["status"] = "success"
+        return item
+
+    def pending(self, job: Job, *, polled: bool) -> dict[str, Any]:
+        """The async acknowledgement, or a generation still running (getResponse, without outputs)."""
+        item: dict[str, Any] = {"taskType": TASK_TYPE, "taskUUID": job.task_uuid}
+        if polled:
+            item["status"] = self.options["processing_status_word"]
+        return item
+
+    def failure(self, job: Job, *, polled: bool) -> TaskError:
+        task = job.images[0]
+        reason = task.failure.message if task.failure else "blocked"
+        error = self.errors.named(self.options["block_error_code"], "blocked", job.request, template="blocked",
+                                  parameter="positivePrompt", reason=reason)
+        if polled:
+            error.item["status"] = "error"
+        return error
+
+    def state(self, job: Job, now: float, *, polled: bool) -> tuple[list[dict[str, Any]], list[TaskError]]:
+        """Every generation as it stands: results and pending items in data[], one error if the job failed."""
+        data: list[dict[str, Any]] = []
+        for task in job.images:
+            phase = task.phase(now)
+            if phase is Phase.SUCCEEDED:
+                data.append(self.result(job, task, polled=polled))
+            elif not phase.terminal:
+                data.append(self.pending(job, polled=polled))
+        failed = any(task.phase(now) is Phase.FAILED for task in job.images)
+        return data, [self.failure(job, polled=polled)] if failed else []

@@ -1,0 +1,120 @@
+"""The official Runware Python SDK, unchanged, against the simulator over its REST transport.
+
+Distribution `runware-sdk` (import name `runware`, github Runware/runware-python): `Runware(api_key=…,
+transport="rest", http_base_url=…)` POSTs one-element task arrays with `Authorization: Bearer`. The
+older distribution `runware` (0.5.x, Runware/sdk-python) installs the same import name but generates
+images over WebSocket only, which the simulator does not serve, so it is not tested here.
+
+`taskType` is passed explicitly: without it the SDK looks the model up in a registry it downloads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import io
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+
+from simulator.control_client import ControlClient
+from simulator.live import LiveServer
+from tests.conftest import provider_server
+
+try:
+    SDK_VERSION = importlib.metadata.version("runware-sdk")
+except importlib.metadata.PackageNotFoundError:
+    SDK_VERSION = None
+
+pytestmark = pytest.mark.skipif(SDK_VERSION is None, reason="the runware-sdk distribution is not installed")
+
+KEY = "rw-sdk-key"
+NB2 = {"taskType": "imageInference", "model": "google:4@3", "positivePrompt": "a ripe banana on a desk",
+       "width": 1376, "height": 768}
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[LiveServer]:
+    with provider_server("runware") as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def control_client(server: LiveServer) -> Iterator[ControlClient]:
+    client = ControlClient(server.url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def control(control_client: ControlClient) -> ControlClient:
+    control_client.reset(seed=0)
+    return control_client
+
+
+def run(server: LiveServer, params: dict[str, Any], api_key: str = KEY) -> list[dict[str, Any]]:
+    from runware import Runware
+
+    async def scenario() -> list[dict[str, Any]]:
+        # max_retries=0: the SDK retries 5xx/429 with real-time backoff, which a test must not wait for.
+        async with Runware(api_key=api_key, transport="rest", http_base_url=server.url + "/runware/v1",
+                           max_retries=0) as client:
+            return await client.run(dict(params))
+
+    return asyncio.run(scenario())
+
+
+def test_sync_image_inference_returns_downloadable_images(server: LiveServer, control: ControlClient) -> None:
+    control.set_autojump(True)
+    results = run(server, NB2 | {"numberResults": 2, "deliveryMethod": "sync", "includeCost": True,
+                                 "outputFormat": "PNG"})
+    assert len(results) == 2 and len({r["imageUUID"] for r in results}) == 2
+    assert all(r["cost"] == 0.06895 for r in results)
+    picture = Image.open(io.BytesIO(httpx.get(results[0]["imageURL"]).content))
+    assert (picture.format, picture.size) == ("PNG", (1376, 768))
+    request = control.journal(provider="runware", operation="Tasks")[0]
+    assert request["request_headers"]["user-agent"].startswith(f"runware-python/{SDK_VERSION}")
+    assert request["request_body"][0]["deliveryMethod"] == "sync"
+
+
+def test_default_async_run_polls_get_response_until_done(server: LiveServer, control: ControlClient) -> None:
+    def advance_once_submitted() -> None:
+        deadline = time.monotonic() + 10
+        while not control.tasks("runware") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        control.advance(60)
+
+    helper = threading.Thread(target=advance_once_submitted)
+    helper.start()
+    results = run(server, NB2 | {"outputType": "dataURI"})
+    helper.join()
+    assert len(results) == 1 and results[0]["status"] == "success"
+    assert results[0]["imageDataURI"].startswith("data:image/jpeg;base64,")
+    operations = [e["request_body"][0]["taskType"] for e in control.journal(provider="runware", operation="Tasks")]
+    assert operations[0] == "imageInference" and set(operations[1:]) == {"getResponse"}
+
+
+@pytest.mark.parametrize(("setup", "params", "code", "status"), [
+    (None, {"width": 1000}, "validation", 400),
+    ("empty_wallet", {}, "quota", 402),
+    (None, {"positivePrompt": "a banana [sim:block]"}, "safety", 400),
+    ("only_other_key", {}, "auth", 401),
+])
+def test_errors_reach_the_sdk_in_its_categories(
+    server: LiveServer, control: ControlClient, setup: str | None, params: dict[str, Any], code: str, status: int
+) -> None:
+    from runware.errors import RunwareError
+
+    control.set_autojump(True)
+    if setup == "empty_wallet":
+        control.set_balance("runware", KEY, 0)
+    if setup == "only_other_key":
+        control.set_tokens("runware", ["another-key"])
+    with pytest.raises(RunwareError) as caught:
+        run(server, NB2 | {"deliveryMethod": "sync"} | params)
+    assert (caught.value.code, caught.value.status_code) == (code, status)
