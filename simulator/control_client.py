@@ -14,6 +14,7 @@ class ControlError(RuntimeError):
 class ControlClient:
     def __init__(self, base_url: str, *, client: httpx.Client | None = None) -> None:
         self.base_url = base_url.rstrip("/")
+        self._owns_http = client is None
         self._http = client or httpx.Client(timeout=60)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -75,4 +76,5 @@ class ControlClient:
         return int(self._call("POST", "/webhooks/flush")["pending"])
 
     def close(self) -> None:
-        self._http.close()
+        if self._owns_http:
+            self._http.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from simulator.clock import to_datetime
 
@@ -20,15 +20,12 @@ def iso_utc(t: float | None, digits: int = 3, suffix: str = "Z") -> str | None:
 
 
 def parse_iso_utc(text: str) -> float | None:
-    """Inverse of `iso_utc` for any digit count (with `Z` or `+00:00`); None if it is not such a time."""
+    """Any ISO-8601 date-time (`Z`, an offset, or none meaning UTC; any fraction); None if it is not one."""
     try:
-        body = text.strip().removesuffix("Z").removesuffix("+00:00")
-        whole, _, fraction = body.partition(".")
-        base = datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
-        micros = int((fraction or "0")[:6].ljust(6, "0"))
-        return (base + timedelta(microseconds=micros)).timestamp()
+        moment = datetime.fromisoformat(text.strip())
     except ValueError:
         return None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def unix_seconds(t: float | None) -> int | None:

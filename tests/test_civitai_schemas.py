@@ -16,6 +16,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from simulator.examples import expand as _expand
 from simulator.resources import schemas_dir
 from simulator.validation import BASE_URI, dotted_path, schema_set
 
@@ -102,17 +103,6 @@ def _complete_workflow(document: dict[str, Any]) -> dict[str, Any]:
 
 def _load(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-def _expand(value: Any) -> Any:
-    """Expand `{"$repeat": s, "times": n}` placeholders (see examples/invalid/README.md)."""
-    if isinstance(value, dict):
-        if set(value) == {"$repeat", "times"}:
-            return value["$repeat"] * value["times"]
-        return {key: _expand(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_expand(item) for item in value]
-    return value
 
 
 def _files(folder: str) -> list[Path]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from simulator.examples import expand
 from simulator.images import aspect_ratios, pixel_size
 from simulator.options import ProviderOptions, provider_data
 from simulator.providers.crun.errors import ErrorWriter, pydantic_choices
@@ -42,17 +43,6 @@ RESPONSE_SCHEMAS = {
 @pytest.fixture(scope="module")
 def schemas() -> SchemaSet:
     return schema_set("crun")
-
-
-def expand(value: Any) -> Any:
-    """`{"$repeat": "a", "times": n}` → "aaa…" (long prompts are kept short on disk)."""
-    if isinstance(value, dict):
-        if set(value) == {"$repeat", "times"}:
-            return value["$repeat"] * value["times"]
-        return {key: expand(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [expand(item) for item in value]
-    return value
 
 
 def examples(kind: str) -> list[Path]:

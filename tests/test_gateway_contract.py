@@ -27,13 +27,13 @@ from test_gateway_support import (
     TOKEN,
     Gateway,
     examples,
-    expand,
     image_data_url,
     load,
     violations,
 )
 
 from simulator.control_client import ControlClient
+from simulator.examples import expand
 from simulator.images import pixel_size
 from simulator.live import LiveServer
 from simulator.resources import schemas_dir

@@ -38,17 +38,6 @@ def examples(slug: str, kind: str) -> list[Path]:
     return sorted((schemas_dir() / slug / "examples" / kind).glob("*.json"))
 
 
-def expand(value: Any) -> Any:
-    """Expand `{"$repeat": s, "times": n}` placeholders (see examples/README.md)."""
-    if isinstance(value, dict):
-        if set(value) == {"$repeat", "times"}:
-            return value["$repeat"] * value["times"]
-        return {key: expand(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [expand(item) for item in value]
-    return value
-
-
 def violations(slug: str, name: str, instance: Any) -> list[tuple[str, str]]:
     return [(dotted_path(v.path), v.rule) for v in schema_set(slug).validate(name, instance).violations]
 

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from simulator.control_client import ControlClient
+from simulator.examples import expand as _expand
 from simulator.images import families, tiers
 from simulator.live import LiveServer
 from simulator.options import provider_data
@@ -40,17 +41,6 @@ RESPONSE_SCHEMAS = {
 
 def _load(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-def _expand(value: Any) -> Any:
-    """`{"$repeat": s, "times": n}` → s * n (see examples/invalid/README.md)."""
-    if isinstance(value, dict):
-        if set(value) == {"$repeat", "times"}:
-            return value["$repeat"] * value["times"]
-        return {key: _expand(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_expand(item) for item in value]
-    return value
 
 
 def _as_array(body: Any) -> list[Any]:

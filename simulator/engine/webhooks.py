@@ -119,7 +119,8 @@ class WebhookDispatcher:
         self._record(delivery, started, status, error, outcome)
         if outcome == "retrying":
             delay = delivery.policy.delays[delivery.attempts - 1]
-            self.clock.call_at(self.clock.now() + delay, lambda: self._attempt(stream))
+            # From the attempt's start, so a slow receiver does not shift the provider's schedule.
+            self.clock.call_at(started + delay, lambda: self._attempt(stream))
             return
         await self._advance(stream)
 

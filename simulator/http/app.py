@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
+from simulator.http.context import context
 from simulator.http.control import control_routes
 from simulator.http.middleware import HostRouting, JournalRecorder
 from simulator.providers.base import Provider
@@ -35,7 +36,8 @@ _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 def _fallback(provider: Provider) -> Route:
     async def not_found(request: Request) -> Response:
-        return provider.error(404, f"No route for {request.method} {request.url.path}.")
+        path = context(request).get("client_path", request.url.path)
+        return provider.error(404, f"No route for {request.method} {path}.")
 
     return provider.route("/{path:path}", not_found, _ALL_METHODS, "UnknownRoute")
 

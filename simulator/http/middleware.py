@@ -10,7 +10,7 @@ from urllib.parse import parse_qs
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from simulator.engine import Journal
-from simulator.http.context import SCOPE_KEY
+from simulator.http.context import MAX_JSON_DEPTH, SCOPE_KEY, BodyError, unreadable_json
 
 CONTROL_PREFIX = "/_sim"
 # Bodies larger than this are journaled by size only (image uploads, huge prompts).
@@ -36,6 +36,7 @@ class HostRouting:
         slug = self._slug_for_host(scope)
         if slug is None and first not in self.slugs and not path.startswith(CONTROL_PREFIX):
             slug = self.default
+        notes["client_path"] = path
         if slug is not None and not path.startswith(CONTROL_PREFIX):
             scope = dict(scope, path=f"/{slug}{path}", raw_path=f"/{slug}{path}".encode())
             notes["prefix"] = ""
@@ -62,15 +63,14 @@ def _decode(raw: bytes, content_type: str) -> Any:
         return {"bytes": len(raw)}
     if "json" in content_type:
         try:
-            return json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            value = json.loads(raw)
+            unreadable_json(value, MAX_JSON_DEPTH)  # NaN or a lone surrogate could not be served back as JSON
+            return value
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError, BodyError):
             pass
     if content_type.startswith(("image/", "application/octet-stream")):
         return {"bytes": len(raw), "content_type": content_type}
-    try:
-        return raw.decode()
-    except UnicodeDecodeError:
-        return {"bytes": len(raw)}
+    return raw.decode("utf-8", "replace")
 
 
 def _headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:

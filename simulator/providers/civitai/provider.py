@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -13,6 +12,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute
 
 from simulator.engine import Delivery, Phase, RetryPolicy, Task
+from simulator.formats import parse_iso_utc
 from simulator.http.context import BodyError, context, public_base, query_flag, query_int, read_json
 from simulator.http.images import LinkState, check_link, image_response
 from simulator.images import InvalidImageReference, decode_image_reference
@@ -21,7 +21,6 @@ from simulator.providers.civitai.render import (
     BLOB_PATH,
     STATUS,
     View,
-    parse_timestamp,
     render_image,
     render_step,
     render_workflow,
@@ -283,7 +282,7 @@ class CivitaiProvider(Provider):
         ascending, exclude_failed = flags["ascending"], flags["excludeFailed"]
         bounds: dict[str, float | None] = {}
         for name in ("fromDate", "toDate"):
-            bounds[name] = _query_time(q[name]) if q.get(name) else None
+            bounds[name] = parse_iso_utc(q[name]) if q.get(name) else None
             if q.get(name) and bounds[name] is None:
                 return self._bad_parameter(request, name)
         since, until = bounds["fromDate"], bounds["toDate"]
@@ -440,7 +439,7 @@ class CivitaiProvider(Provider):
         blob = self.engine.blobs.get(blob_id)
         signature, expires = request.query_params.get("sig"), request.query_params.get("exp")
         if signature is not None or expires is not None:
-            expires_at = parse_timestamp(expires or "")
+            expires_at = parse_iso_utc(expires or "")
             state = check_link(self.engine, BLOB_PATH.format(blob_id=blob_id), expires or "",
                                expires_at or 0.0, signature or "")
             if state is LinkState.TAMPERED:
@@ -581,15 +580,6 @@ def _workflow_details(view: View, task: Task) -> dict[str, Any]:
             for step in rendered["steps"]
         ],
     }
-
-
-def _query_time(text: str) -> float | None:
-    """A date-time query value (ISO 8601, with or without offset; no offset means UTC), or None."""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def _encode_cursor(seq: int) -> str:

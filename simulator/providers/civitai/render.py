@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from simulator.clock import to_datetime
 from simulator.engine import Engine, OutputImage, Phase, Task
+from simulator.formats import iso_utc
 
 STATUS = {
     Phase.ACCEPTED: "unassigned",
@@ -25,21 +24,7 @@ BLOB_PATH = "/v2/consumer/blobs/{blob_id}"
 
 def timestamp(t: float | None) -> str | None:
     """Orchestrator style: UTC with seven fractional digits, `2026-05-25T23:21:19.4610000Z`."""
-    if t is None:
-        return None
-    moment = to_datetime(t)
-    ticks = round(moment.microsecond * 10)
-    return moment.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%S") + f".{ticks:07d}Z"
-
-
-def parse_timestamp(text: str) -> float | None:
-    """Inverse of `timestamp` for the `exp` query parameter; None when it is not one of ours."""
-    try:
-        whole, _, fraction = text.rstrip("Z").partition(".")
-        base = datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
-        return (base + timedelta(microseconds=int((fraction or "0")[:7].ljust(7, "0")) / 10)).timestamp()
-    except ValueError:
-        return None
+    return iso_utc(t, digits=7)
 
 
 @dataclass(frozen=True)
