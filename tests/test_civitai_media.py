@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
-import threading
 from collections.abc import Callable, Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BytesIO
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -35,6 +32,7 @@ from test_civitai_api import (
 from simulator.control_client import ControlClient
 from simulator.images import pixel_size
 from simulator.live import LiveServer
+from simulator.testing.receiver import WebhookReceiver
 
 NB2_RATIOS = ["21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16"]
 TIERS = ["1K", "2K", "4K"]
@@ -289,64 +287,12 @@ def test_content_etag_and_download_name(downloader: httpx.Client, image: dict[st
 # -- a receiver on 127.0.0.1 (for callbacks, and to prove URL inputs are never fetched) ------------------
 
 
-class Receiver:
-    """A local HTTP endpoint that answers POSTs from a script of status codes and records everything."""
-
-    def __init__(self, statuses: Sequence[int] = (), then: int = 200) -> None:
-        self.script = list(statuses)
-        self.then = then
-        self.posts: list[tuple[str, Any, int]] = []
-        self.gets: list[str] = []
-        self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.01,), daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def _answer(self, path: str, body: Any) -> int:
-        with self._lock:
-            status = self.script.pop(0) if self.script else self.then
-            self.posts.append((path, body, status))
-            return status
-
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))))
-                self.send_response(receiver._answer(self.path, body))
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def do_GET(self) -> None:
-                receiver.gets.append(self.path)
-                self.send_response(404)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass  # keep the test output clean
-
-        return Handler
-
-    def bodies(self, path: str) -> list[Any]:
-        return [body for posted, body, _ in self.posts if posted == path]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
-def receivers() -> Iterator[Callable[..., Receiver]]:
-    started: list[Receiver] = []
+def receivers() -> Iterator[Callable[..., WebhookReceiver]]:
+    started: list[WebhookReceiver] = []
 
-    def start(statuses: Sequence[int] = (), then: int = 200) -> Receiver:
-        started.append(Receiver(statuses, then))
+    def start(statuses: Sequence[int] = (), then: int = 200) -> WebhookReceiver:
+        started.append(WebhookReceiver(statuses, then))
         return started[-1]
 
     yield start
@@ -368,13 +314,13 @@ def test_edit_mode_accepts_inline_images(civitai: httpx.Client, control: Control
 
 
 def test_edit_mode_does_not_fetch_url_inputs(
-    civitai: httpx.Client, control: ControlClient, receivers: Callable[..., Receiver]
+    civitai: httpx.Client, control: ControlClient, receivers: Callable[..., WebhookReceiver]
 ) -> None:
     source = receivers()
-    images = [f"{source.url}/source.png", "https://image.civitai.com/.../source.jpeg"]
+    images = [source.url_for("/source.png"), "https://image.civitai.com/.../source.jpeg"]
     workflow = completed(civitai, control, nb2_body(images=images))
     assert workflow["status"] == "succeeded"
-    assert source.gets == [] and source.posts == []
+    assert source.requests == []
 
 
 @pytest.mark.parametrize(
@@ -414,12 +360,12 @@ def webhook_log(control: ControlClient, workflow_id: str) -> list[tuple[str, int
 
 
 def test_workflow_callbacks_are_retried_then_delivered_in_order(
-    civitai: httpx.Client, control: ControlClient, receivers: Callable[..., Receiver]
+    civitai: httpx.Client, control: ControlClient, receivers: Callable[..., WebhookReceiver]
 ) -> None:
     receiver = receivers(statuses=[500, 500])
     t0 = control.now()
     workflow = submitted(civitai, with_callbacks(
-        {"url": f"{receiver.url}/detailed", "type": ["workflow:*"], "detailed": True},
+        {"url": receiver.url_for("/detailed"), "type": ["workflow:*"], "detailed": True},
     ))
     control.flush_webhooks()  # the first attempt runs as the submission returns, before the clock moves
     control.advance(60)
@@ -427,7 +373,7 @@ def test_workflow_callbacks_are_retried_then_delivered_in_order(
     started, finished = seconds(done["startedAt"]), seconds(done["completedAt"])
 
     events = receiver.bodies("/detailed")
-    assert [(event["status"], status) for _, event, status in receiver.posts] == [
+    assert [(request.json()["status"], request.status) for request in receiver.requests] == [
         ("unassigned", 500), ("unassigned", 500), ("unassigned", 200), ("processing", 200), ("succeeded", 200),
     ]
     for event in events:
@@ -452,13 +398,13 @@ def test_workflow_callbacks_are_retried_then_delivered_in_order(
 
 
 def test_step_and_job_callbacks(
-    civitai: httpx.Client, control: ControlClient, receivers: Callable[..., Receiver]
+    civitai: httpx.Client, control: ControlClient, receivers: Callable[..., WebhookReceiver]
 ) -> None:
     receiver = receivers()
     workflow = submitted(civitai, with_callbacks(
-        {"url": f"{receiver.url}/steps", "type": ["step:*"], "detailed": True},
-        {"url": f"{receiver.url}/jobs", "type": ["job:*"]},
-        {"url": f"{receiver.url}/succeeded", "type": ["workflow:succeeded", "step:failed"]},
+        {"url": receiver.url_for("/steps"), "type": ["step:*"], "detailed": True},
+        {"url": receiver.url_for("/jobs"), "type": ["job:*"]},
+        {"url": receiver.url_for("/succeeded"), "type": ["workflow:succeeded", "step:failed"]},
     ))
     control.flush_webhooks()
     control.advance(60)
@@ -483,10 +429,13 @@ def test_step_and_job_callbacks(
 
 
 def test_blocked_and_canceled_workflows_call_back(
-    civitai: httpx.Client, control: ControlClient, receivers: Callable[..., Receiver]
+    civitai: httpx.Client, control: ControlClient, receivers: Callable[..., WebhookReceiver]
 ) -> None:
     receiver = receivers()
-    hooks = ({"url": f"{receiver.url}/wf", "type": ["workflow:*"]}, {"url": f"{receiver.url}/job", "type": ["job:*"]})
+    hooks = (
+        {"url": receiver.url_for("/wf"), "type": ["workflow:*"]},
+        {"url": receiver.url_for("/job"), "type": ["job:*"]},
+    )
     blocked = submitted(civitai, with_callbacks(*hooks, prompt=f"{BLOCK}"))
     canceled = submitted(civitai, with_callbacks(*hooks))
     assert civitai.put(f"/v2/consumer/workflows/{canceled['id']}", json={"status": "canceled"}).status_code == 204
@@ -509,14 +458,14 @@ def test_blocked_and_canceled_workflows_call_back(
     ids=["default-delays", "option-delays"],
 )
 def test_a_receiver_that_always_fails_is_abandoned_and_later_events_follow(
-    civitai: httpx.Client, control: ControlClient, receivers: Callable[..., Receiver],
+    civitai: httpx.Client, control: ControlClient, receivers: Callable[..., WebhookReceiver],
     delays: list[int] | None, offsets: list[float],
 ) -> None:
     if delays is not None:
         control.set_options("civitai", callback_retry_delays=delays)
     receiver = receivers(then=503)
     t0 = control.now()
-    workflow = submitted(civitai, with_callbacks({"url": f"{receiver.url}/down", "type": ["workflow:*"]}))
+    workflow = submitted(civitai, with_callbacks({"url": receiver.url_for("/down"), "type": ["workflow:*"]}))
     control.flush_webhooks()
     control.advance(300)
     attempts = len(offsets)
@@ -548,9 +497,9 @@ def test_callback_urls_must_be_https_unless_loopback(civitai: httpx.Client, url:
 
 
 def test_plain_http_loopback_callbacks_can_be_refused(
-    civitai: httpx.Client, control: ControlClient, receivers: Callable[..., Receiver]
+    civitai: httpx.Client, control: ControlClient, receivers: Callable[..., WebhookReceiver]
 ) -> None:
-    hook = {"url": f"{receivers().url}/hook", "type": ["workflow:*"]}
+    hook = {"url": receivers().url_for("/hook"), "type": ["workflow:*"]}
     assert submit(civitai, with_callbacks(hook)).status_code == 202
     control.set_options("civitai", allow_http_callbacks_to_loopback=False)
     assert_validation_problem(submit(civitai, with_callbacks(hook)), "callbacks[0].url")

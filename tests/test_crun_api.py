@@ -4,9 +4,7 @@ result images and callbacks. Every timing is on the virtual clock; callbacks go 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from test_crun_schemas import expand
 from simulator.control_client import ControlClient
 from simulator.live import LiveServer
 from simulator.resources import schemas_dir
+from simulator.testing.receiver import WebhookReceiver
 from simulator.validation import schema_set
 
 KEY = "ak_" + "0123456789abcdef" * 2
@@ -395,39 +394,12 @@ def test_media_urls_are_stable_and_expire_after_the_ttl(
 # -- callbacks ----------------------------------------------------------------------------------------
 
 
-class Receiver:
-    """A loopback endpoint answering POSTs from a script of status codes; it records every body."""
-
-    def __init__(self, statuses: Sequence[int] = ()) -> None:
-        self.script = list(statuses)
-        self.bodies: list[Any] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                receiver.bodies.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
-                self.send_response(receiver.script.pop(0) if receiver.script else 200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/callback"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture
 def receiver_factory() -> Iterator[Any]:
-    started: list[Receiver] = []
+    started: list[WebhookReceiver] = []
 
-    def start(statuses: Sequence[int] = ()) -> Receiver:
-        started.append(Receiver(statuses))
+    def start(statuses: Sequence[int] = ()) -> WebhookReceiver:
+        started.append(WebhookReceiver(statuses, path="/api/callback"))
         return started[-1]
 
     yield start
@@ -441,9 +413,9 @@ def test_callback_posts_the_taskinfo_data_once_on_completion(
     receiver = receiver_factory()
     task_id = create(crun, {"callback_url": receiver.url, **body()})
     control.advance(1)
-    assert receiver.bodies == []  # no callback for pending/running
+    assert receiver.bodies() == []  # no callback for pending/running
     finish(control, task_id)
-    [payload] = receiver.bodies
+    [payload] = receiver.bodies()
     assert_valid("response/callback", payload)
     assert payload == info(crun, task_id)
     assert payload["status"] == "success"
@@ -457,7 +429,7 @@ def test_callback_for_a_failed_task_and_the_envelope_option(
     receiver = receiver_factory()
     control.set_options("crun", callback_body="envelope")
     data = completed(crun, control, {"callback_url": receiver.url, **body(prompt=BLOCK)})
-    [payload] = receiver.bodies
+    [payload] = receiver.bodies()
     assert_valid("response/task-info", payload)
     assert payload["data"] == data and data["status"] == "failed"
 
@@ -468,16 +440,16 @@ def test_callback_is_retried_on_the_clock_and_every_attempt_is_journaled(
     receiver = receiver_factory(statuses=[500, 503])
     task_id = create(crun, {"callback_url": receiver.url, **body()})
     finish(control, task_id)
-    assert len(receiver.bodies) == 1
+    assert len(receiver.bodies()) == 1
     control.advance(5)
-    assert len(receiver.bodies) == 2
+    assert len(receiver.bodies()) == 2
     control.advance(10)
-    assert len(receiver.bodies) == 3
+    assert len(receiver.bodies()) == 3
     attempts = control.journal(kind="webhook", task_id=task_id)
     assert [(a["status"], a["detail"]["outcome"]) for a in attempts] == [
         (500, "retrying"), (503, "retrying"), (200, "delivered"),
     ]
-    assert receiver.bodies[0] == receiver.bodies[2]
+    assert receiver.bodies()[0] == receiver.bodies()[2]
 
 
 def test_callbacks_to_the_internet_are_journaled_not_sent(crun: httpx.Client, control: ControlClient) -> None:

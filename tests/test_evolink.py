@@ -12,11 +12,12 @@ import httpx
 import pytest
 from conftest import provider_server
 from PIL import Image
-from test_gateway_support import FLASH, PRO, CallbackReceiver, Gateway, receiver
+from test_gateway_support import FLASH, PRO, Gateway
 
 from simulator.control_client import ControlClient
 from simulator.images import pixel_size
 from simulator.live import LiveServer
+from simulator.testing.receiver import WebhookReceiver
 
 SLUG = "evolink"
 TASK_OP = "GetTaskDetail"
@@ -44,8 +45,9 @@ def evo(server: LiveServer, control: ControlClient) -> Iterator[Gateway]:
 
 
 @pytest.fixture
-def hook() -> Iterator[CallbackReceiver]:
-    yield from receiver()
+def hook() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as receiver:
+        yield receiver
 
 
 # --------------------------------------------------------------------------- request fields
@@ -153,13 +155,13 @@ def _attempts(control: ControlClient, task_id: str) -> list[dict[str, object]]:
 
 
 def test_callback_carries_the_task_query_body_on_completion(
-    evo: Gateway, control: ControlClient, hook: CallbackReceiver
+    evo: Gateway, control: ControlClient, hook: WebhookReceiver
 ) -> None:
     created = evo.created(callback=hook.url)
     control.advance(200)
-    [delivery] = hook.received
-    assert delivery.body == evo.task(created["id"])
-    evo.check("response/task-detail", delivery.body)
+    [delivery] = hook.requests
+    assert delivery.json() == evo.task(created["id"])
+    evo.check("response/task-detail", delivery.json())
     assert delivery.headers["content-type"] == "application/json"
     [attempt] = _attempts(control, created["id"])
     assert attempt["detail"] == {"attempt": 1, "event": "completed", "outcome": "delivered"}
@@ -167,29 +169,29 @@ def test_callback_carries_the_task_query_body_on_completion(
 
 
 def test_callback_retries_after_1_2_4_seconds_then_gives_up(
-    evo: Gateway, control: ControlClient, hook: CallbackReceiver
+    evo: Gateway, control: ControlClient, hook: WebhookReceiver
 ) -> None:
-    hook.statuses[:] = [500, 502, 503, 504]
+    hook.script(500, 502, 503, 504)
     created = evo.created(callback=hook.url)
     finished = control.task(created["id"])["timeline"]["finished_at"]
     control.advance_to(finished)
-    assert len(hook.received) == 1
+    assert len(hook.requests) == 1
     control.advance(7)
     attempts = _attempts(control, created["id"])
     assert [a["detail"]["outcome"] for a in attempts] == ["retrying", "retrying", "retrying", "abandoned"]
     assert [round(a["at"] - finished, 3) for a in attempts] == [0, 1, 3, 7]
     assert [a["status"] for a in attempts] == [500, 502, 503, 504]
-    assert len(hook.received) == 4
+    assert len(hook.requests) == 4
 
 
 def test_callback_for_a_blocked_task_reports_the_failure(
-    evo: Gateway, control: ControlClient, hook: CallbackReceiver
+    evo: Gateway, control: ControlClient, hook: WebhookReceiver
 ) -> None:
-    hook.statuses[:] = [500]
+    hook.script(500)
     created = evo.created(prompt="[sim:block] a banana", callback=hook.url)
     control.advance(200)
-    assert len(hook.received) == 2  # one retry after the 500
-    body = hook.received[-1].body
+    assert len(hook.requests) == 2  # one retry after the 500
+    body = hook.requests[-1].json()
     assert body["status"] == "failed"
     assert body["error"]["code"] == "content_policy_violation"
     assert [a["detail"]["outcome"] for a in _attempts(control, created["id"])] == ["retrying", "delivered"]
@@ -210,7 +212,7 @@ def test_callback_urls_must_be_public_https(evo: Gateway, url: str, reason: str)
     assert reason in error["message"]
 
 
-def test_loopback_callbacks_need_the_named_option(evo: Gateway, control: ControlClient, hook: CallbackReceiver) -> None:
+def test_loopback_callbacks_need_the_named_option(evo: Gateway, control: ControlClient, hook: WebhookReceiver) -> None:
     evo.created(callback=hook.url)
     control.set_options(SLUG, allow_http_callbacks_to_loopback=False)
     error = evo.error(evo.create(evo.body(callback=hook.url)), "invalid_request")

@@ -12,12 +12,9 @@ import base64
 import io
 import json
 import re
-import threading
-from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from decimal import ROUND_HALF_UP, Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -31,6 +28,7 @@ from simulator.clock import DEFAULT_VIRTUAL_EPOCH
 from simulator.control_client import ControlClient
 from simulator.live import LiveServer
 from simulator.resources import schemas_dir
+from simulator.testing.receiver import WebhookReceiver
 from simulator.validation import schema_set
 
 KEY = "qingbo-test-key"
@@ -59,49 +57,10 @@ NANO = "gemini-2.5-flash-image-preview"
 # -- fixtures ------------------------------------------------------------------------------------------
 
 
-class Receiver:
-    """A loopback webhook receiver that records each POST and answers with scripted statuses."""
-
-    def __init__(self) -> None:
-        self.calls: list[dict[str, Any]] = []
-        self.statuses: deque[int] = deque()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("content-length", 0)))
-                outer.calls.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(raw)})
-                status = outer.statuses.popleft() if outer.statuses else 200
-                self.send_response(status)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[LiveServer]:
     with provider_server("qingbo") as live:
         yield live
-
-
-@pytest.fixture(scope="module")
-def receiver() -> Iterator[Receiver]:
-    hook = Receiver()
-    yield hook
-    hook.close()
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -875,73 +834,74 @@ def test_sync_endpoint_reports_a_blocked_task(api: httpx.Client, control: Contro
 
 
 @pytest.fixture
-def hook(receiver: Receiver) -> Iterator[Receiver]:
-    receiver.calls.clear()
-    receiver.statuses.clear()
-    yield receiver
+def hook() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as receiver:
+        yield receiver
 
 
 def test_callback_posts_the_task_object_at_completion(
-    api: httpx.Client, control: ControlClient, hook: Receiver
+    api: httpx.Client, control: ControlClient, hook: WebhookReceiver
 ) -> None:
-    created = submitted(api, task_body(callback_url=hook.url()))
+    created = submitted(api, task_body(callback_url=hook.url))
     times = timeline(control, created["task_id"])
     control.advance_to(times["finished_at"] - 0.01)
-    assert hook.calls == []
+    assert hook.requests == []
     control.advance_to(times["finished_at"])
-    (call,) = hook.calls
-    assert call["path"] == "/hook" and call["headers"]["content-type"] == "application/json"
-    assert_valid("response/callback", call["body"])
-    assert call["body"] == fetch(api, created["task_id"])
+    (call,) = hook.requests
+    assert call.path == "/hook" and call.headers["content-type"] == "application/json"
+    assert_valid("response/callback", call.json())
+    assert call.json() == fetch(api, created["task_id"])
     (attempt,) = control.journal(kind="webhook", task_id=created["task_id"])
     assert (attempt["status"], attempt["at"], attempt["detail"]) == (
         200, times["finished_at"], {"attempt": 1, "event": "completed", "outcome": "delivered"},
     )
 
 
-def test_callback_events_filter(api: httpx.Client, control: ControlClient, hook: Receiver) -> None:
-    only_failed = submitted(api, task_body(callback_url=hook.url("/f"), callback_events=["failed"]))
-    blocked = submitted(api, task_body(prompt=BLOCK, callback_url=hook.url("/f"), callback_events=["failed"]))
+def test_callback_events_filter(api: httpx.Client, control: ControlClient, hook: WebhookReceiver) -> None:
+    only_failed = submitted(api, task_body(callback_url=hook.url_for("/f"), callback_events=["failed"]))
+    blocked = submitted(api, task_body(prompt=BLOCK, callback_url=hook.url_for("/f"), callback_events=["failed"]))
     control.advance(60)
-    assert [(c["path"], c["body"]["task_id"], c["body"]["status"]) for c in hook.calls] == [
+    assert [(c.path, c.json()["task_id"], c.json()["status"]) for c in hook.requests] == [
         ("/f", blocked["task_id"], "failed"),
     ]
-    assert hook.calls[0]["body"]["error"]["code"] == "upstream_bad_request"
+    assert hook.requests[0].json()["error"]["code"] == "upstream_bad_request"
     assert control.journal(kind="webhook", task_id=only_failed["task_id"]) == []
 
 
 def test_cancel_sends_the_cancelled_event_by_default(
-    api: httpx.Client, control: ControlClient, hook: Receiver
+    api: httpx.Client, control: ControlClient, hook: WebhookReceiver
 ) -> None:
-    created = submitted(api, task_body(callback_url=hook.url()))
+    created = submitted(api, task_body(callback_url=hook.url))
     assert api.post(f"{TASKS}/{created['task_id']}/cancel").status_code == 200
     control.flush_webhooks()
-    (call,) = hook.calls
-    assert (call["body"]["status"], call["body"]["cost"]) == ("cancelled", 0)
+    (call,) = hook.bodies()
+    assert (call["status"], call["cost"]) == ("cancelled", 0)
     control.set_options("qingbo", callback_default_events=["completed"])
-    quiet = submitted(api, task_body(callback_url=hook.url()))
+    quiet = submitted(api, task_body(callback_url=hook.url))
     api.post(f"{TASKS}/{quiet['task_id']}/cancel")
     control.flush_webhooks()
-    assert len(hook.calls) == 1
+    assert len(hook.requests) == 1
 
 
 def test_failed_callbacks_are_retried_after_1_2_4_seconds_then_abandoned(
-    api: httpx.Client, control: ControlClient, hook: Receiver
+    api: httpx.Client, control: ControlClient, hook: WebhookReceiver
 ) -> None:
-    hook.statuses.extend([500, 503, 502, 500])
-    created = submitted(api, task_body(callback_url=hook.url()))
+    hook.script(500, 503, 502, 500)
+    created = submitted(api, task_body(callback_url=hook.url))
     finished = timeline(control, created["task_id"])["finished_at"]
     control.advance_to(finished + 10)
     attempts = control.journal(kind="webhook", task_id=created["task_id"])
     assert [(a["at"] - finished, a["status"], a["detail"]["outcome"]) for a in attempts] == [
         (0, 500, "retrying"), (1, 503, "retrying"), (3, 502, "retrying"), (7, 500, "abandoned"),
     ]
-    assert len(hook.calls) == 4 and all(c["body"]["status"] == "completed" for c in hook.calls)
+    assert len(hook.requests) == 4 and all(body["status"] == "completed" for body in hook.bodies())
 
 
-def test_a_retry_that_succeeds_stops_the_retries(api: httpx.Client, control: ControlClient, hook: Receiver) -> None:
-    hook.statuses.extend([500])
-    created = submitted(api, task_body(callback_url=hook.url()))
+def test_a_retry_that_succeeds_stops_the_retries(
+    api: httpx.Client, control: ControlClient, hook: WebhookReceiver
+) -> None:
+    hook.script(500)
+    created = submitted(api, task_body(callback_url=hook.url))
     control.advance(60)
     outcomes = [a["detail"]["outcome"] for a in control.journal(kind="webhook", task_id=created["task_id"])]
     assert outcomes == ["retrying", "delivered"]

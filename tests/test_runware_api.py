@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -21,6 +19,7 @@ from PIL import Image
 
 from simulator.control_client import ControlClient
 from simulator.live import LiveServer
+from simulator.testing.receiver import WebhookReceiver
 from simulator.validation import schema_set
 from tests.conftest import provider_server
 
@@ -60,42 +59,10 @@ def api(api_client: httpx.Client, control: ControlClient) -> httpx.Client:
     return api_client
 
 
-class Receiver:
-    """A loopback HTTP endpoint that records requests and answers with scripted statuses."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.statuses: list[int] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _record(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                receiver.requests.append({"method": self.command, "path": self.path,
-                                          "headers": dict(self.headers), "body": body})
-                self.send_response(receiver.statuses.pop(0) if receiver.statuses else 200)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            do_POST = do_PUT = _record
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
-
-    def json(self) -> list[Any]:
-        return [json.loads(r["body"]) for r in self.requests]
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.httpd.shutdown()
-    r.httpd.server_close()
+def receiver() -> Iterator[WebhookReceiver]:
+    with WebhookReceiver() as hook:
+        yield hook
 
 
 def task(**fields: Any) -> dict[str, Any]:
@@ -344,9 +311,9 @@ def test_a_blocked_prompt_fails_its_task_only_and_is_not_charged(api: httpx.Clie
 
 
 def test_a_blocked_async_task_shows_the_error_on_get_response_and_webhook(
-    api: httpx.Client, control: ControlClient, receiver: Receiver
+    api: httpx.Client, control: ControlClient, receiver: WebhookReceiver
 ) -> None:
-    body = task(positivePrompt="[sim:block]", deliveryMethod="async", webhookURL=receiver.url + "/hook")
+    body = task(positivePrompt="[sim:block]", deliveryMethod="async", webhookURL=receiver.url_for("/hook"))
     api.post("/v1", json=[body])
     poll = [{"taskType": "getResponse", "taskUUID": body["taskUUID"]}]
     assert api.post("/v1", json=poll).json()["data"][0]["status"] == "processing"
@@ -354,7 +321,7 @@ def test_a_blocked_async_task_shows_the_error_on_get_response_and_webhook(
     failed = api.post("/v1", json=poll)
     error = envelope(failed)["errors"][0]
     assert (error["status"], error["code"]) == ("error", "providerContentPolicyViolation")
-    posted = receiver.json()
+    posted = receiver.bodies()
     assert len(posted) == 1 and posted[0]["code"] == "providerContentPolicyViolation"
     assert SCHEMAS.validate("response/webhook", posted[0]).ok
 
@@ -478,10 +445,10 @@ def test_same_seed_same_answers(api: httpx.Client, control: ControlClient) -> No
 
 
 def test_webhook_posts_each_image_flat_and_retries_failures(
-    api: httpx.Client, control: ControlClient, receiver: Receiver
+    api: httpx.Client, control: ControlClient, receiver: WebhookReceiver
 ) -> None:
-    receiver.statuses = [500]
-    body = task(numberResults=2, webhookURL=receiver.url + "/hook?token=abc", includeCost=True,
+    receiver.script(500)
+    body = task(numberResults=2, webhookURL=receiver.url_for("/hook?token=abc"), includeCost=True,
                 deliveryMethod="async")
     api.post("/v1", json=[body])
     early, late = runtimes(control)
@@ -490,37 +457,37 @@ def test_webhook_posts_each_image_flat_and_retries_failures(
     control.advance(0.25)
     assert len(receiver.requests) == 2  # retried 250 ms later and accepted
     control.advance_to(late + 1)
-    posted = receiver.json()
+    posted = receiver.bodies()
     assert [p["imageUUID"] for p in posted[1:]] == [posted[0]["imageUUID"], posted[2]["imageUUID"]]
     assert posted[1]["imageUUID"] != posted[2]["imageUUID"]
     for payload in posted:
         assert SCHEMAS.validate("response/webhook", payload).ok
         assert payload["taskUUID"] == body["taskUUID"] and payload["cost"] == 0.06895
-    assert receiver.requests[0]["path"] == "/hook?token=abc"
+    assert receiver.requests[0].path == "/hook?token=abc"
     attempts = control.journal(kind="webhook", provider="runware")
     assert [(a["status"], a["detail"]["outcome"]) for a in attempts] == [
         (500, "retrying"), (200, "delivered"), (200, "delivered")]
 
 
 def test_upload_endpoint_gets_a_put_of_the_raw_image(
-    api: httpx.Client, control: ControlClient, receiver: Receiver
+    api: httpx.Client, control: ControlClient, receiver: WebhookReceiver
 ) -> None:
-    body = task(outputFormat="PNG", uploadEndpoint=receiver.url + "/bucket/a.png", deliveryMethod="async")
+    body = task(outputFormat="PNG", uploadEndpoint=receiver.url_for("/bucket/a.png"), deliveryMethod="async")
     api.post("/v1", json=[body])
     control.advance(30)
     upload = receiver.requests[0]
-    assert (upload["method"], upload["path"], upload["headers"]["content-type"]) == ("PUT", "/bucket/a.png",
+    assert (upload.method, upload.path, upload.headers["content-type"]) == ("PUT", "/bucket/a.png",
                                                                                      "image/png")
     item = api.post("/v1", json=[{"taskType": "getResponse", "taskUUID": body["taskUUID"]}]).json()["data"][0]
-    assert upload["body"] == api.get(item["imageURL"]).content
-    assert control.journal(kind="webhook")[0]["request_body"] == {"bytes": len(upload["body"])}
+    assert upload.body == api.get(item["imageURL"]).content
+    assert control.journal(kind="webhook")[0]["request_body"] == {"bytes": len(upload.body)}
 
 
 def test_webhooks_of_a_sync_request_are_delivered_under_autojump(
-    api: httpx.Client, control: ControlClient, receiver: Receiver
+    api: httpx.Client, control: ControlClient, receiver: WebhookReceiver
 ) -> None:
     control.set_autojump(True)
-    api.post("/v1", json=[task(numberResults=2, webhookURL=receiver.url + "/hook")])
+    api.post("/v1", json=[task(numberResults=2, webhookURL=receiver.url_for("/hook"))])
     control.flush_webhooks()
     assert len(receiver.requests) == 2
 

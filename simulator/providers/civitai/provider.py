@@ -141,6 +141,14 @@ class CivitaiProvider(Provider):
             flags[name] = value
         return flags
 
+    def _workflow_of(self, request: Request) -> Task | Response:
+        """The caller's workflow named in the path, or the 401 / 404 the caller gets instead."""
+        owner = self.authenticate(request)
+        if owner is None:
+            return self._unauthorized()
+        task = self._owned(request, owner)
+        return self._not_found("The workflow") if task is None else task
+
     def _wait_seconds(self, request: Request) -> int | Response:
         wait = self._int_parameter(request, "wait", 0)
         if isinstance(wait, Response):
@@ -308,12 +316,9 @@ class CivitaiProvider(Provider):
         return JSONResponse({"next": next_cursor, "items": [render_workflow(view, t) for t in page]})
 
     async def update_workflow(self, request: Request) -> Response:
-        owner = self.authenticate(request)
-        if owner is None:
-            return self._unauthorized()
-        task = self._owned(request, owner)
-        if task is None:
-            return self._not_found("The workflow")
+        task = self._workflow_of(request)
+        if isinstance(task, Response):
+            return task
         body = await self._json_body(request)
         if isinstance(body, Response):
             return body
@@ -346,23 +351,17 @@ class CivitaiProvider(Provider):
             })
 
     async def delete_workflow(self, request: Request) -> Response:
-        owner = self.authenticate(request)
-        if owner is None:
-            return self._unauthorized()
-        task = self._owned(request, owner)
-        if task is None:
-            return self._not_found("The workflow")
+        task = self._workflow_of(request)
+        if isinstance(task, Response):
+            return task
         self._cancel(task)
         task.deleted_at = self.engine.now()
         return Response(status_code=204)
 
     async def add_tag(self, request: Request) -> Response:
-        owner = self.authenticate(request)
-        if owner is None:
-            return self._unauthorized()
-        task = self._owned(request, owner)
-        if task is None:
-            return self._not_found("The workflow")
+        task = self._workflow_of(request)
+        if isinstance(task, Response):
+            return task
         tag = await self._json_body(request)
         if isinstance(tag, Response):
             return tag
@@ -377,22 +376,16 @@ class CivitaiProvider(Provider):
         return Response(status_code=204)
 
     async def remove_all_tags(self, request: Request) -> Response:
-        owner = self.authenticate(request)
-        if owner is None:
-            return self._unauthorized()
-        task = self._owned(request, owner)
-        if task is None:
-            return self._not_found("The workflow")
+        task = self._workflow_of(request)
+        if isinstance(task, Response):
+            return task
         task.tags.clear()
         return Response(status_code=204)
 
     async def remove_tag(self, request: Request) -> Response:
-        owner = self.authenticate(request)
-        if owner is None:
-            return self._unauthorized()
-        task = self._owned(request, owner)
-        if task is None:
-            return self._not_found("The workflow")
+        task = self._workflow_of(request)
+        if isinstance(task, Response):
+            return task
         tag = request.path_params["tag"]
         if tag in task.tags:
             task.tags.remove(tag)
@@ -404,7 +397,7 @@ class CivitaiProvider(Provider):
                 return index
         return None
 
-    async def get_step(self, request: Request) -> Response:
+    def _step_of(self, request: Request) -> tuple[Task, int] | Response:
         owner = self.authenticate(request)
         if owner is None:
             return self._unauthorized()
@@ -412,16 +405,20 @@ class CivitaiProvider(Provider):
         index = None if task is None else self._step_index(task, request.path_params["step_name"])
         if task is None or index is None:
             return self._not_found("The workflow step")
+        return task, index
+
+    async def get_step(self, request: Request) -> Response:
+        found = self._step_of(request)
+        if isinstance(found, Response):
+            return found
+        task, index = found
         return JSONResponse(render_step(self._view(request), task, index))
 
     async def update_step(self, request: Request) -> Response:
-        owner = self.authenticate(request)
-        if owner is None:
-            return self._unauthorized()
-        task = self._owned(request, owner)
-        index = None if task is None else self._step_index(task, request.path_params["step_name"])
-        if task is None or index is None:
-            return self._not_found("The workflow step")
+        found = self._step_of(request)
+        if isinstance(found, Response):
+            return found
+        task, index = found
         body = await self._json_body(request)
         if isinstance(body, Response):
             return body

@@ -10,10 +10,9 @@ from typing import Any
 
 from simulator.clock import to_datetime
 from simulator.engine import Durations, Engine, Failure, OutputImage, Phase, Task
+from simulator.engine.outputs import plan_images
 from simulator.engine.rng import random_uuid
-from simulator.images import file_extension, normalize_format, pixel_size
-
-INT32 = 2**31
+from simulator.images import pixel_size
 
 WORKFLOW_FIELDS = {
     "metadata": {}, "arguments": {}, "callbacks": [], "tips": {"civitai": 0, "creators": 0},
@@ -136,19 +135,15 @@ class WorkflowBuilder:
         step_input = template["input"]
         card = self.models[step_input["model"]]
         ratio = step_input.get("aspectRatio", "1:1")
-        width, height = pixel_size(card["sizeFamily"], ratio, step_tier(card, step_input))
-        image_format = normalize_format(step_input.get("outputFormat") or self.options["default_output_format"])
+        size = pixel_size(card["sizeFamily"], ratio, step_tier(card, step_input))
         job_id = random_uuid(rng)
         verdict = self.engine.moderation.verdict(step_input.get("prompt", ""))
-        seed = step_input.get("seed")
         first = len(outputs)
-        for n in range(int(step_input.get("numImages", 1))):
-            image_seed = (seed + n) % INT32 if isinstance(seed, int) else rng.randrange(INT32)
-            outputs.append(OutputImage(
-                blob_id=f"{job_id}-{n}.{file_extension(image_format)}", index=len(outputs),
-                width=width, height=height, format=image_format, seed=image_seed,
-                blocked=verdict is not None, blocked_reason=verdict.message if verdict else None,
-            ))
+        outputs.extend(plan_images(
+            rng, count=int(step_input.get("numImages", 1)), size=size, first_index=first, verdict=verdict,
+            image_format=step_input.get("outputFormat") or self.options["default_output_format"],
+            blob_id=lambda n, extension: f"{job_id}-{n}.{extension}", seed=step_input.get("seed"),
+        ))
         return {
             "name": template.get("name") or f"${index}",
             "priority": template.get("priority") or "normal",
