@@ -43,9 +43,12 @@ def http() -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
-def control(live_server: LiveServer, http: httpx.Client) -> ControlClient:
-    """Control client over HTTP; the simulator is reset (seed 0, clock rewound, manual) first."""
-    client = ControlClient(live_server.url, client=http)
+def control(request: pytest.FixtureRequest, http: httpx.Client) -> ControlClient:
+    """Control client of the test module's own `server` fixture if it defines one (else the session's
+    Civitai server); the simulator is reset (seed 0, clock rewound, manual) first."""
+    fixture = "server" if hasattr(request.module, "server") else "live_server"
+    server: LiveServer = request.getfixturevalue(fixture)
+    client = ControlClient(server.url, client=http)
     client.reset(seed=0)
     return client
 

@@ -30,14 +30,6 @@ def server() -> Iterator[LiveServer]:
 
 
 @pytest.fixture
-def control(server: LiveServer) -> Iterator[ControlClient]:
-    client = ControlClient(server.url)
-    client.reset(seed=0)
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def evo(server: LiveServer, control: ControlClient) -> Iterator[Gateway]:
     client = Gateway(server, SLUG)
     yield client

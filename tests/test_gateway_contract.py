@@ -54,14 +54,6 @@ def server() -> Iterator[LiveServer]:
         yield live
 
 
-@pytest.fixture
-def control(server: LiveServer) -> Iterator[ControlClient]:
-    client = ControlClient(server.url)
-    client.reset(seed=0)
-    yield client
-    client.close()
-
-
 @pytest.fixture(params=SLUGS)
 def gw(request: pytest.FixtureRequest, server: LiveServer, control: ControlClient) -> Iterator[Gateway]:
     client = Gateway(server, request.param)

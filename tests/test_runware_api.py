@@ -34,20 +34,6 @@ def server() -> Iterator[LiveServer]:
 
 
 @pytest.fixture(scope="module")
-def control_client(server: LiveServer) -> Iterator[ControlClient]:
-    # One client per module: building an httpx client (its TLS context) costs more than a test.
-    client = ControlClient(server.url)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def control(control_client: ControlClient) -> ControlClient:
-    control_client.reset(seed=0)
-    return control_client
-
-
-@pytest.fixture(scope="module")
 def api_client(server: LiveServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url + "/runware", headers={"Authorization": f"Bearer {KEY}"},
                       timeout=30) as client:

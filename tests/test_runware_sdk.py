@@ -44,19 +44,6 @@ def server() -> Iterator[LiveServer]:
         yield live
 
 
-@pytest.fixture(scope="module")
-def control_client(server: LiveServer) -> Iterator[ControlClient]:
-    client = ControlClient(server.url)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def control(control_client: ControlClient) -> ControlClient:
-    control_client.reset(seed=0)
-    return control_client
-
-
 def run(server: LiveServer, params: dict[str, Any], api_key: str = KEY) -> list[dict[str, Any]]:
     from runware import Runware
 
