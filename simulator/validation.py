@@ -49,6 +49,7 @@ class Violation:
     expected: Any = None
     nearest: Any = None
     schema: str = ""
+    doc: str | None = None  # where the rule is documented (the schema's `x-doc` annotation)
 
     @property
     def field(self) -> str:
@@ -66,6 +67,7 @@ class Violation:
             "expected": self.expected,
             "nearest": self.nearest,
             "schema": self.schema,
+            "doc": self.doc,
         }
 
 
@@ -244,18 +246,22 @@ def _violations(error: ValidationError, schema_name: str) -> Iterator[Violation]
     rule = str(error.validator)
     schema = error.schema if isinstance(error.schema, dict) else {}
     instance = error.instance
+    doc = _doc(error)
     if rule == "additionalProperties" and isinstance(instance, dict):
         known = set(schema.get("properties", {}))
+        # `x-did-you-mean` maps well-known wrong names (another provider's spelling) to the right one.
+        aliases = schema.get("x-did-you-mean", {})
         for name in sorted(set(instance) - known):
+            nearest = aliases.get(name) or _nearest_property(name, known)
             yield Violation(
                 (*path, name), rule, f"'{name}' is not a valid property", instance[name],
-                sorted(known), _nearest_property(name, known), schema_name,
+                sorted(known), nearest, schema_name, doc,
             )
         return
     if rule == "required" and isinstance(instance, dict):
         for name in error.validator_value:
             if name not in instance:
-                yield Violation((*path, name), rule, f"'{name}' is required", None, name, None, schema_name)
+                yield Violation((*path, name), rule, f"'{name}' is required", None, name, None, schema_name, doc)
         return
     expected = error.validator_value
     nearest: Any = None
@@ -263,7 +269,20 @@ def _violations(error: ValidationError, schema_name: str) -> Iterator[Violation]
         nearest = _nearest(instance, expected)
     elif rule in LIMIT_RULES:
         nearest = expected
-    yield Violation(path, rule, error.message, instance, expected, nearest, schema_name)
+    yield Violation(path, rule, error.message, instance, expected, nearest, schema_name, doc)
+
+
+def _doc(error: ValidationError) -> str | None:
+    """The nearest `x-doc` annotation: on the failing subschema, else on the schemas that led to it."""
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if isinstance(schema.get("x-doc"), str):
+        return str(schema["x-doc"])
+    parent = error.parent
+    while parent is not None:
+        if isinstance(parent.schema, dict) and isinstance(parent.schema.get("x-doc"), str):
+            return str(parent.schema["x-doc"])
+        parent = parent.parent
+    return None
 
 
 def _nearest_property(name: str, known: set[str]) -> str | None:

@@ -32,10 +32,11 @@ SHAPE = {
             "properties": {
                 "kind": {"const": "circle"},
                 "radius": {"type": "integer", "maximum": 10, "default": 1},
-                "colour": {"enum": ["red", "green", "blue"], "default": "red"},
+                "colour": {"enum": ["red", "green", "blue"], "default": "red", "x-doc": "toy guide / colours"},
                 "size": {"type": "string", "enum": ["512", "1K"]},
             },
             "additionalProperties": False,
+            "x-did-you-mean": {"diameter": "radius"},
         },
         "Square": {
             "type": "object",
@@ -86,6 +87,13 @@ def test_each_unknown_property_is_its_own_violation_with_a_nearest_name(schemas:
     found = by_path(schemas, {"items": [{"kind": "circle", "Radius": 2, "zzz": 1}]})
     assert found["items[0].Radius"].nearest == "radius"
     assert found["items[0].zzz"].nearest is None
+
+
+def test_near_miss_carries_aliases_and_the_doc_reference(schemas: SchemaSet) -> None:
+    found = by_path(schemas, {"items": [{"kind": "circle", "diameter": 4, "colour": "pink"}]})
+    assert found["items[0].diameter"].nearest == "radius"
+    assert found["items[0].colour"].doc == "toy guide / colours"
+    assert found["items[0].colour"].as_dict()["doc"] == "toy guide / colours"
 
 
 def test_enum_and_limit_nearest_values(schemas: SchemaSet) -> None:
