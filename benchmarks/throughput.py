@@ -1,5 +1,9 @@
 """Throughput and latency of the simulator's hot routes, as ratios against a baseline measured in the same run.
 
+Two measurements: the app's own cost per request, calling the ASGI app directly (no sockets, no client:
+this is the number that says what our code costs), and end to end over loopback with httpx clients in
+this process (bounded by the Python client as much as by the server, so read its ratios, not its rates).
+
 The baseline is the thinnest app the same stack can serve (Starlette behind uvicorn answering a fixed
 JSON body), so the ratio says what the simulator's own work costs, whatever machine runs it.
 
@@ -13,11 +17,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import statistics
 import time
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from starlette.applications import Starlette
@@ -104,6 +110,54 @@ async def run(total: int, concurrency: int) -> list[Result]:
     return results
 
 
+async def asgi_call(app: Any, method: str, path: str, body: bytes = b"", query: str = "") -> int:
+    """One request straight into the ASGI app; returns the status."""
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+        "path": path, "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
+        "headers": [(b"host", b"bench"), (b"authorization", b"Bearer bench"), (b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+    }
+    sent = False
+    status = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(scope, receive, send)
+    return status
+
+
+async def app_cost(total: int) -> list[tuple[str, float]]:
+    """Microseconds per request inside the app, sequentially (the best case for each)."""
+    async def timed(name: str, app: Any, method: str, path: str, body: bytes, expect: int) -> tuple[str, float]:
+        started = time.perf_counter()
+        for _ in range(total):
+            status = await asgi_call(app, method, path, body)
+            if status != expect:
+                raise SystemExit(f"{name}: expected {expect}, got {status}")
+        return name, (time.perf_counter() - started) / total * 1e6
+
+    sim = Simulator(clock=VirtualClock(), providers=["civitai"])
+    api = "/civitai/v2/consumer/workflows"
+    good, bad = json.dumps(BODY).encode(), json.dumps(BAD_BODY).encode()
+    rows = [await timed("baseline: fixed JSON", baseline_app(), "GET", "/ok", b"", 200)]
+    rows.append(await timed("submit (202)", sim.app, "POST", api, good, 202))
+    task_id = sim.engine.tasks.all()[0].id
+    rows.append(await timed("poll GET (202)", sim.app, "GET", f"{api}/{task_id}", b"", 202))
+    rows.append(await timed("invalid submit (400)", sim.app, "POST", api, bad, 400))
+    return rows
+
+
 def journal_memory(entries: int) -> float:
     """Bytes per journal entry for a realistic submit exchange."""
     from simulator.engine import Journal
@@ -125,9 +179,14 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
+    costs = asyncio.run(app_cost(args.requests))
+    print(f"{'in the app (ASGI, sequential)':<30}{'µs/req':>9}{'ratio':>8}")
+    for name, micros in costs:
+        print(f"{name:<30}{micros:>9.0f}{micros / costs[0][1]:>8.1f}")
+    print()
     results = asyncio.run(run(args.requests, args.concurrency))
     baseline = results[0].rate
-    print(f"{'route':<26}{'req/s':>9}{'ratio':>8}{'p50 ms':>9}{'p99 ms':>9}")
+    print(f"{'over loopback':<26}{'req/s':>9}{'ratio':>8}{'p50 ms':>9}{'p99 ms':>9}")
     for result in results:
         print(f"{result.name:<26}{result.rate:>9.0f}{result.rate / baseline:>8.2f}"
               f"{result.quantile(0.5):>9.1f}{result.quantile(0.99):>9.1f}")

@@ -158,3 +158,11 @@ def test_seed_streams_are_independent_of_draw_order() -> None:
     source.stream("y", 2).random()
     assert source.stream("x", 1).random() == first
     assert random.Random("11:x:1").random() == first
+
+
+def test_time_based_ids_stay_unique_while_the_virtual_clock_stands_still() -> None:
+    engine = Engine(VirtualClock(start=10))
+    assert [engine.unique_millis("a") for _ in range(3)] == [10_000, 10_001, 10_002]
+    assert engine.unique_millis("b") == 10_000
+    engine.reset()
+    assert engine.unique_millis("a") == 10_000

@@ -70,6 +70,7 @@ class Engine:
         self._timers: dict[str, list[Timer]] = {}
         self._changes: dict[str, asyncio.Event] = {}
         self._listeners: dict[str, EventListener] = {}
+        self._last_millis: dict[str, int] = {}
 
     # -- state -----------------------------------------------------------------------------------
 
@@ -90,6 +91,7 @@ class Engine:
         self._seq = itertools.count(1)
         self._timers.clear()
         self._changes.clear()
+        self._last_millis.clear()
 
     def listen(self, provider: str, listener: EventListener) -> None:
         """The provider hears each phase change of its tasks at the moment it happens on the clock."""
@@ -103,6 +105,13 @@ class Engine:
     def next_rng(self, provider: str) -> tuple[int, random.Random]:
         seq = next(self._seq)
         return seq, self.seeds.stream(provider, "task", seq)
+
+    def unique_millis(self, scope: str) -> int:
+        """The clock in milliseconds, moved on past the last value handed out in `scope`: time-based IDs
+        stay unique when the virtual clock stands still between advances."""
+        millis = max(round(self.clock.now() * 1000), self._last_millis.get(scope, -1) + 1)
+        self._last_millis[scope] = millis
+        return millis
 
     def plan_timeline(self, rng: random.Random, durations: Durations) -> Timeline:
         now = self.clock.now()

@@ -26,15 +26,10 @@ def user_id(token: str) -> int:
     return 1_000_000 + int(hashlib.sha256(token.encode()).hexdigest()[:12], 16) % 9_000_000
 
 
-def workflow_id(owner: str, created_at: float, taken: Any) -> str:
-    """`{userId}-{yyyyMMddHHmmssfff}` as observed; a clash moves on by a millisecond."""
-    millis = round(created_at * 1000)
-    while True:
-        moment = to_datetime(millis / 1000)
-        candidate = f"{user_id(owner)}-{moment.strftime('%Y%m%d%H%M%S')}{millis % 1000:03d}"
-        if candidate not in taken:
-            return candidate
-        millis += 1
+def workflow_id(owner: str, millis: int) -> str:
+    """`{userId}-{yyyyMMddHHmmssfff}` as observed (`millis` unique per user, see Engine.unique_millis)."""
+    moment = to_datetime(millis / 1000)
+    return f"{user_id(owner)}-{moment.strftime('%Y%m%d%H%M%S')}{millis % 1000:03d}"
 
 
 @dataclass(frozen=True)
@@ -76,9 +71,11 @@ class WorkflowBuilder:
 
     def build(self, owner: str, template: dict[str, Any], base_url: str, *, whatif: bool) -> Task:
         seq, rng = self.engine.next_rng("civitai")
-        now = self.engine.now()
         price = quote(self.models, template["steps"])
-        task_id = f"0-{random_uuid(rng)}" if whatif else workflow_id(owner, now, self.engine.tasks)
+        if whatif:
+            task_id = f"0-{random_uuid(rng)}"
+        else:
+            task_id = workflow_id(owner, self.engine.unique_millis(f"civitai:{owner}"))
         outputs: list[OutputImage] = []
         steps = [self._step(i, s, task_id, rng, outputs) for i, s in enumerate(template["steps"])]
         durations = [self._durations(s["input"]) for s in template["steps"]]

@@ -54,11 +54,8 @@ class TaskFactory:
     def task_id(self, model: str, rng: random.Random) -> str:
         if self.options["task_id_format"] == "uuid":
             return random_uuid(rng)
-        millis = round(self.engine.now() * 1000)
         version = self.models[model]["modelVersion"]
-        while f"task_{version}_{millis}" in self.engine.tasks:
-            millis += 1  # two tasks in the same millisecond: the later one moves on, as Civitai IDs do
-        return f"task_{version}_{millis}"
+        return f"task_{version}_{self.engine.unique_millis(f'crun:{version}')}"
 
     def build(self, owner: str, body: Mapping[str, Any], filled: Mapping[str, Any], base_url: str) -> Task:
         seq, rng = self.engine.next_rng(SLUG)
