@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="start a virtual clock that only moves via POST /_sim/clock/advance")
     serve.add_argument("--autojump", action="store_true",
                        help="with --virtual-clock: a waiting request jumps the clock to what it waits for")
+    serve.add_argument("--scenario", action="append", default=[], metavar="NAME|FILE",
+                       help="load a failure scenario: a shipped name (see contracts/scenarios) or a YAML file")
     serve.add_argument("--external-webhooks", action="store_true",
                        help="deliver callbacks to non-loopback hosts too (default: loopback receivers only)")
     serve.add_argument("--option", action="append", type=_parse_option, default=[], metavar="P.NAME=VALUE",
@@ -82,6 +84,9 @@ def serve(args: argparse.Namespace) -> int:
 
     import uvicorn
 
+    from simulator.faults import scenario
+    from simulator.faults.plan import PlanError
+    from simulator.options import OptionError
     from simulator.sim import KEEP_ALIVE, Simulator
 
     options: dict[str, dict[str, Any]] = {}
@@ -93,6 +98,12 @@ def serve(args: argparse.Namespace) -> int:
         print(f"nanobanana-sim: {exc}", file=sys.stderr)
         return 2
     sim.engine.webhooks.allow_external = args.external_webhooks
+    try:
+        for name in args.scenario:
+            sim.load_scenario(scenario.load(name))
+    except (PlanError, OptionError, KeyError) as exc:
+        print(f"nanobanana-sim: {exc}", file=sys.stderr)
+        return 2
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY on accepted sockets
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -105,6 +116,8 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(banner(f"http://{host}:{sock.getsockname()[1]}", args.provider), flush=True)
+    if args.scenario:
+        print(f"\nScenarios in force: {', '.join(s['name'] for s in sim.scenarios)} (GET /_sim/faults)", flush=True)
     config = uvicorn.Config(sim.app, log_level="warning", lifespan="off", timeout_keep_alive=KEEP_ALIVE)
     server = uvicorn.Server(config)
     server.run(sockets=[sock])

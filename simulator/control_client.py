@@ -72,6 +72,30 @@ class ControlClient:
     def set_moderation(self, patterns: list[str]) -> None:
         self._call("PUT", "/moderation", json={"patterns": patterns})
 
+    def add_faults(self, *rules: dict[str, Any]) -> list[dict[str, Any]]:
+        """Add fault rules ({match, when, do}); returns every rule with its match/fire counters."""
+        return list(self._call("POST", "/faults", json={"rules": list(rules)})["rules"])
+
+    def faults(self) -> dict[str, Any]:
+        return dict(self._call("GET", "/faults"))
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "/faults")
+
+    def set_limits(self, *limits: dict[str, Any]) -> list[dict[str, Any]]:
+        return list(self._call("PUT", "/limits", json={"limits": list(limits)})["limits"])
+
+    def load_scenario(self, name: str | None = None, *, yaml: str | None = None) -> dict[str, Any]:
+        """A shipped scenario by name, or a scenario document as YAML text."""
+        body = {"name": name} if name is not None else {"yaml": yaml}
+        return dict(self._call("POST", "/scenarios", json=body))
+
+    def scenarios(self) -> dict[str, Any]:
+        return dict(self._call("GET", "/scenarios"))
+
+    def clear_scenarios(self) -> None:
+        self._call("DELETE", "/scenarios")
+
     def flush_webhooks(self) -> int:
         return int(self._call("POST", "/webhooks/flush")["pending"])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 from simulator.clock import to_datetime
@@ -9,8 +10,8 @@ from simulator.clock import to_datetime
 
 def iso_utc(t: float | None, digits: int = 3, suffix: str = "Z") -> str | None:
     """`2026-05-25T23:21:19.461Z` (digits=3), `…19.4610000Z` (digits=7), `…19Z` (digits=0)."""
-    if t is None:
-        return None
+    if t is None or not math.isfinite(t):
+        return None  # a task that never finishes has no completion time to show
     moment = to_datetime(t)
     text = moment.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%S")
     if digits:
@@ -29,4 +30,4 @@ def parse_iso_utc(text: str) -> float | None:
 
 
 def unix_seconds(t: float | None) -> int | None:
-    return None if t is None else int(t)
+    return None if t is None or not math.isfinite(t) else int(t)

@@ -8,7 +8,8 @@ from typing import Any
 from starlette.types import ASGIApp
 
 from simulator.clock import Clock, RealClock, VirtualClock
-from simulator.engine import Engine
+from simulator.engine import Engine, Moderation
+from simulator.faults import scenario
 from simulator.http.app import build_app
 from simulator.providers import REGISTRY, available, provider_class
 from simulator.providers.base import Provider
@@ -43,6 +44,7 @@ class Simulator:
         self._initial_options = {slug: dict(values) for slug, values in (options or {}).items()}
         self._apply_options()
         self._app: ASGIApp | None = None
+        self.scenarios: list[dict[str, Any]] = []
 
     def _apply_options(self) -> None:
         for slug, values in self._initial_options.items():
@@ -67,6 +69,27 @@ class Simulator:
             self.clock.autojump = self._autojump
         for provider in self.providers.values():
             provider.reset()
+        self._apply_options()
+        for loaded in self.scenarios:
+            scenario.apply(self, loaded)
+
+    def load_scenario(self, loaded: dict[str, Any]) -> None:
+        """Put a parsed scenario in force now and after every reset (a bad one changes nothing)."""
+        scenario.apply(self, loaded)
+        self.scenarios.append(loaded)
+
+    def clear_scenarios(self) -> None:
+        """Drop every scenario's rules, limits, moderation patterns, options and starting balances;
+        tasks, the journal, tokens and balances already set stay as they are."""
+        self.scenarios.clear()
+        engine = self.engine
+        engine.faults.clear()
+        engine.limits.clear()
+        engine.moderation = Moderation()
+        engine.wallets.clear_defaults()
+        for provider in self.providers.values():
+            provider.options.reset()
+            provider.attach()
         self._apply_options()
 
     @property

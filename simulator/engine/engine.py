@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from simulator.clock import Clock, Timer, VirtualClock
 from simulator.engine.blobs import BlobStore, URLSigner
@@ -15,7 +17,11 @@ from simulator.engine.journal import Journal
 from simulator.engine.rng import SeedSource
 from simulator.engine.tasks import Failure, Phase, Task, TaskStore, Timeline
 from simulator.engine.wallets import Wallets
-from simulator.engine.webhooks import WebhookDispatcher
+from simulator.engine.webhooks import Delivery, WebhookDispatcher
+from simulator.faults import tasks as task_faults
+from simulator.faults.actions import check_action
+from simulator.faults.limits import RateLimits
+from simulator.faults.plan import FaultPlan, RequestFacts
 from simulator.images import PlaceholderCache
 
 EventListener = Callable[[Task, Phase, float], None]
@@ -31,6 +37,9 @@ class Moderation:
     patterns: list[str] = field(default_factory=lambda: [re.escape(BLOCK_TRIGGER)])
 
     def verdict(self, prompt: str) -> Failure | None:
+        forced = task_faults.forced_block()
+        if forced is not None:
+            return forced
         for pattern in self.patterns:
             if re.search(pattern, prompt, flags=re.IGNORECASE):
                 return Failure("blocked", "The prompt was blocked by the content filter.", code=pattern)
@@ -66,6 +75,9 @@ class Engine:
         self.webhooks = WebhookDispatcher(clock, self.journal)
         self.blobs = BlobStore(PlaceholderCache(image_cache_bytes))
         self.moderation = Moderation()
+        self.faults = FaultPlan(seed, check=check_action)
+        self.limits = RateLimits()
+        self.webhooks.faults_for = self._webhook_faults
         self._seq = itertools.count(1)
         self._timers: dict[str, list[Timer]] = {}
         self._changes: dict[str, asyncio.Event] = {}
@@ -88,10 +100,29 @@ class Engine:
         self.journal.clear()
         self.webhooks.reset()
         self.moderation = Moderation()
+        self.faults.clear(self.seed)
+        self.limits.clear()
         self._seq = itertools.count(1)
         self._timers.clear()
         self._changes.clear()
         self._last_millis.clear()
+
+    def _webhook_faults(self, delivery: Delivery) -> list[dict[str, Any]]:
+        """Rules match a delivery as operation `webhook` (the event in `body.event`, the URL as `path`)."""
+        if not self.faults.rules:
+            return []
+        task = self.tasks.get(delivery.task_id) if delivery.task_id else None
+        facts = RequestFacts(
+            provider=delivery.provider, operation="webhook", method=delivery.method, path=delivery.url,
+            api_key=task.owner if task else None, model=task.model if task else None,
+            body={"event": delivery.event, "payload": delivery.payload},
+        )
+        fired = self.faults.fire(facts, self.clock.now())
+        for rule in fired:
+            self.journal.record("event", self.clock.now(), provider=delivery.provider, task_id=delivery.task_id,
+                                note=f"fault rule {rule.name} fired on webhook {delivery.event}",
+                                faults=[{"rule": rule.name, "do": rule.do}])
+        return [rule.do for rule in fired]
 
     def listen(self, provider: str, listener: EventListener) -> None:
         """The provider hears each phase change of its tasks at the moment it happens on the clock."""
@@ -121,13 +152,14 @@ class Engine:
         return Timeline(accepted_at=now, queued_at=queued_at, started_at=started_at, finished_at=now + total)
 
     def add_task(self, task: Task) -> Task:
+        task.faults = task_faults.apply(task, self.seeds.stream(task.provider, "faults", task.seq))
         self.tasks.add(task)
         self.blobs.register(task)
         timeline = task.timeline
         moments = [(at, phase) for at, phase in timeline.transitions()]
         moments.append((timeline.finished_at, task.outcome))
         self._timers[task.id] = [
-            self.clock.call_at(at, self._transition(task, phase)) for at, phase in moments
+            self.clock.call_at(at, self._transition(task, phase)) for at, phase in moments if math.isfinite(at)
         ]
         self._emit(task, Phase.ACCEPTED, timeline.accepted_at)
         return task

@@ -29,6 +29,7 @@ class JournalEntry:
     task_id: str | None = None
     note: str | None = None
     violations: list[dict[str, Any]] = field(default_factory=list)
+    faults: list[dict[str, Any]] = field(default_factory=list)  # rules and limits that fired, and what they did
     detail: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,6 +78,7 @@ class Task:
     canceled_at: float | None = None
     deleted_at: float | None = None
     tags: list[str] = field(default_factory=list)
+    faults: list[str] = field(default_factory=list)  # what fault rules did to this task, in words
 
     def phase(self, now: float) -> Phase:
         if self.canceled_at is not None and self.canceled_at <= now:
@@ -107,13 +109,15 @@ class Task:
         return t if t <= now else None
 
     def progress(self, now: float) -> float:
-        """0..1 through processing; 1 once terminal."""
+        """0..1 through processing; 1 once terminal (a task that never finishes creeps towards 0.99)."""
         phase = self.phase(now)
         if phase.terminal:
             return 1.0
         if phase is not Phase.PROCESSING:
             return 0.0
         t = self.timeline
+        if math.isinf(t.finished_at):
+            return 0.99 * (1 - math.exp(-(now - t.started_at) / 60))
         span = max(t.finished_at - t.started_at, 1e-9)
         return min(1.0, max(0.0, (now - t.started_at) / span))
 

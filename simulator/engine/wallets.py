@@ -19,6 +19,9 @@ class Wallets:
     def set_default(self, provider: str, balance: float) -> None:
         self._defaults[provider] = balance
 
+    def clear_defaults(self) -> None:
+        self._defaults.clear()
+
     def wallet(self, provider: str, owner: str) -> Wallet:
         key = (provider, owner)
         if key not in self._wallets:

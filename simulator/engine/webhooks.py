@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import json
 from collections import deque
@@ -74,6 +75,9 @@ class WebhookDispatcher:
         self._inflight: set[asyncio.Task[None]] = set()
         self._client: httpx.AsyncClient | None = None
         self.allow_external = False
+        # Fault hook: the webhook actions fired for a delivery (drop, duplicate, delay, reorder).
+        self.faults_for: Callable[[Delivery], list[dict[str, Any]]] = lambda delivery: []
+        self._held: dict[str, Delivery] = {}
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -81,10 +85,35 @@ class WebhookDispatcher:
         return self._client
 
     def enqueue(self, delivery: Delivery) -> None:
+        fault = next((do for do in self.faults_for(delivery) if "webhook" in do), None)
+        kind = fault["webhook"] if fault else None
+        if fault is None:
+            self._enqueue(delivery)
+        elif kind == "drop":
+            self._record(delivery, self.clock.now(), None, "not sent: dropped by a fault rule", "dropped")
+        elif kind == "delay":
+            self.clock.call_at(self.clock.now() + float(fault.get("seconds", 30)), lambda: self._enqueue(delivery))
+        elif kind == "reorder":
+            # Held back until the stream's next delivery has gone ahead (or `seconds` pass on the clock).
+            self._held[delivery.stream] = delivery
+            self.clock.call_at(self.clock.now() + float(fault.get("seconds", 30)),
+                               lambda: self._release(delivery.stream))
+        else:  # duplicate
+            self._enqueue(delivery)
+            self._enqueue(dataclasses.replace(delivery, attempts=0))
+
+    def _enqueue(self, delivery: Delivery) -> None:
         self._queues.setdefault(delivery.stream, deque()).append(delivery)
         if delivery.stream not in self._busy:
             self._busy.add(delivery.stream)
             self._spawn(delivery.stream)
+        if self._held.get(delivery.stream) not in (None, delivery):
+            self._release(delivery.stream)
+
+    def _release(self, stream: str) -> None:
+        held = self._held.pop(stream, None)
+        if held is not None:
+            self._enqueue(held)
 
     def _spawn(self, stream: str) -> None:
         task = asyncio.get_running_loop().create_task(self._attempt(stream))
@@ -156,6 +185,7 @@ class WebhookDispatcher:
     def reset(self) -> None:
         self._queues.clear()
         self._busy.clear()
+        self._held.clear()
 
     async def aclose(self) -> None:
         if self._client is not None:

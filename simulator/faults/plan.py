@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import random
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,12 +146,16 @@ class Rule:
 class FaultPlan:
     seed: int = 0
     rules: list[Rule] = field(default_factory=list)
+    check: Callable[[Mapping[str, Any], str], None] = lambda do, rule: None  # validates each `do`
 
     def __post_init__(self) -> None:
         self._rng = random.Random(f"faults:{self.seed}")
 
     def add(self, raw_rules: Iterable[Mapping[str, Any]], source: str = "rule") -> list[Rule]:
+        """Parse and check every rule first, so a bad one adds none of them."""
         parsed = [Rule.parse(raw, f"{source}-{len(self.rules) + i + 1}") for i, raw in enumerate(raw_rules)]
+        for rule in parsed:
+            self.check(rule.do, rule.name)
         self.rules.extend(parsed)
         return parsed
 

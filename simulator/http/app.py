@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp
 
+from simulator.faults.network import NetworkFaults
 from simulator.http.context import context
 from simulator.http.control import control_routes
 from simulator.http.middleware import HostRouting, JournalRecorder
@@ -28,7 +29,7 @@ def build_app(sim: Simulator) -> ASGIApp:
     app: ASGIApp = Starlette(routes=routes)
     hosts = {host: slug for slug, provider in sim.providers.items() for host in provider.hosts}
     app = HostRouting(app, hosts, set(sim.providers), sim.default_provider)
-    return JournalRecorder(app, sim.engine.journal, sim.engine.now)
+    return NetworkFaults(JournalRecorder(app, sim.engine.journal, sim.engine.now))
 
 
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]

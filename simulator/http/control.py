@@ -11,6 +11,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from simulator.clock import VirtualClock
+from simulator.faults import scenario
+from simulator.faults.plan import PlanError
 from simulator.options import OptionError
 
 if TYPE_CHECKING:
@@ -51,7 +53,7 @@ def _guard(handler: Handler) -> Handler:
             return await handler(request)
         except ControlError as exc:
             return JSONResponse({"error": exc.message}, status_code=exc.status)
-        except (OptionError, KeyError, ValueError, TypeError) as exc:
+        except (OptionError, PlanError, KeyError, ValueError, TypeError) as exc:
             return JSONResponse({"error": str(exc).strip("'\"")}, status_code=400)
 
     return guarded
@@ -177,6 +179,42 @@ def control_routes(sim: Simulator) -> list[Route]:
             engine.moderation.patterns = list(patterns)
         return JSONResponse({"patterns": engine.moderation.patterns})
 
+    async def faults(request: Request) -> Response:
+        if request.method == "POST":
+            rules = (await _body(request)).get("rules")
+            if not isinstance(rules, list):
+                raise ControlError(400, "body must be {\"rules\": [ {match, when, do}, … ]}")
+            engine.faults.add(rules, source="control")
+        elif request.method == "DELETE":
+            engine.faults.clear()
+            engine.limits.clear()
+        return JSONResponse({"rules": engine.faults.describe(), "limits": engine.limits.describe()})
+
+    async def limits(request: Request) -> Response:
+        if request.method == "PUT":
+            raw = (await _body(request)).get("limits")
+            if not isinstance(raw, list):
+                raise ControlError(400, "body must be {\"limits\": [ {requests, per, concurrent, …}, … ]}")
+            engine.limits.set(raw)
+        return JSONResponse({"limits": engine.limits.describe()})
+
+    async def scenarios(request: Request) -> Response:
+        if request.method == "POST":
+            body = await _body(request)
+            if "name" in body:
+                loaded = scenario.load(str(body["name"]))
+            elif "yaml" in body:
+                loaded = scenario.parse(str(body["yaml"]), str(body.get("source", "posted")))
+            else:
+                raise ControlError(400, "body must name a shipped scenario ({\"name\": …}) or carry {\"yaml\": …}")
+            sim.load_scenario(loaded)
+        elif request.method == "DELETE":
+            sim.clear_scenarios()
+        return JSONResponse({
+            "loaded": [s.get("name") for s in sim.scenarios],
+            "shipped": scenario.shipped(),
+        })
+
     async def flush_webhooks(request: Request) -> Response:
         await engine.webhooks.flush()
         return JSONResponse({"pending": engine.webhooks.pending()})
@@ -196,6 +234,9 @@ def control_routes(sim: Simulator) -> list[Route]:
         ("/options/{provider}", options, ["GET", "PUT"]),
         ("/moderation", moderation, ["GET", "PUT"]),
         ("/webhooks/flush", flush_webhooks, ["POST"]),
+        ("/faults", faults, ["GET", "POST", "DELETE"]),
+        ("/limits", limits, ["GET", "PUT"]),
+        ("/scenarios", scenarios, ["GET", "POST", "DELETE"]),
     ]
     return [Route(path, _guard(handler), methods=methods) for path, handler, methods in table]
 

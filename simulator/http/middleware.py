@@ -137,6 +137,7 @@ class JournalRecorder:
                 task_id=notes.get("task_id"),
                 note=notes.get("note"),
                 violations=notes.get("violations", []),
+                faults=notes.get("faults", []),
             )
 
 

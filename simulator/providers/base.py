@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import traceback
 from collections.abc import Awaitable, Callable
@@ -12,6 +13,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from simulator.engine import Engine, Phase, Task
+from simulator.faults.errors import error_spec
+from simulator.faults.plan import RequestFacts, lookup
+from simulator.faults.tasks import task_faults
 from simulator.http.context import bearer_token, context
 from simulator.options import ProviderOptions, provider_data
 from simulator.validation import SchemaSet, Violation, schema_set
@@ -34,9 +38,9 @@ class Provider:
         self.options = ProviderOptions(self.slug)
         self.schemas: SchemaSet = schema_set(self.slug)
         self.valid_tokens: set[str] | None = None
-        self._attach()
+        self.attach()
 
-    def _attach(self) -> None:
+    def attach(self) -> None:
         self.engine.listen(self.slug, self.on_event)
         if "defaultBalance" in self.data:
             # Each provider's own unit: a generic default would be a few images in one and millions in another.
@@ -53,7 +57,7 @@ class Provider:
     def reset(self) -> None:
         self.options.reset()
         self.valid_tokens = None
-        self._attach()
+        self.attach()
 
     # -- to be provided by each provider -----------------------------------------------------------
 
@@ -78,13 +82,88 @@ class Provider:
             notes["provider"] = self.slug
             notes["operation"] = operation
             try:
-                return await handler(request)
+                refusal, actions = await self._faults(request, operation)
+                if refusal is not None:
+                    return refusal
+                with task_faults(actions):
+                    return await handler(request)
             except Exception as exc:  # a bug must still answer in the provider's shape, and be seen
                 log.exception("%s %s failed", self.slug, operation)
                 notes["note"] = "".join(traceback.format_exception_only(exc)).strip()
                 return self.error(500, "The simulator hit an internal error; see the journal note.")
 
         return Route(path, endpoint, methods=methods, name=f"{self.slug}:{operation}")
+
+    # -- failure rehearsal -----------------------------------------------------------------------------
+
+    def api_key_of(self, request: Request, body: Any) -> str | None:
+        """The API key a request carries, for matching rules and limits (before authentication)."""
+        header = self.data.get("apiKeyHeader")
+        return request.headers.get(header) if header else bearer_token(request)
+
+    def model_of(self, body: Any) -> str | None:
+        for path in self.data.get("modelPaths", []):
+            found = lookup(body, path)
+            if isinstance(found, str):
+                return found
+        return None
+
+    async def _faults(self, request: Request, operation: str) -> tuple[Response | None, tuple[dict[str, Any], ...]]:
+        """Rate limits first, then fault rules: a refusal to send instead, and the task faults to apply."""
+        engine = self.engine
+        if not engine.faults.rules and not engine.limits.limits:
+            return None, ()
+        try:
+            body = json.loads(await request.body())
+        except (ValueError, RecursionError):
+            body = None
+        facts = RequestFacts(
+            provider=self.slug, operation=operation, method=request.method,
+            path=request.url.path.removeprefix(context(request).get("prefix", "")),
+            api_key=self.api_key_of(request, body), model=self.model_of(body), body=body,
+        )
+        now = engine.now()
+        notes = context(request)
+        fired_notes: list[dict[str, Any]] = notes.setdefault("faults", [])
+        verdict = engine.limits.check(facts, now, self.data.get("submitOperations", []),
+                                      lambda: self._in_flight(facts.api_key, now))
+        if verdict is not None:
+            fired_notes.append({"limit": verdict.limit.name, "reason": verdict.reason,
+                                "retry_after": verdict.retry_after})
+            do = {"error": "rate_limited", "retry_after": verdict.retry_after, "reset_at": verdict.reset_at,
+                  "limit": verdict.limit.requests or verdict.limit.concurrent}
+            return self.fault_response(request, do), ()
+        refusal: Response | None = None
+        actions: list[dict[str, Any]] = []
+        for rule in engine.faults.fire(facts, now):
+            fired_notes.append({"rule": rule.name, "do": rule.do})
+            if "error" in rule.do and refusal is None:
+                refusal = self.fault_response(request, rule.do)
+            if "network" in rule.do:
+                notes["network"] = rule.do
+            if "task" in rule.do:
+                actions.append(rule.do)
+        return refusal, tuple(actions)
+
+    def _in_flight(self, api_key: str | None, now: float) -> list[float]:
+        return [
+            task.terminal_at() for task in self.engine.tasks.all(self.slug)
+            if task.owner == api_key and not task.phase(now).terminal
+        ]
+
+    def fault_response(self, request: Request, do: dict[str, Any]) -> Response:
+        """A forced error in this provider's own envelope (kinds and wording from provider.json `faults`)."""
+        spec = error_spec(self.data.get("faults", {}), do)
+        values = {
+            "retry_after": do.get("retry_after", ""), "limit": do.get("limit", ""),
+            "reset": int(do["reset_at"]) if "reset_at" in do else "",
+        }
+        headers = {name: str(value).format_map(values) for name, value in spec["headers"].items()}
+        if do.get("retry_after") is not None:
+            headers["Retry-After"] = str(do["retry_after"])
+        response = self.error(int(spec["status"]), str(spec["message"]), code=spec.get("code"))
+        response.headers.update(headers)
+        return response
 
     def authenticate(self, request: Request, token: str | None = None) -> str | None:
         """The API key if it is acceptable (any non-empty one unless a list was set), else None."""

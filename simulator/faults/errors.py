@@ -1,0 +1,41 @@
+"""The provider-neutral error kinds a fault rule can force, and their generic defaults.
+
+A provider lists the kinds it documents in `provider.json` under `"faults"`, each with its own status,
+`code` and `message` (and optional extra `headers`); what it does not list falls back to these
+defaults, rendered through the provider's own error envelope. `{"error": "http", "status": 418}`
+forces any status with the provider's envelope.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+DEFAULT_ERRORS: dict[str, dict[str, Any]] = {
+    "bad_request": {"status": 400, "message": "The request is invalid."},
+    "unauthorized": {"status": 401, "message": "Authentication failed: the API key is missing or invalid."},
+    "insufficient_credits": {"status": 402, "message": "Insufficient credits to run this request."},
+    "forbidden": {"status": 403, "message": "This API key is not allowed to do that."},
+    "not_found": {"status": 404, "message": "The requested resource was not found."},
+    "content_blocked": {"status": 400, "message": "The prompt was rejected by the content filter."},
+    "rate_limited": {"status": 429, "message": "Too many requests; retry after the indicated delay."},
+    "server_error": {"status": 500, "message": "The server hit an unexpected error."},
+    "bad_gateway": {"status": 502, "message": "The upstream model provider returned an invalid response."},
+    "service_unavailable": {"status": 503, "message": "The service is temporarily unavailable."},
+    "gateway_timeout": {"status": 504, "message": "The upstream model provider did not answer in time."},
+}
+
+
+def error_spec(provider_faults: dict[str, Any], do: dict[str, Any]) -> dict[str, Any]:
+    """Status, message, code and headers for a forced error, the rule's own values winning."""
+    kind = str(do.get("error"))
+    spec = dict(DEFAULT_ERRORS.get(kind, {}))
+    spec.update(provider_faults.get(kind, {}))
+    for key in ("status", "message", "code"):
+        if key in do:
+            spec[key] = do[key]
+    if "status" not in spec:
+        known = sorted(set(DEFAULT_ERRORS) | set(provider_faults) | {"http"})
+        raise KeyError(f"unknown error kind {kind!r}; use one of {known} (or 'http' with a status)")
+    spec.setdefault("message", "The request failed.")
+    spec["headers"] = {**spec.get("headers", {}), **do.get("headers", {})}
+    return spec

@@ -1,0 +1,135 @@
+"""Rate limits per provider and API key: requests per window and tasks in flight, recovering on the clock."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from simulator.faults.plan import PlanError, RequestFacts
+
+LIMIT_KEYS = frozenset({"provider", "api_key", "operations", "requests", "per", "concurrent", "name"})
+
+
+@dataclass
+class Limit:
+    """`requests` per `per` seconds (sliding window) and/or at most `concurrent` unfinished tasks."""
+
+    name: str
+    provider: str | None = None
+    api_key: str | None = None
+    operations: list[str] | None = None
+    requests: int | None = None
+    per: float = 60.0
+    concurrent: int | None = None
+    _windows: dict[str | None, deque[float]] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any], default_name: str) -> Limit:
+        if not isinstance(raw, Mapping):
+            raise PlanError(f"{default_name}: a rate limit is an object")
+        name = str(raw.get("name") or default_name)
+        unknown = set(raw) - LIMIT_KEYS
+        if unknown:
+            raise PlanError(f"{name}: unknown keys {sorted(unknown)}; use {sorted(LIMIT_KEYS)}")
+        requests, concurrent, per = raw.get("requests"), raw.get("concurrent"), raw.get("per", 60)
+        if requests is None and concurrent is None:
+            raise PlanError(f"{name}: give `requests` (per `per` seconds) and/or `concurrent`")
+        for key, value in (("requests", requests), ("concurrent", concurrent)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise PlanError(f"{name}: {key} must be a whole number ≥ 0")
+        if isinstance(per, bool) or not isinstance(per, (int, float)) or per <= 0:
+            raise PlanError(f"{name}: per must be a positive number of seconds")
+        operations = raw.get("operations")
+        if operations is not None and not (
+            isinstance(operations, list) and all(isinstance(o, str) for o in operations)
+        ):
+            raise PlanError(f"{name}: operations must be a list of operation names")
+        return cls(name, raw.get("provider"), raw.get("api_key"), operations, requests, float(per), concurrent)
+
+    def applies(self, facts: RequestFacts, submit_operations: Iterable[str]) -> bool:
+        if self.provider is not None and facts.provider != self.provider:
+            return False
+        if self.api_key is not None and facts.api_key != self.api_key:
+            return False
+        operations = self.operations
+        if operations is None and self.requests is None:
+            operations = list(submit_operations)  # a bare concurrency limit guards task creation
+        return operations is None or facts.operation in operations
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "provider": self.provider, "api_key": self.api_key, "operations": self.operations,
+            "requests": self.requests, "per": self.per, "concurrent": self.concurrent,
+        }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A refusal: which limit, how long until a retry can succeed, and what the headers should say."""
+
+    limit: Limit
+    retry_after: int
+    reset_at: float
+    reason: str
+
+
+class RateLimits:
+    def __init__(self) -> None:
+        self.limits: list[Limit] = []
+
+    def set(self, raw_limits: Iterable[Mapping[str, Any]]) -> list[Limit]:
+        parsed = [Limit.parse(raw, f"limit-{i + 1}") for i, raw in enumerate(raw_limits)]
+        self.limits = parsed
+        return parsed
+
+    def clear(self) -> None:
+        self.limits = []
+
+    def check(
+        self,
+        facts: RequestFacts,
+        now: float,
+        submit_operations: Iterable[str],
+        in_flight: Callable[[], list[float]],
+    ) -> Verdict | None:
+        """None if the request may go ahead (and it is counted); else the first limit it breaks.
+
+        `in_flight()` gives the moments the key's unfinished tasks will finish, for concurrency limits.
+        """
+        submit_operations = list(submit_operations)
+        applicable = [limit for limit in self.limits if limit.applies(facts, submit_operations)]
+        for limit in applicable:
+            if limit.requests is not None:
+                window = limit._windows.setdefault(facts.api_key, deque())
+                while window and window[0] <= now - limit.per:
+                    window.popleft()
+                if len(window) >= limit.requests:
+                    reset_at = window[0] + limit.per
+                    return Verdict(limit, max(1, math.ceil(reset_at - now)), reset_at,
+                                   f"{limit.requests} requests per {limit.per:g} s")
+            if limit.concurrent is not None and facts.operation in (limit.operations or submit_operations):
+                finishing = sorted(in_flight())
+                if len(finishing) >= limit.concurrent:
+                    reset_at = finishing[len(finishing) - limit.concurrent]
+                    wait = reset_at - now if math.isfinite(reset_at) else limit.per
+                    return Verdict(limit, max(1, math.ceil(wait)), now + wait,
+                                   f"{limit.concurrent} tasks in flight")
+        for limit in applicable:
+            if limit.requests is not None:
+                limit._windows.setdefault(facts.api_key, deque()).append(now)
+        return None
+
+    def remaining(self, facts: RequestFacts, now: float) -> dict[str, int]:
+        """Requests left in each applicable window (for X-RateLimit-Remaining style headers)."""
+        out = {}
+        for limit in self.limits:
+            if limit.requests is not None and limit.applies(facts, []):
+                window = limit._windows.get(facts.api_key, deque())
+                out[limit.name] = max(0, limit.requests - sum(1 for t in window if t > now - limit.per))
+        return out
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [limit.describe() for limit in self.limits]

@@ -1,0 +1,116 @@
+"""Scenario files: one YAML document combining fault rules, rate limits, wallets, options and moderation.
+
+    # <header comment: what the scenario rehearses and what a client should do about it>
+    name: rate-limit-storm
+    options:      {civitai: {url_ttl_seconds: 30}}          # named provider options
+    wallets:      [{provider: crun, balance: 0}]            # no api_key: every key's starting balance
+    rate_limits:  [{requests: 5, per: 10}]                  # see simulator/faults/limits.py
+    moderation:   {patterns: ["(?i)forbidden"]}
+    faults:       [{match: {...}, when: {...}, do: {...}}]  # see simulator/faults/plan.py
+
+Shipped scenarios live in `contracts/scenarios/<name>.yaml`; `serve --scenario NAME|FILE` and the
+control plane load them. A loaded scenario survives `POST /_sim/reset` (its counters start again).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from simulator.faults.actions import check_action
+from simulator.faults.limits import RateLimits
+from simulator.faults.plan import FaultPlan, PlanError
+from simulator.options import ProviderOptions
+from simulator.resources import contracts_dir
+
+if TYPE_CHECKING:
+    from simulator.sim import Simulator
+
+SCENARIO_KEYS = frozenset({"name", "options", "wallets", "rate_limits", "moderation", "faults"})
+
+
+def scenarios_dir() -> Path:
+    return contracts_dir() / "scenarios"
+
+
+def header(text: str) -> str:
+    """The leading comment block, which is the scenario's documentation."""
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line.removeprefix("#").removeprefix(" "))
+    return "\n".join(lines).strip()
+
+
+def shipped() -> list[dict[str, str]]:
+    return [
+        {"name": path.stem, "description": header(path.read_text(encoding="utf-8"))}
+        for path in sorted(scenarios_dir().glob("*.yaml"))
+    ]
+
+
+def parse(text: str, source: str) -> dict[str, Any]:
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PlanError(f"{source}: not valid YAML: {exc}") from exc
+    if not isinstance(document, Mapping):
+        raise PlanError(f"{source}: a scenario is a YAML mapping with {sorted(SCENARIO_KEYS)}")
+    unknown = set(document) - SCENARIO_KEYS
+    if unknown:
+        raise PlanError(f"{source}: unknown keys {sorted(unknown)}; a scenario has {sorted(SCENARIO_KEYS)}")
+    return {"name": source, **document}
+
+
+def load(name_or_file: str) -> dict[str, Any]:
+    """A shipped scenario by name, or a YAML file by path."""
+    path = Path(name_or_file)
+    if not path.is_file():
+        path = scenarios_dir() / f"{name_or_file}.yaml"
+    if not path.is_file():
+        names = ", ".join(s["name"] for s in shipped())
+        raise PlanError(f"no scenario file {name_or_file!r} and no shipped scenario of that name (shipped: {names})")
+    return parse(path.read_text(encoding="utf-8"), path.stem)
+
+
+def check(sim: Simulator, scenario: Mapping[str, Any], name: str) -> None:
+    """Dry run of every part on throwaway state, so a bad scenario changes nothing."""
+    for slug, values in (scenario.get("options") or {}).items():
+        if not isinstance(values, Mapping):
+            raise PlanError(f"{name}: options.{slug} maps option names to values")
+        trial = ProviderOptions(sim.provider(slug).slug)
+        for option, value in values.items():
+            trial.set(option, value)
+    for wallet in scenario.get("wallets") or []:
+        if not isinstance(wallet, Mapping) or "provider" not in wallet or "balance" not in wallet:
+            raise PlanError(f"{name}: a wallet entry needs provider and balance (api_key optional)")
+        sim.provider(wallet["provider"])
+    RateLimits().set(scenario.get("rate_limits") or [])
+    FaultPlan(check=check_action).add(scenario.get("faults") or [], source=name)
+
+
+def apply(sim: Simulator, scenario: Mapping[str, Any]) -> None:
+    """Put the scenario into force on the simulator as it is now (checked before anything changes)."""
+    name = str(scenario.get("name", "scenario"))
+    engine = sim.engine
+    check(sim, scenario, name)
+    for slug, values in (scenario.get("options") or {}).items():
+        provider = sim.provider(slug)
+        for option, value in values.items():
+            provider.options.set(option, value)
+    for wallet in scenario.get("wallets") or []:
+        slug = sim.provider(wallet["provider"]).slug
+        if wallet.get("api_key") in (None, "*"):
+            engine.wallets.set_default(slug, float(wallet["balance"]))
+        else:
+            engine.wallets.set_balance(slug, str(wallet["api_key"]), float(wallet["balance"]))
+    if scenario.get("rate_limits"):
+        engine.limits.set([*engine.limits.describe(), *scenario["rate_limits"]])
+    moderation = scenario.get("moderation") or {}
+    if "patterns" in moderation:
+        engine.moderation.patterns = [*engine.moderation.patterns, *moderation["patterns"]]
+    engine.faults.add(scenario.get("faults") or [], source=name)
