@@ -71,6 +71,7 @@ class Journal:
         since: float | None = None,
         until: float | None = None,
         after_seq: int | None = None,
+        faulted: bool | None = None,
         limit: int | None = None,
     ) -> list[JournalEntry]:
         statuses = {status} if isinstance(status, int) else set(status) if status is not None else None
@@ -85,5 +86,6 @@ class Journal:
             and (since is None or e.at >= since)
             and (until is None or e.at <= until)
             and (after_seq is None or e.seq > after_seq)
+            and (faulted is None or bool(e.faults) == faulted)
         ]
         return out[-limit:] if limit else out

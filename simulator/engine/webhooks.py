@@ -93,6 +93,8 @@ class WebhookDispatcher:
             self._record(delivery, self.clock.now(), None, "not sent: dropped by a fault rule", "dropped")
         elif kind == "delay":
             self.clock.call_at(self.clock.now() + float(fault.get("seconds", 30)), lambda: self._enqueue(delivery))
+        elif kind == "reorder" and delivery.stream in self._held:
+            self._enqueue(delivery)  # one is already held back: this one overtakes it, which releases it
         elif kind == "reorder":
             # Held back until the stream's next delivery has gone ahead (or `seconds` pass on the clock).
             self._held[delivery.stream] = delivery

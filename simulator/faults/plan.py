@@ -5,8 +5,8 @@ A rule has three parts, all plain data (so they load from JSON, YAML scenario fi
 - `match`: which requests it applies to — `provider`, `operation`, `method`, `path` (glob), `api_key`,
   `model`, and `body` (dotted path → exact value); every given key must match.
 - `when`: which of the matching requests fire it — `after` (skip the first N matches), `times` (fire at most
-  N times), `every` (every Nth match), `window` ([from, to] seconds on the simulator clock), `probability`
-  (0..1, drawn from the plan's seed, so a run repeats exactly).
+  N times), `every` (every Nth match), `window` ([from, to) seconds on the simulator clock, counted from when
+  the rule was added), `probability` (0..1, drawn from the plan's seed, so a run repeats exactly).
 - `do`: what happens — e.g. `{"error": "rate_limited", "retry_after": 2}`; each provider renders the kind in
   its own wire format. The plan itself does not interpret `do`; it only decides whether a rule fires.
 """
@@ -64,6 +64,7 @@ class Rule:
     do: dict[str, Any]
     matched: int = 0
     fired: int = 0
+    origin: float = 0.0  # clock time the rule was added; windows count from here
 
     @classmethod
     def parse(cls, raw: Mapping[str, Any], default_name: str) -> Rule:
@@ -128,7 +129,7 @@ class Rule:
         if (self.matched - int(when.get("after", 0)) - 1) % every:
             return False
         window = when.get("window")
-        if window is not None and not (window[0] <= now < window[1]):
+        if window is not None and not (window[0] <= now - self.origin < window[1]):
             return False
         probability = when.get("probability")
         # Draw for every eligible match, fired or not, so the sequence depends only on the seed and the requests.
@@ -139,7 +140,7 @@ class Rule:
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "match": self.match, "when": self.when, "do": self.do,
-                "matched": self.matched, "fired": self.fired}
+                "matched": self.matched, "fired": self.fired, "origin": self.origin}
 
 
 @dataclass
@@ -151,11 +152,12 @@ class FaultPlan:
     def __post_init__(self) -> None:
         self._rng = random.Random(f"faults:{self.seed}")
 
-    def add(self, raw_rules: Iterable[Mapping[str, Any]], source: str = "rule") -> list[Rule]:
+    def add(self, raw_rules: Iterable[Mapping[str, Any]], source: str = "rule", now: float = 0.0) -> list[Rule]:
         """Parse and check every rule first, so a bad one adds none of them."""
         parsed = [Rule.parse(raw, f"{source}-{len(self.rules) + i + 1}") for i, raw in enumerate(raw_rules)]
         for rule in parsed:
             self.check(rule.do, rule.name)
+            rule.origin = now
         self.rules.extend(parsed)
         return parsed
 

@@ -24,6 +24,7 @@ from simulator.faults.actions import check_action
 from simulator.faults.limits import RateLimits
 from simulator.faults.plan import FaultPlan, PlanError
 from simulator.options import ProviderOptions
+from simulator.providers import REGISTRY
 from simulator.resources import contracts_dir
 
 if TYPE_CHECKING:
@@ -77,18 +78,29 @@ def load(name_or_file: str) -> dict[str, Any]:
     return parse(path.read_text(encoding="utf-8"), path.stem)
 
 
+def _served(sim: Simulator, slug: str, name: str) -> list[str]:
+    """The served slugs a scenario entry means: `*` is all of them; a known provider that is not being
+    served is skipped (a shipped scenario covers every provider), an unknown one is a mistake."""
+    if slug == "*":
+        return list(sim.providers)
+    if slug not in REGISTRY:
+        raise PlanError(f"{name}: unknown provider {slug!r}; known: {sorted(REGISTRY)}")
+    return [slug] if slug in sim.providers else []
+
+
 def check(sim: Simulator, scenario: Mapping[str, Any], name: str) -> None:
     """Dry run of every part on throwaway state, so a bad scenario changes nothing."""
     for slug, values in (scenario.get("options") or {}).items():
         if not isinstance(values, Mapping):
             raise PlanError(f"{name}: options.{slug} maps option names to values")
-        trial = ProviderOptions(sim.provider(slug).slug)
-        for option, value in values.items():
-            trial.set(option, value)
+        for served in _served(sim, slug, name):
+            trial = ProviderOptions(served)
+            for option, value in values.items():
+                trial.set(option, value)
     for wallet in scenario.get("wallets") or []:
         if not isinstance(wallet, Mapping) or "provider" not in wallet or "balance" not in wallet:
             raise PlanError(f"{name}: a wallet entry needs provider and balance (api_key optional)")
-        sim.provider(wallet["provider"])
+        _served(sim, str(wallet["provider"]), name)
     RateLimits().set(scenario.get("rate_limits") or [])
     FaultPlan(check=check_action).add(scenario.get("faults") or [], source=name)
 
@@ -99,18 +111,18 @@ def apply(sim: Simulator, scenario: Mapping[str, Any]) -> None:
     engine = sim.engine
     check(sim, scenario, name)
     for slug, values in (scenario.get("options") or {}).items():
-        provider = sim.provider(slug)
-        for option, value in values.items():
-            provider.options.set(option, value)
+        for served in _served(sim, slug, name):
+            for option, value in values.items():
+                sim.provider(served).options.set(option, value)
     for wallet in scenario.get("wallets") or []:
-        slug = sim.provider(wallet["provider"]).slug
-        if wallet.get("api_key") in (None, "*"):
-            engine.wallets.set_default(slug, float(wallet["balance"]))
-        else:
-            engine.wallets.set_balance(slug, str(wallet["api_key"]), float(wallet["balance"]))
+        for served in _served(sim, str(wallet["provider"]), name):
+            if wallet.get("api_key") in (None, "*"):
+                engine.wallets.set_default(served, float(wallet["balance"]))
+            else:
+                engine.wallets.set_balance(served, str(wallet["api_key"]), float(wallet["balance"]))
     if scenario.get("rate_limits"):
         engine.limits.set([*engine.limits.describe(), *scenario["rate_limits"]])
     moderation = scenario.get("moderation") or {}
     if "patterns" in moderation:
         engine.moderation.patterns = [*engine.moderation.patterns, *moderation["patterns"]]
-    engine.faults.add(scenario.get("faults") or [], source=name)
+    engine.faults.add(scenario.get("faults") or [], source=name, now=engine.now())

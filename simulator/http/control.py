@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -122,6 +123,7 @@ def control_routes(sim: Simulator) -> list[Route]:
             status=statuses, owner=q.get("owner"), task_id=q.get("task_id"),
             since=number("since"), until=number("until"),
             after_seq=int(q["after"]) if "after" in q else None,
+            faulted=q["faulted"].lower() == "true" if "faulted" in q else None,
             limit=int(q["limit"]) if "limit" in q else None,
         )
         return JSONResponse({"entries": [e.as_dict() for e in entries], "dropped": engine.journal.dropped})
@@ -184,7 +186,7 @@ def control_routes(sim: Simulator) -> list[Route]:
             rules = (await _body(request)).get("rules")
             if not isinstance(rules, list):
                 raise ControlError(400, "body must be {\"rules\": [ {match, when, do}, … ]}")
-            engine.faults.add(rules, source="control")
+            engine.faults.add(rules, source="control", now=engine.now())
         elif request.method == "DELETE":
             engine.faults.clear()
             engine.limits.clear()
@@ -249,11 +251,12 @@ def _task_summary(task: Any, now: float) -> dict[str, Any]:
         "model": task.model,
         "phase": task.phase(now).value,
         "progress": task.progress(now),
-        "timeline": vars(task.timeline),
+        "timeline": {name: (t if math.isfinite(t) else None) for name, t in vars(task.timeline).items()},
         "outcome": task.outcome.value,
         "failure": vars(task.failure) if task.failure else None,
         "cost": task.cost,
         "outputs": [vars(o) for o in task.outputs],
         "canceled_at": task.canceled_at,
+        "faults": task.faults,
         "deleted_at": task.deleted_at,
     }
