@@ -49,6 +49,7 @@ def control(request: pytest.FixtureRequest, http: httpx.Client) -> ControlClient
     fixture = "server" if hasattr(request.module, "server") else "live_server"
     server: LiveServer = request.getfixturevalue(fixture)
     client = ControlClient(server.url, client=http)
+    client.clear_scenarios()  # a loaded scenario survives reset by design; tests start without one
     client.reset(seed=0)
     return client
 

@@ -27,7 +27,7 @@ def test_every_nth_within_a_window() -> None:
     plan = FaultPlan()
     plan.add([{"match": {"provider": "civitai"}, "when": {"every": 2, "window": [10, 20]}, "do": {"error": "x"}}])
     assert fired(plan, POLL, 4, now=5) == [False, False, False, False]
-    assert fired(plan, POLL, 4, now=15) == [True, False, True, False]
+    assert fired(plan, POLL, 4, now=15) == [False, True, False, True]
     assert fired(plan, POLL, 2, now=20) == [False, False]
 
 

@@ -126,7 +126,7 @@ class Rule:
         if "times" in when and self.fired >= int(when["times"]):
             return False
         every = int(when.get("every", 1) or 1)
-        if (self.matched - int(when.get("after", 0)) - 1) % every:
+        if (self.matched - int(when.get("after", 0))) % every:  # every Nth: the Nth, 2Nth, … match
             return False
         window = when.get("window")
         if window is not None and not (window[0] <= now - self.origin < window[1]):

@@ -29,6 +29,9 @@ TASK_ACTIONS = frozenset({"block", "partial_block", "fail", "never_finish", "exp
 DEFAULT_BLOCK_REASON = "The output was blocked by the content filter."
 
 _ACTIVE: ContextVar[tuple[Mapping[str, Any], ...]] = ContextVar("nanobanana_sim_task_faults", default=())
+# Images already planned by earlier tasks of the same request: a provider that makes one task per image
+# (Runware) still has its batch counted as one, so `partial_block` images [1] means the request's second.
+_IMAGES_SEEN: ContextVar[list[int]] = ContextVar("nanobanana_sim_images_seen")
 
 
 def check_task_action(do: Mapping[str, Any], rule: str) -> None:
@@ -44,9 +47,11 @@ def check_task_action(do: Mapping[str, Any], rule: str) -> None:
 @contextmanager
 def task_faults(actions: tuple[Mapping[str, Any], ...]) -> Iterator[None]:
     token = _ACTIVE.set(actions)
+    seen = _IMAGES_SEEN.set([0])
     try:
         yield
     finally:
+        _IMAGES_SEEN.reset(seen)
         _ACTIVE.reset(token)
 
 
@@ -102,10 +107,15 @@ def apply(task: Task, rng: random.Random) -> list[str]:
     if partial is not None:
         reason = str(partial.get("reason") or DEFAULT_BLOCK_REASON)
         chosen = set(partial.get("images") or [0])
-        for image in task.outputs:
-            if image.index - task.outputs[0].index in chosen:
+        seen = _IMAGES_SEEN.get([0])
+        blocked = []
+        for position, image in enumerate(task.outputs, start=seen[0]):
+            if position in chosen:
                 image.blocked, image.blocked_reason = True, reason
-        done.append(f"blocked images {sorted(chosen)}")
+                blocked.append(position)
+        seen[0] += len(task.outputs)
+        if blocked:
+            done.append(f"blocked images {blocked} of the request's batch")
     task.timeline = t
     return done
 
