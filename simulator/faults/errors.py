@@ -8,6 +8,7 @@ forces any status with the provider's envelope.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 DEFAULT_ERRORS: dict[str, dict[str, Any]] = {
@@ -39,3 +40,16 @@ def error_spec(provider_faults: dict[str, Any], do: dict[str, Any]) -> dict[str,
     spec.setdefault("message", "The request failed.")
     spec["headers"] = {**spec.get("headers", {}), **do.get("headers", {})}
     return spec
+
+
+def fault_headers(spec: Mapping[str, Any], do: Mapping[str, Any]) -> dict[str, str]:
+    """The table's and the rule's headers (`{retry_after}`, `{limit}`, `{reset}` filled in), plus Retry-After
+    when the rule or limit gives one."""
+    values = {
+        "retry_after": do.get("retry_after", ""), "limit": do.get("limit", ""),
+        "reset": int(do["reset_at"]) if "reset_at" in do else "",
+    }
+    headers = {name: str(value).format_map(values) for name, value in spec.get("headers", {}).items()}
+    if do.get("retry_after") is not None:
+        headers["Retry-After"] = str(do["retry_after"])
+    return headers

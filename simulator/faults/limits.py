@@ -74,6 +74,11 @@ class Verdict:
     retry_after: int
     reset_at: float
     reason: str
+    kind: str  # "requests" (a full window) or "concurrent" (too many tasks in flight)
+
+    @property
+    def value(self) -> int:
+        return int((self.limit.requests if self.kind == "requests" else self.limit.concurrent) or 0)
 
 
 class RateLimits:
@@ -109,14 +114,14 @@ class RateLimits:
                 if len(window) >= limit.requests:
                     reset_at = window[0] + limit.per
                     return Verdict(limit, max(1, math.ceil(reset_at - now)), reset_at,
-                                   f"{limit.requests} requests per {limit.per:g} s")
+                                   f"{limit.requests} requests per {limit.per:g} s", "requests")
             if limit.concurrent is not None and facts.operation in (limit.operations or submit_operations):
                 finishing = sorted(in_flight())
                 if len(finishing) >= limit.concurrent:
                     reset_at = finishing[len(finishing) - limit.concurrent]
                     wait = reset_at - now if math.isfinite(reset_at) else limit.per
                     return Verdict(limit, max(1, math.ceil(wait)), now + wait,
-                                   f"{limit.concurrent} tasks in flight")
+                                   f"{limit.concurrent} tasks in flight", "concurrent")
         for limit in applicable:
             if limit.requests is not None:
                 limit._windows.setdefault(facts.api_key, deque()).append(now)

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from simulator.engine import Engine, Phase, Task
-from simulator.faults.errors import error_spec
+from simulator.faults.errors import error_spec, fault_headers
 from simulator.faults.plan import RequestFacts, lookup
 from simulator.faults.tasks import task_faults
 from simulator.http.context import bearer_token, context
@@ -131,7 +131,8 @@ class Provider:
             fired_notes.append({"limit": verdict.limit.name, "reason": verdict.reason,
                                 "retry_after": verdict.retry_after})
             do = {"error": "rate_limited", "retry_after": verdict.retry_after, "reset_at": verdict.reset_at,
-                  "limit": verdict.limit.requests or verdict.limit.concurrent}
+                  "limit": verdict.value, "limit_kind": verdict.kind, "per": verdict.limit.per,
+                  "limit_name": verdict.limit.name}
             return self.fault_response(request, do), ()
         refusal: Response | None = None
         actions: list[dict[str, Any]] = []
@@ -154,15 +155,8 @@ class Provider:
     def fault_response(self, request: Request, do: dict[str, Any]) -> Response:
         """A forced error in this provider's own envelope (kinds and wording from provider.json `faults`)."""
         spec = error_spec(self.data.get("faults", {}), do)
-        values = {
-            "retry_after": do.get("retry_after", ""), "limit": do.get("limit", ""),
-            "reset": int(do["reset_at"]) if "reset_at" in do else "",
-        }
-        headers = {name: str(value).format_map(values) for name, value in spec["headers"].items()}
-        if do.get("retry_after") is not None:
-            headers["Retry-After"] = str(do["retry_after"])
         response = self.error(int(spec["status"]), str(spec["message"]), code=spec.get("code"))
-        response.headers.update(headers)
+        response.headers.update(fault_headers(spec, do))
         return response
 
     def authenticate(self, request: Request, token: str | None = None) -> str | None:

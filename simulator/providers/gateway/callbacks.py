@@ -49,13 +49,14 @@ class Callbacks:
         if self.spec is None or not url or phase not in self.spec.phases:
             return
         options = self.provider.options
-        payload = self.provider.renderer.body(self.spec.body, task, at, settled=True)
+        values = self.provider.renderer.values(task, at, settled=True)
         self.provider.engine.webhooks.enqueue(Delivery(
             stream=f"{self.provider.slug}:{task.id}",
             url=url,
-            payload=payload,
+            payload=self.provider.card.bodies[self.spec.body].fill(values),
             provider=self.provider.slug,
-            event=self.provider.card.statuses[phase],
+            # The status the body carries (a task whose every image was blocked ends `failed`, not `completed`).
+            event=str(values["status"]),
             task_id=task.id,
             policy=RetryPolicy(
                 tuple(float(d) for d in options["callback_retry_delays"]), float(options["callback_timeout_seconds"])

@@ -3,6 +3,8 @@
 A condition entry (`provider.json` → gateway.errors) may carry `byOperation` overrides (Evolink's task
 route words its 401 and 500 differently from the create route), per-rule codes for validation
 failures (`codes`), and `"$option:NAME"` values that follow a named option (FoxAPI's 422 type).
+A bare status (the app's 404, a forced `{"error": "http", "status": N}`) renders through
+`statusErrors`, keeping its own status.
 """
 
 from __future__ import annotations
@@ -47,27 +49,34 @@ class ErrorBook:
         return value
 
     def condition_for(self, status: int) -> str:
-        return self.card.status_errors.get(status, "internal")
+        """The condition that renders a bare status: its own entry, else its class ("4xx"), else `internal`."""
+        table = self.card.status_errors
+        return table.get(str(status)) or table.get(f"{status // 100}xx") or "internal"
+
+    def text(self, condition: str, operation: str | None = None, **details: Any) -> str:
+        return str(self.entry(condition, operation).get("message", "{detail}")).format_map(_Details(details))
 
     def response(
         self,
         condition: str,
         *,
         operation: str | None = None,
+        status: int | None = None,
         message: str | None = None,
         code: str | None = None,
         param: str | None = None,
         **details: Any,
     ) -> JSONResponse:
+        """The condition's envelope; `status` overrides the condition's own (a bare status or a forced one)."""
         entry = self.entry(condition, operation)
-        text = message if message is not None else str(entry.get("message", "{detail}")).format_map(_Details(details))
+        text = message if message is not None else self.text(condition, operation, **details)
         values = {
             "code": code or entry.get("code"),
             "message": text,
             "type": entry["type"],
             "param": param or entry.get("param"),
         }
-        return JSONResponse(self.template.fill(values), status_code=int(entry["status"]))
+        return JSONResponse(self.template.fill(values), status_code=int(status or entry["status"]))
 
     def violations(self, violations: list[Violation], operation: str | None = None) -> JSONResponse:
         """Every violation's message in one envelope; code and param follow the first one."""

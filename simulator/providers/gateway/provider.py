@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from simulator.engine import Phase, Task
+from simulator.faults.errors import DEFAULT_ERRORS, error_spec, fault_headers
 from simulator.http.context import BodyError, context, public_base, read_json
 from simulator.providers.base import Provider
 from simulator.providers.gateway.callbacks import Callbacks
@@ -52,7 +53,36 @@ class GatewayProvider(Provider):
     # -- envelopes -----------------------------------------------------------------------------------
 
     def error(self, status: int, message: str, *, code: str | None = None) -> Response:
-        return self.errors.response(self.errors.condition_for(status), code=code, detail=message)
+        return self.errors.response(self.errors.condition_for(status), status=status, code=code, detail=message)
+
+    def fault_response(self, request: Request, do: dict[str, Any]) -> Response:
+        """A forced error rendered by the error condition that provider.json `faults` names for its kind.
+
+        Status, code, type and wording come from the error table (per route); a kind the table does not
+        list falls back to the generic kinds of simulator/faults/errors.py through `statusErrors`.
+        """
+        operation = context(request).get("operation")
+        kind = str(do.get("error"))
+        entry = self.card.fault_entry(kind, operation)
+        table: dict[str, Any] = {}
+        if entry is not None:
+            condition = self.errors.entry(entry["condition"], operation)
+            generic = DEFAULT_ERRORS.get(kind, {}).get("message", "")
+            table[kind] = {
+                "status": condition["status"],
+                "code": entry.get("code", condition.get("code")),
+                "message": entry.get("message")
+                or self.errors.text(entry["condition"], operation, detail=generic, prefix=self.card.task_id.prefix),
+                "headers": entry.get("headers", {}),
+            }
+        spec = error_spec(table, do)  # the rule's own status, message and code win; an unknown kind raises
+        status = int(spec["status"])
+        name = entry["condition"] if entry is not None else self.errors.condition_for(status)
+        response = self.errors.response(
+            name, operation=operation, status=status, message=str(spec["message"]), code=spec.get("code")
+        )
+        response.headers.update(fault_headers(spec, do))
+        return response
 
     def validation_error(self, violations: list[Violation]) -> Response:
         return self.errors.violations(violations)
@@ -159,7 +189,8 @@ class GatewayProvider(Provider):
     # -- lifecycle -----------------------------------------------------------------------------------
 
     def on_event(self, task: Task, phase: Phase, at: float) -> None:
-        if phase is Phase.FAILED and self.options["refund_failed_tasks"] and not task.extra["refunded"]:
+        failed = self.renderer.failure(task, phase) is not None
+        if failed and self.options["refund_failed_tasks"] and not task.extra["refunded"]:
             self.engine.wallets.credit(self.slug, task.owner, task.cost)
             task.extra["refunded"] = True
         self.callbacks.on_event(task, phase, at)

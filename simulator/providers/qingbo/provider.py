@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from starlette.requests import Request
@@ -10,9 +11,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from simulator.engine import Delivery, Phase, RetryPolicy, Task
+from simulator.faults.errors import error_spec
+from simulator.faults.limits import Limit
+from simulator.faults.plan import RequestFacts
 from simulator.http.context import BodyError, context, public_base, read_json
 from simulator.images import ImageReference, InvalidImageReference, decode_image_reference
 from simulator.providers.base import Provider
+from simulator.providers.qingbo.faults import QUOTA_WINDOW_CODE, QuotaWindow
 from simulator.providers.qingbo.preferences import prefer_wait
 from simulator.providers.qingbo.pricing import task_quota
 from simulator.providers.qingbo.render import (
@@ -20,9 +25,11 @@ from simulator.providers.qingbo.render import (
     View,
     cancel_object,
     legacy_submit_object,
+    settled_cost,
     submit_object,
     sync_object,
     task_object,
+    wire_phase,
 )
 from simulator.providers.qingbo.tasks import TaskBuilder
 from simulator.providers.signed_files import SignedFiles
@@ -65,7 +72,8 @@ class QingboProvider(Provider):
 
     def error(self, status: int, message: str, *, code: str | None = None) -> Response:
         """Task endpoints answer `{"error": {"message", "code"}}` with no `type` (RR)."""
-        code = code or self.data["errorCodes"].get(str(status), "server_error")
+        fallback = "server_error" if status >= 500 else "invalid_request"
+        code = code or self.data["errorCodes"].get(str(status), fallback)
         return JSONResponse({"error": {"message": message, "code": code}}, status_code=status)
 
     def validation_error(self, violations: list[Violation]) -> Response:
@@ -75,13 +83,63 @@ class QingboProvider(Provider):
         ]
         return self.error(400, "; ".join(messages))
 
+    def _message(self, kind: str, task_id: str | None = None) -> str:
+        """The wording of an error kind (provider.json `faults`), shared by real and forced errors;
+        `{task_id}` names the task of the route, and is left out where the route has none."""
+        template = str(error_spec(self.data["faults"], {"error": kind})["message"])
+        return template.replace("{task_id}", task_id) if task_id else template.replace(" {task_id}", "")
+
     def _unauthorized(self) -> Response:
-        return self.error(401, "Invalid or missing API key: send Authorization: Bearer <API key>.")
+        return self.error(401, self._message("unauthorized"))
 
     def _task_not_found(self, request: Request) -> Response:
-        task_id = request.path_params["task_id"]
-        return self.error(404, f"task {task_id} does not exist or does not belong to this API key",
-                          code="task_not_found")
+        return self.error(404, self._message("not_found", request.path_params["task_id"]), code="task_not_found")
+
+    # -- forced errors (failure rehearsal) -----------------------------------------------------------
+
+    def fault_response(self, request: Request, do: dict[str, Any]) -> Response:
+        """The shared rendering, plus what qingbo's documented bodies need beyond it: the 429
+        `quota_window_exceeded` members, the 402/403 choice of option `insufficient_balance_status`,
+        a plain 429 for concurrency limits, and the task's ID in task-route messages."""
+        do = self._qingbo_fault(request, do)
+        response = super().fault_response(request, do)
+        body = json.loads(bytes(response.body))
+        if body["error"]["code"] != QUOTA_WINDOW_CODE:
+            return response
+        limit = self._fired_limit(request)
+        if limit is not None and "reset_at" in do:
+            window = QuotaWindow.of_limit(limit, float(do["reset_at"]))
+        else:
+            defaults = self.data["faults"]["rate_limited"]["quotaWindow"]
+            window = QuotaWindow.of_rule(do, defaults, self.engine.now())
+        headers = {k: v for k, v in response.headers.items() if k not in ("content-length", "content-type")}
+        return JSONResponse({**body, **window.members()}, status_code=response.status_code, headers=headers)
+
+    def _qingbo_fault(self, request: Request, do: dict[str, Any]) -> dict[str, Any]:
+        kind = str(do.get("error"))
+        if kind == "rate_limited":
+            limit = self._fired_limit(request)
+            if limit is not None and not self._window_full(request, limit):
+                # Refused for tasks in flight, not for a full request window: RR's plain "rate limit" 429.
+                return {**do, "error": "too_many_requests"}
+        if kind == "insufficient_credits" and "status" not in do:
+            status = int(self.options["insufficient_balance_status"])
+            return {**do, "status": status, "code": do.get("code") or self.data["errorCodes"][str(status)]}
+        if "message" not in do and kind in self.data["faults"]:
+            return {**do, "message": self._message(kind, request.path_params.get("task_id"))}
+        return do
+
+    def _fired_limit(self, request: Request) -> Limit | None:
+        """The rate limit that refused this request (the base wrapper notes it by name), if one did."""
+        names = [note["limit"] for note in context(request).get("faults", []) if "limit" in note]
+        return next((limit for limit in self.engine.limits.limits if names and limit.name == names[-1]), None)
+
+    def _window_full(self, request: Request, limit: Limit) -> bool:
+        if limit.requests is None:
+            return False
+        facts = RequestFacts(provider=self.slug, operation=context(request).get("operation"),
+                             api_key=self.api_key_of(request, None))
+        return self.engine.limits.remaining(facts, self.engine.now()).get(limit.name, 1) == 0
 
     # -- helpers -------------------------------------------------------------------------------------
 
@@ -222,7 +280,7 @@ class QingboProvider(Provider):
         task = self._owned(request, owner)
         if task is None:
             return self._task_not_found(request)
-        phase = task.phase(self.engine.now())
+        phase = wire_phase(task, self.engine.now())
         if phase not in (Phase.ACCEPTED, Phase.QUEUED):
             return self.error(400, f"task {task.id} is {STATUS[phase]}; only queued tasks can be cancelled",
                               code="task_not_cancellable")
@@ -234,12 +292,15 @@ class QingboProvider(Provider):
     def on_event(self, task: Task, phase: Phase, at: float) -> None:
         if not phase.terminal:
             return
-        if phase in (Phase.FAILED, Phase.CANCELED) and task.cost and not task.extra["refunded"]:
-            # "failed / cancelled: pre-deducted quota is automatically refunded in full" (TS)
-            self.engine.wallets.credit(self.slug, task.owner, task.cost)
-            task.extra["refunded"] = int(task.cost)
+        shown = wire_phase(task, at)
+        # "failed / cancelled: pre-deducted quota is automatically refunded in full" (TS); a partly
+        # blocked batch gets back the price of the images it did not deliver.
+        refund = int(task.cost) - settled_cost(task, shown) - int(task.extra["refunded"])
+        if refund > 0:
+            self.engine.wallets.credit(self.slug, task.owner, refund)
+            task.extra["refunded"] = int(task.extra["refunded"]) + refund
         url = task.extra.get("callback_url")
-        event = STATUS[phase]
+        event = STATUS[shown]
         if not url or event not in task.extra["callback_events"]:
             return
         policy = RetryPolicy(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from simulator.engine import Phase, Task
+from simulator.engine import OutputImage, Phase, Task
 from simulator.providers.signed_files import SignedFiles
 
 STATUS = {
@@ -38,10 +38,33 @@ class View:
         return self.base_url + TASK_PATH.format(task_id=task.id)
 
 
+def delivered(task: Task) -> list[OutputImage]:
+    """The images a client gets: a partial block (fault `partial_block`) removes some of them."""
+    return [image for image in task.outputs if not image.blocked]
+
+
+def wire_phase(task: Task, now: float) -> Phase:
+    """The phase as qingbo reports it. qingbo has no expired or timed-out status, so an expired task
+    reads as failed; so does a task whose every image the filter removed, since a task that returns
+    no usable image is refunded (NEXT) and a `completed` task with nothing in it would be a lie."""
+    phase = task.phase(now)
+    if phase is Phase.EXPIRED or (phase is Phase.SUCCEEDED and not delivered(task)):
+        return Phase.FAILED
+    return phase
+
+
+def settled_cost(task: Task, phase: Phase) -> int:
+    """`cost` once terminal (TS): 0 after a failure or cancel (refunded in full); per-image billing
+    (seed) settles a partly blocked batch to the images actually delivered."""
+    if phase is not Phase.SUCCEEDED or not task.outputs:
+        return 0
+    return int(task.cost) * len(delivered(task)) // len(task.outputs)
+
+
 def progress_percent(task: Task, now: float) -> int:
     """0 while queued and after a failure or cancel, 100 once completed (STATUS); processing never
     shows 100 because the task is not done until the result exists."""
-    phase = task.phase(now)
+    phase = wire_phase(task, now)
     if phase is Phase.SUCCEEDED:
         return 100
     if phase is Phase.PROCESSING:
@@ -52,7 +75,7 @@ def progress_percent(task: Task, now: float) -> int:
 def _progress(view: View, task: Task) -> int | str:
     if view.options["progress_type"] == "integer":
         return progress_percent(task, view.now)
-    phase = task.phase(view.now)
+    phase = wire_phase(task, view.now)
     if phase.terminal:
         return "100%"  # NEXT: "100%" at any terminal state, failed included
     return "" if phase is not Phase.PROCESSING else f"{progress_percent(task, view.now)}%"
@@ -65,7 +88,7 @@ def expires_at(view: View, task: Task) -> int:
 
 def image_urls(view: View, task: Task) -> list[str]:
     expiry = expires_at(view, task)
-    return [view.files.url(view.base_url, image.blob_id, expiry) for image in task.outputs]
+    return [view.files.url(view.base_url, image.blob_id, expiry) for image in delivered(task)]
 
 
 def _result(view: View, task: Task) -> dict[str, Any]:
@@ -76,16 +99,22 @@ def _result(view: View, task: Task) -> dict[str, Any]:
     return {"images": [{"url": [url], "expires_at": expiry} for url in urls]}
 
 
-def task_error(task: Task) -> dict[str, str]:
+def task_error(view: View, task: Task) -> dict[str, str]:
+    """A failure without its own code (fault `fail` or `expire` without `code`) gets `task_failed`, the
+    generic in-task code of RR's example; a batch blocked image by image reads like a blocked prompt."""
     failure = task.failure
-    code = (failure.code if failure else None) or "task_failed"
-    message = failure.message if failure else "The task failed."
+    if failure is not None:
+        code = failure.code or "task_failed"
+        message = failure.message
+    else:
+        code = str(view.options["block_error_code"])
+        message = next((i.blocked_reason for i in task.outputs if i.blocked_reason), None) or "The task failed."
     return {"message": ERROR_MESSAGE.format(code=code, message=message), "code": code}
 
 
 def task_object(view: View, task: Task, *, links: bool = True, integer_progress: bool = False) -> dict[str, Any]:
     """GET /v1/tasks/{id} (STATUS field order); callbacks send exactly this."""
-    phase = task.phase(view.now)
+    phase = wire_phase(task, view.now)
     body: dict[str, Any] = {
         "task_id": task.id,
         "status": STATUS[phase],
@@ -97,9 +126,9 @@ def task_object(view: View, task: Task, *, links: bool = True, integer_progress:
     completed = task.completed(view.now)
     if completed is not None:
         body["completed_at"] = view.stamp(completed)
-        body["cost"] = 0 if phase in (Phase.FAILED, Phase.CANCELED) else int(task.cost)
+        body["cost"] = settled_cost(task, phase)
     if phase is Phase.FAILED:
-        body["error"] = task_error(task)
+        body["error"] = task_error(view, task)
     if phase is Phase.SUCCEEDED:
         body["result"] = _result(view, task)
     if links:
