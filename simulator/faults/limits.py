@@ -49,15 +49,14 @@ class Limit:
             raise PlanError(f"{name}: operations must be a list of operation names")
         return cls(name, raw.get("provider"), raw.get("api_key"), operations, requests, float(per), concurrent)
 
-    def applies(self, facts: RequestFacts, submit_operations: Iterable[str]) -> bool:
+    def applies(self, facts: RequestFacts, submits: bool) -> bool:
         if self.provider is not None and facts.provider != self.provider:
             return False
         if self.api_key is not None and facts.api_key != self.api_key:
             return False
-        operations = self.operations
-        if operations is None and self.requests is None:
-            operations = list(submit_operations)  # a bare concurrency limit guards task creation
-        return operations is None or facts.operation in operations
+        if self.operations is not None:
+            return facts.operation in self.operations
+        return self.requests is not None or submits  # a bare concurrency limit guards task creation
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -97,15 +96,15 @@ class RateLimits:
         self,
         facts: RequestFacts,
         now: float,
-        submit_operations: Iterable[str],
+        submits: bool,
         in_flight: Callable[[], list[float]],
     ) -> Verdict | None:
         """None if the request may go ahead (and it is counted); else the first limit it breaks.
 
-        `in_flight()` gives the moments the key's unfinished tasks will finish, for concurrency limits.
+        `submits` says whether the request creates work; `in_flight()` gives the moments the key's
+        unfinished tasks will finish, for concurrency limits.
         """
-        submit_operations = list(submit_operations)
-        applicable = [limit for limit in self.limits if limit.applies(facts, submit_operations)]
+        applicable = [limit for limit in self.limits if limit.applies(facts, submits)]
         for limit in applicable:
             if limit.requests is not None:
                 window = limit._windows.setdefault(facts.api_key, deque())
@@ -115,7 +114,7 @@ class RateLimits:
                     reset_at = window[0] + limit.per
                     return Verdict(limit, max(1, math.ceil(reset_at - now)), reset_at,
                                    f"{limit.requests} requests per {limit.per:g} s", "requests")
-            if limit.concurrent is not None and facts.operation in (limit.operations or submit_operations):
+            if limit.concurrent is not None and submits:
                 finishing = sorted(in_flight())
                 if len(finishing) >= limit.concurrent:
                     reset_at = finishing[len(finishing) - limit.concurrent]
@@ -131,7 +130,7 @@ class RateLimits:
         """Requests left in each applicable window (for X-RateLimit-Remaining style headers)."""
         out = {}
         for limit in self.limits:
-            if limit.requests is not None and limit.applies(facts, []):
+            if limit.requests is not None and limit.applies(facts, False):
                 window = limit._windows.get(facts.api_key, deque())
                 out[limit.name] = max(0, limit.requests - sum(1 for t in window if t > now - limit.per))
         return out

@@ -117,6 +117,7 @@ class Provider:
             body = json.loads(await request.body())
         except (ValueError, RecursionError):
             body = None
+        request.state.json_body = body  # for fault_response overrides that scope an error to the request
         facts = RequestFacts(
             provider=self.slug, operation=operation, method=request.method,
             path=request.url.path.removeprefix(context(request).get("prefix", "")),
@@ -125,7 +126,7 @@ class Provider:
         now = engine.now()
         notes = context(request)
         fired_notes: list[dict[str, Any]] = notes.setdefault("faults", [])
-        verdict = engine.limits.check(facts, now, self.data.get("submitOperations", []),
+        verdict = engine.limits.check(facts, now, self.submits(operation, body),
                                       lambda: self._in_flight(facts.api_key, now))
         if verdict is not None:
             fired_notes.append({"limit": verdict.limit.name, "reason": verdict.reason,
@@ -145,6 +146,10 @@ class Provider:
             if "task" in rule.do:
                 actions.append(rule.do)
         return refusal, tuple(actions)
+
+    def submits(self, operation: str, body: Any) -> bool:
+        """Whether this request creates generation work (concurrency limits guard only such requests)."""
+        return operation in self.data.get("submitOperations", [])
 
     def _in_flight(self, api_key: str | None, now: float) -> list[float]:
         return [

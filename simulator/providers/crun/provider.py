@@ -6,15 +6,16 @@ import copy
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute
 
 from simulator.engine import Delivery, Phase, RetryPolicy, Task
+from simulator.faults.errors import error_spec
 from simulator.http.context import BodyError, bearer_token, context, public_base, read_json
 from simulator.providers.base import Provider
 from simulator.providers.crun.errors import ErrorWriter
 from simulator.providers.crun.render import STATUS, View, number
-from simulator.providers.crun.tasks import Ledger, TaskFactory
+from simulator.providers.crun.tasks import Ledger, TaskFactory, outcome
 from simulator.providers.signed_files import SignedFiles
 from simulator.validation import Violation, dotted_path
 
@@ -59,7 +60,7 @@ class CrunProvider(Provider):
 
     def _view(self, base_url: str) -> View:
         ttl = float(self.options["media_url_ttl_seconds"])
-        return View(self.engine, self.files, base_url, ttl, self.messages)
+        return View(self.engine, self.files, base_url, ttl, self.messages, self.data["taskFailures"])
 
     # -- envelopes -----------------------------------------------------------------------------------
 
@@ -70,15 +71,26 @@ class CrunProvider(Provider):
         return JSONResponse({"code": 200, "message": self.messages["success"], "data": data})
 
     def error(self, status: int, message: str, *, code: str | None = None) -> Response:
+        if status == 422:  # CRun's validation body: the message goes into errors[], and there is no data
+            return self._unprocessable([message])
         return JSONResponse({"code": status, "message": message, "data": None}, status_code=self._status(status))
 
     def validation_error(self, violations: list[Violation], model: str | None = None) -> Response:
-        body = {
-            "code": 422,
-            "message": self.messages["validation"],
-            "errors": [self.errors.describe(v, model) for v in violations],
-        }
+        return self._unprocessable([self.errors.describe(v, model) for v in violations])
+
+    def _unprocessable(self, errors: list[str]) -> Response:
+        body = {"code": 422, "message": self.messages["validation"], "errors": errors}
         return JSONResponse(body, status_code=self._status(422))
+
+    def fault_response(self, request: Request, do: dict[str, Any]) -> Response:
+        """Forced errors in CRun's envelope, except `edge` kinds (502/504): CRun's code table has no such codes,
+        while its CLI retries HTTP 502/503/504, so they come from a proxy in front of it, as an HTML page."""
+        spec = error_spec(self.data.get("faults", {}), do)
+        if not spec.get("edge"):
+            return super().fault_response(request, do)
+        page = str(self.data["edgePage"]).format(title=spec["message"])
+        headers = {"Retry-After": str(do["retry_after"])} if do.get("retry_after") is not None else None
+        return HTMLResponse(page, status_code=int(spec["status"]), headers=headers)
 
     def _invalid(self, request: Request, violations: list[Violation], model: str | None) -> Response:
         """`Provider.reject`, plus the model name CRun puts in front of every `input` field error."""
@@ -87,10 +99,18 @@ class CrunProvider(Provider):
 
     # -- auth ----------------------------------------------------------------------------------------
 
-    def _caller(self, request: Request) -> str | Response:
-        key = request.headers.get("x-api-key", "").strip()
+    def _key(self, request: Request) -> str:
+        key = request.headers.get(self.data["apiKeyHeader"], "").strip()
         if not key and self.options["accept_bearer"]:
             key = bearer_token(request) or ""
+        return key
+
+    def api_key_of(self, request: Request, body: Any) -> str | None:
+        """The key rules and rate limits count by: the one `_caller` will authenticate (Bearer if accepted)."""
+        return self._key(request) or None
+
+    def _caller(self, request: Request) -> str | Response:
+        key = self._key(request)
         if not key:
             return self.error(401, self.messages["missingKey"])
         if key in self.options["disabled_api_keys"]:
@@ -190,6 +210,7 @@ class CrunProvider(Provider):
         """'System will POST task status and results to this URL when generation completes.'"""
         if not phase.terminal:
             return
+        phase = outcome(task, phase)
         self.ledger.settle(task)
         url = task.extra["param"].get("callback_url")
         if not url:

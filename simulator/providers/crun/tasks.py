@@ -84,6 +84,14 @@ class TaskFactory:
         )
 
 
+def outcome(task: Task, phase: Phase) -> Phase:
+    """CRun's reading of an engine phase. A task has one image, and CRun has no success without media, so a
+    success whose every image was blocked after generation (fault `partial_block`) is a failed task."""
+    if phase is Phase.SUCCEEDED and task.outputs and all(image.blocked for image in task.outputs):
+        return Phase.FAILED
+    return phase
+
+
 class Ledger:
     """Credits reserved at CreateTask and settled once when the task ends (refunded on failure by default)."""
 
@@ -96,7 +104,7 @@ class Ledger:
 
     def settle(self, task: Task) -> None:
         """Idempotent: the terminal event and a TaskInfo read may both get here first."""
-        phase = task.phase(self.engine.now())
+        phase = outcome(task, task.phase(self.engine.now()))
         if "charged" in task.extra or not phase.terminal:
             return
         if phase is not Phase.SUCCEEDED and self.options["refund_failed_tasks"]:

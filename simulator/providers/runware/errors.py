@@ -39,6 +39,13 @@ def _capitalized(name: str) -> str:
     return name[:1].upper() + name[1:]
 
 
+def task_fields(task: Any) -> dict[str, Any]:
+    """The `taskType` and `taskUUID` an error item echoes, so clients can route it (dossier §3.5)."""
+    if not isinstance(task, Mapping):
+        return {}
+    return {key: task[key] for key in ("taskType", "taskUUID") if isinstance(task.get(key), str)}
+
+
 def parameter_name(path: tuple[str | int, ...]) -> str:
     """`("inputs", "referenceImages", 2)` → `inputs.referenceImages` (Runware names parameters, not items)."""
     return ".".join(part for part in path if isinstance(part, str))
@@ -55,12 +62,6 @@ class ErrorCatalog:
     def _documentation(self, parameter: str | None) -> str:
         base = str(self.data["documentation"])
         return f"{base}#request-{parameter.lower().replace('.', '-')}" if parameter else base
-
-    @staticmethod
-    def _task_fields(task: Any) -> dict[str, Any]:
-        if not isinstance(task, Mapping):
-            return {}
-        return {key: task[key] for key in ("taskType", "taskUUID") if isinstance(task.get(key), str)}
 
     def from_violation(self, violation: Violation, task: Any) -> TaskError:
         field = violation.field or "task"
@@ -79,7 +80,7 @@ class ErrorCatalog:
                 if isinstance(node.get(key), (int, float)):
                     item[name] = node[key]
         item["documentation"] = self._documentation(parameter)
-        item.update(self._task_fields(task))
+        item.update(task_fields(task))
         return TaskError(self.status("validation"), item)
 
     def named(
@@ -91,7 +92,7 @@ class ErrorCatalog:
         item: dict[str, Any] = {"code": code, "message": message}
         if parameter:
             item["parameter"] = parameter
-        item.update(self._task_fields(task))
+        item.update(task_fields(task))
         return TaskError(self.status(kind), item)
 
     # -- the schema node behind a violation path -----------------------------------------------------

@@ -9,10 +9,12 @@ job (the client's taskUUID). The engine task ID is the image's imageUUID.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from simulator.clock import Timer
 from simulator.engine import Durations, Engine, OutputImage, Phase, Task
 from simulator.engine.outputs import image_seeds
 from simulator.engine.rng import random_uuid
@@ -36,15 +38,14 @@ class Job:
     base_url: str
     unit_cost: float
     images: list[Task] = field(default_factory=list)
+    timeout_at: float = math.inf  # a sync job's timeout on the clock, and the timer that enforces it
+    deadline: Timer | None = None
+    failure_posted: bool = False  # a failed job is posted to webhookURL once, not once per image
 
     @property
     def output_types(self) -> list[str]:
         wanted = self.request["outputType"]
         return [wanted] if isinstance(wanted, str) else list(wanted)
-
-    @property
-    def blocked(self) -> bool:
-        return self.images[0].outcome is Phase.FAILED
 
     def flags_content(self) -> bool:
         """Whether results carry NSFWContent: safety checking on (or the deprecated checkNSFW)."""

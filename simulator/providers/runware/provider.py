@@ -18,10 +18,18 @@ from starlette.routing import BaseRoute
 
 from simulator.engine import Delivery, Phase, RetryPolicy, Task
 from simulator.engine.rng import random_uuid
+from simulator.faults.errors import error_spec
 from simulator.http.context import BodyError, bearer_token, context, public_base, read_json
 from simulator.images import content_type
 from simulator.providers.base import Provider
 from simulator.providers.runware.errors import ROOT_SCHEMA, ErrorCatalog, TaskError, first_violation
+from simulator.providers.runware.faults import (
+    flag_instead_of_block,
+    forced_items,
+    leading_authentication,
+    submits,
+    tasks_of,
+)
 from simulator.providers.runware.jobs import SLUG, Job, JobBuilder, job_of
 from simulator.providers.runware.render import Renderer
 from simulator.providers.runware.sizing import plan_size, unit_cost
@@ -33,6 +41,8 @@ IMAGE_PREFIX = "/image/ws/2/ii"
 # taskUUIDs are unique across the service, not per API key: the SDKs treat conflictTaskUUID as
 # "already submitted", so the key store is not scoped to the owner.
 ANY_OWNER = "*"
+# Headers of the generic forced-error response that describe its body, not the fault.
+BODY_HEADERS = frozenset({"content-length", "content-type"})
 
 
 @dataclass
@@ -91,6 +101,40 @@ class RunwareProvider(Provider):
     def validation_error(self, violations: list[Violation]) -> Response:
         return self._respond([], [self.errors.from_violation(first_violation(violations), None)])
 
+    # -- failure rehearsal -----------------------------------------------------------------------------
+
+    def api_key_of(self, request: Request, body: Any) -> str | None:
+        """The key of a leading authentication task, else the Bearer header (as `_owner` reads them)."""
+        leading = leading_authentication(body)
+        if leading is None:
+            return bearer_token(request)
+        key = leading.get("apiKey")
+        return key if isinstance(key, str) else None
+
+    def submits(self, operation: str, body: Any) -> bool:
+        """Every request is operation `Tasks`: only one carrying imageInference work is held to a concurrency
+        limit, so a getResponse poll is never refused for the generations it polls."""
+        return submits(tasks_of(body))
+
+    def fault_response(self, request: Request, do: dict[str, Any]) -> Response:
+        """A forced error as errors[] items scoped to the request's tasks; status and headers as the base says."""
+        generic = super().fault_response(request, do)
+        spec = error_spec(self.data.get("faults", {}), do)
+        if "code" in do:
+            code = str(do["code"])
+        elif spec.get("codeOption"):
+            code = str(self.options[spec["codeOption"]])
+        else:
+            code = spec.get("code") or self.data["defaultCodes"].get(str(generic.status_code), "unknownError")
+        tasks = tasks_of(getattr(request.state, "json_body", None))
+        uuids = [task["taskUUID"] for task in tasks if isinstance(task.get("taskUUID"), str)]
+        if uuids:
+            context(request)["task_id"] = uuids[0]
+        items = forced_items(spec, code, tasks)
+        response = self._respond([], [TaskError(generic.status_code, item) for item in items])
+        response.headers.update({k: v for k, v in generic.headers.items() if k.lower() not in BODY_HEADERS})
+        return response
+
     # -- POST /v1 ------------------------------------------------------------------------------------
 
     async def submit(self, request: Request) -> Response:
@@ -102,7 +146,7 @@ class RunwareProvider(Provider):
             detail = "Got an empty array." if body == [] else f"Got a JSON {_json_type(body)}."
             return self._respond([], [self.errors.named("invalidRequestBody", "validation", detail=detail)])
         tasks: list[Any] = list(body)
-        leading = tasks[0] if isinstance(tasks[0], dict) and tasks[0].get("taskType") == "authentication" else None
+        leading = leading_authentication(body)
         if leading is not None:
             tasks = tasks[1:]
         owner, refusal = self._owner(request, leading)
@@ -161,13 +205,21 @@ class RunwareProvider(Provider):
         return Outcome(errors=[self.errors.from_violation(first_violation(violations), task)])
 
     async def _settle(self, outcomes: list[Outcome]) -> None:
-        """Hold the response until every sync job is done (on the clock), then encode inline images."""
+        """Hold the response until every sync job is done or timed out (on the clock), then encode inline images."""
         now = self.engine.now()
-        images = [image for o in outcomes if o.wait_for is not None for image in o.wait_for.images]
-        await asyncio.gather(*(self.engine.wait(image, max(0.0, image.terminal_at() - now)) for image in images))
+        jobs = [o.wait_for for o in outcomes if o.wait_for is not None]
+        # A finite wait even for a task that never finishes: the job's deadline timer ends it by then.
+        await asyncio.gather(*(
+            self.engine.wait(image, max(0.0, min(image.terminal_at(), job.timeout_at) - now))
+            for job in jobs for image in job.images
+        ))
+        for job in jobs:
+            if job.deadline is not None:
+                job.deadline.cancel()
         inline = [
             image for o in outcomes if o.job is not None and o.job.output_types != ["URL"]
-            for image in o.job.images if image.phase(self.engine.now()) is Phase.SUCCEEDED
+            for image in o.job.images
+            if image.phase(self.engine.now()) is Phase.SUCCEEDED and not self.renderer.withheld(image)
         ]
         # Encoding a 4K placeholder takes a fraction of a second: keep it off the event loop.
         await asyncio.gather(*(asyncio.to_thread(self.renderer.image_bytes, image) for image in inline))
@@ -211,10 +263,22 @@ class RunwareProvider(Provider):
         job = JobBuilder(self.engine, self.data["models"]).build(owner, task, plan, public_base(request), cost)
         for image in job.images:
             self.engine.add_task(image)
+        if self.options["partial_block_style"] == "nsfw_flag" and job.flags_content():
+            flag_instead_of_block(job)
         self.engine.tasks.remember_key(SLUG, ANY_OWNER, task_uuid, job.images[0].id)
         if task["deliveryMethod"] == "async":
             return Outcome(data=[self.renderer.pending(job, polled=False)])
+        job.timeout_at = self.engine.now() + float(self.options["sync_timeout_seconds"])
+        job.deadline = self.engine.clock.call_at(job.timeout_at, lambda: self._time_out(job))
         return Outcome(wait_for=job)
+
+    def _time_out(self, job: Job) -> None:
+        """The sync timeout: generations still running fail with timeoutProvider (shown on getResponse too)."""
+        now = self.engine.now()
+        for image in job.images:
+            if not image.phase(now).terminal:
+                image.faults.append("sync timeout")
+                self.engine.cancel(image)
 
     # -- callbacks -------------------------------------------------------------------------------------
 
@@ -232,24 +296,30 @@ class RunwareProvider(Provider):
         job = job_of(task)
         if job is None or not phase.terminal:
             return
-        if phase is Phase.SUCCEEDED:
-            if job.request.get("webhookURL"):
-                self._post(job, "imageInference:success", self.renderer.result(job, task, polled=False))
-            if job.request.get("uploadEndpoint"):
-                image = task.outputs[0]
-                self.engine.webhooks.enqueue(Delivery(
-                    stream=f"{SLUG}:{task.id}:upload", url=job.request["uploadEndpoint"], payload=None,
-                    provider=self.slug, event="upload", task_id=job.task_uuid,
-                    policy=self._policy("upload_retry_delays"), method="PUT",
-                    content=self.renderer.image_bytes(task), content_type=content_type(image.format),
-                ))
+        if phase is Phase.SUCCEEDED and not self.renderer.withheld(task):
+            self._delivered(job, task)
             return
-        if phase is Phase.FAILED:
-            # A generation that fails is not charged.
-            self.engine.wallets.credit(self.slug, job.owner, job.unit_cost)
-            first = task.extra.get("index") == 0
-            if first and job.request.get("webhookURL") and self.options["webhook_failures"] == "error_item":
-                self._post(job, "imageInference:error", self.renderer.failure(job, polled=False).item)
+        # A generation that is blocked, fails or times out is not charged.
+        self.engine.wallets.credit(self.slug, job.owner, job.unit_cost)
+        if not job.request.get("webhookURL") or self.options["webhook_failures"] != "error_item":
+            return
+        if phase is Phase.SUCCEEDED:  # one image blocked among the results: its own error, as it completes
+            self._post(job, "imageInference:error", self.renderer.blocked_image(job, task, polled=False).item)
+        elif not job.failure_posted:
+            job.failure_posted = True
+            self._post(job, "imageInference:error", self.renderer.failure(job, task, polled=False).item)
+
+    def _delivered(self, job: Job, task: Task) -> None:
+        if job.request.get("webhookURL"):
+            self._post(job, "imageInference:success", self.renderer.result(job, task, polled=False))
+        if job.request.get("uploadEndpoint"):
+            image = task.outputs[0]
+            self.engine.webhooks.enqueue(Delivery(
+                stream=f"{SLUG}:{task.id}:upload", url=job.request["uploadEndpoint"], payload=None,
+                provider=self.slug, event="upload", task_id=job.task_uuid,
+                policy=self._policy("upload_retry_delays"), method="PUT",
+                content=self.renderer.image_bytes(task), content_type=content_type(image.format),
+            ))
 
 
 def _without(task: dict[str, Any], paths: list[tuple[str | int, ...]]) -> dict[str, Any]:

@@ -47,7 +47,8 @@ class Renderer:
                     item["imageDataURI"] = f"data:{content_type(image.format)};base64,{encoded}"
         item["seed"] = image.seed
         if job.flags_content():
-            item["NSFWContent"] = False  # placeholders are never flagged; a block fails the task instead
+            # Only a partial_block fault (style nsfw_flag) flags an image; a prompt block fails the task.
+            item["NSFWContent"] = bool(task.extra.get("nsfw"))
         if job.request.get("includeCost"):
             item["cost"] = job.unit_cost
         if polled:
@@ -61,23 +62,58 @@ class Renderer:
             item["status"] = self.options["processing_status_word"]
         return item
 
-    def failure(self, job: Job, *, polled: bool) -> TaskError:
-        task = job.images[0]
-        reason = task.failure.message if task.failure else "blocked"
-        error = self.errors.named(self.options["block_error_code"], "blocked", job.request, template="blocked",
-                                  parameter="positivePrompt", reason=reason)
+    @staticmethod
+    def withheld(task: Task) -> bool:
+        """A generation that finished but whose image the safety filter blocked (a partial block)."""
+        return task.outcome is Phase.SUCCEEDED and task.canceled_at is None and task.outputs[0].blocked
+
+    def _with_status(self, error: TaskError, *, polled: bool) -> TaskError:
         if polled:
             error.item["status"] = "error"
         return error
 
+    def blocked_image(self, job: Job, task: Task, *, polled: bool) -> TaskError:
+        """One image of several blocked: that generation failed, named by its imageUUID."""
+        image = task.outputs[0]
+        error = self.errors.named(self.options["block_error_code"], "blocked", job.request, template="blocked",
+                                  reason=image.blocked_reason or "blocked")
+        error.item["imageUUID"] = task.id
+        return self._with_status(error, polled=polled)
+
+    def failure(self, job: Job, task: Task, *, polled: bool) -> TaskError:
+        """The one error of a job whose generations failed: blocked, failed upstream, or timed out."""
+        failure = task.failure
+        codes = self.errors.data["taskFailureCodes"]
+        if task.canceled_at is not None or task.outcome is Phase.EXPIRED:
+            # Canceled only by the sync timeout: Runware has no cancel task.
+            code = (failure.code if failure and task.canceled_at is None else None) or codes["timeout"]
+            error = self.errors.named(code, "timeout", job.request, template="timeoutProvider")
+        elif failure is not None and failure.kind == "blocked":
+            error = self.errors.named(self.options["block_error_code"], "blocked", job.request, template="blocked",
+                                      parameter="positivePrompt", reason=failure.message)
+        else:
+            error = self.errors.named(failure.code if failure and failure.code else codes["error"], "failed",
+                                      job.request, template="taskFailed",
+                                      reason=failure.message if failure else "The generation failed.")
+        return self._with_status(error, polled=polled)
+
     def state(self, job: Job, now: float, *, polled: bool) -> tuple[list[dict[str, Any]], list[TaskError]]:
-        """Every generation as it stands: results and pending items in data[], one error if the job failed."""
+        """Every generation as it stands: results and pending items in data[], a blocked image as its own
+        error, and one error for the job once a generation failed."""
         data: list[dict[str, Any]] = []
+        errors: list[TaskError] = []
+        failed: Task | None = None
         for task in job.images:
             phase = task.phase(now)
             if phase is Phase.SUCCEEDED:
-                data.append(self.result(job, task, polled=polled))
+                if self.withheld(task):
+                    errors.append(self.blocked_image(job, task, polled=polled))
+                else:
+                    data.append(self.result(job, task, polled=polled))
             elif not phase.terminal:
                 data.append(self.pending(job, polled=polled))
-        failed = any(task.phase(now) is Phase.FAILED for task in job.images)
-        return data, [self.failure(job, polled=polled)] if failed else []
+            elif failed is None:
+                failed = task
+        if failed is not None:
+            errors.insert(0, self.failure(job, failed, polled=polled))
+        return data, errors
