@@ -102,6 +102,8 @@ class Task:
         t = self.timeline.started_at
         if t > now or (self.canceled_at is not None and self.canceled_at < t):
             return None
+        if self.outcome is Phase.EXPIRED and t >= self.timeline.finished_at:
+            return None  # expired while still queued: it never ran
         return t
 
     def completed(self, now: float) -> float | None:

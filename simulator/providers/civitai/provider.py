@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from http import HTTPStatus
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -12,6 +13,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute
 
 from simulator.engine import Delivery, Phase, RetryPolicy, Task
+from simulator.faults.errors import error_spec
 from simulator.formats import parse_iso_utc
 from simulator.http.context import BodyError, context, public_base, query_flag, query_int, read_json
 from simulator.http.images import LinkState, check_link, image_response
@@ -21,6 +23,8 @@ from simulator.providers.civitai.render import (
     BLOB_PATH,
     STATUS,
     View,
+    is_blocked,
+    job_reason,
     render_image,
     render_step,
     render_workflow,
@@ -32,11 +36,6 @@ from simulator.providers.civitai.workflows import WorkflowBuilder
 from simulator.validation import Violation, dotted_path, render_message
 
 PROBLEM = "application/problem+json"
-TITLES = {
-    400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
-    429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable",
-}
-RFC_SECTIONS = {400: "15.5.1", 401: "15.5.2", 403: "15.5.4", 404: "15.5.5", 409: "15.5.10", 500: "15.6.1"}
 LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
 WORKFLOWS = "/v2/consumer/workflows"
 DETAIL_STEP_FIELDS = ("name", "status", "startedAt", "completedAt", "metadata", "input", "output")
@@ -77,9 +76,10 @@ class CivitaiProvider(Provider):
     # -- error envelopes ---------------------------------------------------------------------------
 
     def _problem(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+        known = self.data["problems"].get(str(status), {})
         problem = {
-            "type": f"https://tools.ietf.org/html/rfc9110#section-{RFC_SECTIONS.get(status, '15.5.1')}",
-            "title": TITLES.get(status, "Error"),
+            "type": known.get("type", "about:blank"),
+            "title": known.get("title") or _reason_phrase(status),
             "status": status,
             **body,
             "traceId": trace_id(self.engine.seed, len(self.engine.journal) + 1),
@@ -90,18 +90,47 @@ class CivitaiProvider(Provider):
         headers = {"www-authenticate": "Bearer"} if status == 401 else None
         return self._problem(status, {"detail": message}, headers)
 
+    def _validation_problem(self, errors: dict[str, list[str]]) -> Response:
+        return self._problem(400, {"title": "One or more validation errors occurred.", "errors": errors})
+
     def validation_error(self, violations: list[Violation]) -> Response:
         errors: dict[str, list[str]] = {}
         for violation in violations:
             message = render_message(self.data["messages"], violation)
             errors.setdefault(dotted_path(violation.path) or "$", []).append(message)
-        return self._problem(400, {"title": "One or more validation errors occurred.", "errors": errors})
+        return self._validation_problem(errors)
+
+    def _insufficient_buzz(self, message: str, status: int | None = None) -> Response:
+        """The spec types SubmitWorkflow's 403 as a bare JSON string; Civitai's app reads a 403 as "no funds"."""
+        return JSONResponse(message, status_code=status or int(self.options["insufficient_buzz_status"]))
+
+    def fault_response(self, request: Request, do: dict[str, Any]) -> Response:
+        """Forced errors whose documented body is not a ProblemDetails with `detail` (provider.json `faults`):
+        a ValidationProblemDetails (`errorsKey`) or SubmitWorkflow's bare JSON string (`plainStringOn`).
+        The base builds the response first, so its headers (Retry-After, the table's own) carry over."""
+        response = super().fault_response(request, do)
+        spec = error_spec(self.data["faults"], do)
+        operation = context(request).get("operation")
+        plain_on = spec.get("plainStringOn") or []
+        if "*" in plain_on or operation in plain_on:
+            # Unless the rule says otherwise, a forced empty wallet answers like a real one.
+            same_as_wallet = do.get("error") == "insufficient_credits" and "status" not in do
+            status = None if same_as_wallet else response.status_code
+            shaped = self._insufficient_buzz(str(spec["message"]), status)
+        elif "errorsKey" in spec and response.status_code == 400:
+            shaped = self._validation_problem({str(spec["errorsKey"]): [str(spec["message"])]})
+        else:
+            return response
+        for name, value in response.headers.items():
+            if name not in ("content-type", "content-length"):
+                shaped.headers[name] = value
+        return shaped
 
     def _field_error(self, request: Request, key: str, message: str, rule: str, value: Any = None) -> Response:
         return self.reject(request, [Violation((key,), rule, message, value)])
 
     def _unauthorized(self) -> Response:
-        return self.error(401, "A valid bearer token is required (Authorization: Bearer <token>).")
+        return self.error(401, self.data["faults"]["unauthorized"]["message"])
 
     def _not_found(self, what: str) -> Response:
         return self.error(404, f"{what} was not found.")
@@ -222,9 +251,8 @@ class CivitaiProvider(Provider):
         if not wallets.debit(self.slug, owner, task.cost):
             balance = wallets.balance(self.slug, owner)
             context(request)["note"] = f"insufficient Buzz: cost {task.cost}, balance {balance}"
-            return JSONResponse(
-                f"Insufficient Buzz: the workflow costs {int(task.cost)} Buzz and the account holds {int(balance)}.",
-                status_code=int(self.options["insufficient_buzz_status"]),
+            return self._insufficient_buzz(
+                f"Insufficient Buzz: the workflow costs {int(task.cost)} Buzz and the account holds {int(balance)}."
             )
         self.engine.add_task(task)
         if external_id:
@@ -454,8 +482,9 @@ class CivitaiProvider(Provider):
         context(request)["task_id"] = blob.task.id
         step = next(s for s in blob.task.extra["steps"] if blob.image.index in s["outputs"])
         phase = step_phase(blob.task, step, self.engine.now())
-        if blob.image.blocked and phase is Phase.FAILED:
-            return None, self.error(403, f"The blob is blocked: {blob.image.blocked_reason}")
+        if is_blocked(blob.image, step, phase):
+            reason = blob.image.blocked_reason or step["blockedReason"]
+            return None, self.error(403, f"The blob is blocked: {reason}")
         if phase is not Phase.SUCCEEDED:
             return None, self._not_found("The blob (it is not available yet)")
         return blob, None
@@ -541,7 +570,8 @@ class CivitaiProvider(Provider):
                 payload["details"] = _workflow_details(view, task)
             events.append((f"workflow:{status}", payload))
         for index, step in enumerate(task.extra["steps"]):
-            step_status = STATUS[step_phase(task, step, at)] if phase.terminal else status
+            step_at = step_phase(task, step, at) if phase.terminal else phase
+            step_status = STATUS[step_at]
             if wanted("step", step_status):
                 step_payload: dict[str, Any] = {
                     "$type": "step", "workflowId": task.id, "name": step["name"], "status": step_status,
@@ -554,11 +584,12 @@ class CivitaiProvider(Provider):
                     } | {"retries": 0}
                 events.append((f"step:{step_status}", step_payload))
             if wanted("job", step_status):
+                reason = job_reason(task, step, step_at)
                 events.append((f"job:{step_status}", {
                     "$type": "job", "workflowId": task.id, "stepName": step["name"], "jobId": step["jobId"],
                     "status": step_status, "progress": round(task.progress(at), 4),
-                    "reason": "blocked" if step_status == "failed" else None,
-                    "blockedReason": step["blockedReason"] if step_status == "failed" else None,
+                    "reason": reason,
+                    "blockedReason": step["blockedReason"] if reason == "blocked" else None,
                     "matureContent": False,
                 }))
         return events
@@ -577,6 +608,13 @@ def _workflow_details(view: View, task: Task) -> dict[str, Any]:
             for step in rendered["steps"]
         ],
     }
+
+
+def _reason_phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 def _encode_cursor(seq: int) -> str:

@@ -47,11 +47,56 @@ class View:
 
 
 def step_phase(task: Task, step: dict[str, Any], now: float) -> Phase:
-    """Steps share the workflow's timeline; only a blocked step ends differently from the rest."""
+    """Steps share the workflow's timeline; when moderation fails the workflow, only its blocked steps fail
+    (an upstream failure or an expiry ends every step)."""
     phase = task.phase(now)
-    if phase is Phase.FAILED and not step.get("blocked"):
+    blocked_workflow = task.failure is not None and task.failure.kind == "blocked"
+    if phase is Phase.FAILED and blocked_workflow and not step.get("blocked"):
         return Phase.SUCCEEDED
     return phase
+
+
+def started(task: Task, now: float) -> float | None:
+    """A task that expired in the queue reaches its end at the moment it would have started: it never ran."""
+    t = task.timeline
+    if t.started_at >= t.finished_at and task.outcome is Phase.EXPIRED:
+        return None
+    return task.started(now)
+
+
+def job_reason(task: Task, step: dict[str, Any], phase: Phase) -> str | None:
+    """`jobs[].reason` in the guide's words (errors-and-retries): None means a generic failure."""
+    failure = task.failure
+    if phase is Phase.CANCELED:
+        return "canceled"
+    if phase is Phase.FAILED:
+        if step.get("blocked"):
+            return "blocked"
+        return failure.code if failure is not None else None  # e.g. `no_provider_available` from the rule
+    if phase is Phase.EXPIRED:
+        if failure is not None and failure.code:
+            return failure.code
+        # The guide's two words for one deadline: a job that never left the queue expired, a running one timed out.
+        t = task.timeline
+        return "expired" if t.started_at >= t.finished_at else "timeout"
+    return None
+
+
+def output_errors(task: Task, step: dict[str, Any], phase: Phase) -> list[str] | None:
+    """`output.errors`: `blocked` for a moderated step (dossier §6.5), the failure message for the rest."""
+    if phase is Phase.FAILED and step.get("blocked"):
+        return ["blocked"]
+    if phase in (Phase.FAILED, Phase.EXPIRED) and task.failure is not None:
+        return [task.failure.message]
+    return None
+
+
+def is_blocked(image: OutputImage, step: dict[str, Any], phase: Phase) -> bool:
+    """Moderation is known only once the step ends: a blocked step hides every image, a partial block
+    (step succeeded) hides only the images it marked."""
+    if phase is Phase.FAILED:
+        return bool(step.get("blocked"))
+    return phase is Phase.SUCCEEDED and image.blocked
 
 
 def render_image(view: View, task: Task, image: OutputImage, step: dict[str, Any], phase: Phase) -> dict[str, Any]:
@@ -64,11 +109,12 @@ def render_image(view: View, task: Task, image: OutputImage, step: dict[str, Any
         "height": image.height,
         "blockedReason": None,
     }
-    if phase is Phase.FAILED and step.get("blocked"):
-        blob["blockedReason"] = step.get("blockedReason")
+    if is_blocked(image, step, phase):
+        blob["available"] = False
+        blob["blockedReason"] = image.blocked_reason or step.get("blockedReason")
         return blob
-    if phase in (Phase.CANCELED, Phase.EXPIRED):
-        return blob
+    if phase in (Phase.FAILED, Phase.CANCELED, Phase.EXPIRED):
+        return blob  # nothing was produced: no URL to hand out
     url, expires = view.signed_url(image.blob_id)
     blob.update({"url": url, "urlExpiresAt": expires, "previewUrl": url, "previewUrlExpiresAt": expires})
     if phase is Phase.SUCCEEDED:
@@ -81,20 +127,20 @@ def render_step(view: View, task: Task, index: int) -> dict[str, Any]:
     step = task.extra["steps"][index]
     phase = step_phase(task, step, now)
     status = STATUS[phase]
-    started = task.started(now)
+    began = started(task, now)
     completed = task.completed(now)
     job: dict[str, Any] = {
         "id": step["jobId"],
         "status": status,
-        "startedAt": timestamp(started),
+        "startedAt": timestamp(began),
         "completedAt": timestamp(completed),
         "queuePosition": _queue_position(task, now),
         "cost": 1.0,
         "estimatedProgressRate": None if phase.terminal else round(task.progress(now), 4),
     }
-    if phase is Phase.FAILED:
-        job["reason"] = "blocked"
-        job["blockedReason"] = step.get("blockedReason")
+    if phase in (Phase.FAILED, Phase.EXPIRED, Phase.CANCELED):
+        job["reason"] = job_reason(task, step, phase)  # null: a generic failure (guide errors-and-retries)
+        job["blockedReason"] = step.get("blockedReason") if job["reason"] == "blocked" else None
     rendered: dict[str, Any] = {
         "$type": "imageGen",
         "name": step["name"],
@@ -103,7 +149,7 @@ def render_step(view: View, task: Task, index: int) -> dict[str, Any]:
         "retries": step["retries"],
         "jobs": [job] if not task.extra.get("whatif") else None,
         "status": status,
-        "startedAt": timestamp(started),
+        "startedAt": timestamp(began),
         "completedAt": timestamp(completed),
         "metadata": step["metadata"],
         "estimatedProgressRate": job["estimatedProgressRate"],
@@ -113,7 +159,7 @@ def render_step(view: View, task: Task, index: int) -> dict[str, Any]:
         images = [task.outputs[i] for i in step["outputs"]]
         rendered["output"] = {
             "images": [render_image(view, task, image, step, phase) for image in images],
-            "errors": ["blocked"] if phase is Phase.FAILED else None,
+            "errors": output_errors(task, step, phase),
         }
     return rendered
 
@@ -137,7 +183,7 @@ def render_workflow(view: View, task: Task) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": task.id,
         "createdAt": timestamp(task.timeline.accepted_at),
-        "startedAt": timestamp(task.started(now)),
+        "startedAt": timestamp(started(task, now)),
         "completedAt": timestamp(task.completed(now)),
         "status": STATUS[phase],
         "transactions": {"list": task.extra["transactions"]},
