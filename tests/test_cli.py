@@ -62,3 +62,31 @@ def test_unknown_option_is_reported_not_raised(capsys: pytest.CaptureFixture[str
 def test_option_syntax_is_checked() -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["serve", "--option", "nodots"])
+
+
+def test_an_unknown_scenario_is_reported_with_the_shipped_names(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--port", "0", "--scenario", "no-such-thing"]) == 2
+    error = capsys.readouterr().err
+    assert "no-such-thing" in error and "chaos" in error
+
+
+def test_serve_with_a_scenario_puts_it_in_force() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "simulator", "serve", "--port", "0", "--virtual-clock", "--seed", "7",
+         "--scenario", "empty-wallet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert process.stdout is not None
+        base = re.search(r"serving on (\S+)", process.stdout.readline())
+        assert base is not None
+        for line in process.stdout:  # the banner ends with the scenarios line
+            if line.startswith("Scenarios in force"):
+                assert "empty-wallet" in line
+                break
+        response = httpx.post(f"{base.group(1)}/crun/api/v1/client/job/CreateTask", headers={"x-api-key": "k"},
+                              json={"model": "google/nano-banana", "input": {"prompt": "p"}})
+        assert response.status_code == 402
+    finally:
+        process.terminate()
+        process.wait(10)
