@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="load a failure scenario: a shipped name (see contracts/scenarios) or a YAML file")
     serve.add_argument("--external-webhooks", action="store_true",
                        help="deliver callbacks to non-loopback hosts too (default: loopback receivers only)")
+    serve.add_argument("--tick", type=float, default=0.0, metavar="SECONDS",
+                       help="with --virtual-clock: move the clock on this much before every provider request")
     serve.add_argument("--option", action="append", type=_parse_option, default=[], metavar="P.NAME=VALUE",
                        help="set a provider option, e.g. civitai.blob_redirect_status=301 (repeatable)")
     return parser
@@ -59,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _clock(args: argparse.Namespace) -> Clock:
     if args.virtual_clock:
-        return VirtualClock(autojump=args.autojump)
+        return VirtualClock(autojump=args.autojump, tick=args.tick)
     return RealClock(speed=args.speed)
 
 

@@ -130,9 +130,12 @@ class VirtualClock(Clock):
 
     mode = "virtual"
 
-    def __init__(self, start: float = DEFAULT_VIRTUAL_EPOCH, autojump: bool = False) -> None:
+    def __init__(self, start: float = DEFAULT_VIRTUAL_EPOCH, autojump: bool = False, tick: float = 0.0) -> None:
         self._now = start
         self.autojump = autojump
+        # Seconds the clock moves on before each provider request: a client that polls (and really sleeps
+        # a little, or not at all) still sees its task progress, without the test driving the clock.
+        self.tick = tick
         self._timers: list[_Timer] = []
         self._seq = itertools.count()
         self._advancing: asyncio.Lock | None = None
@@ -197,4 +200,5 @@ class VirtualClock(Clock):
         return min(live) if live else None
 
     def describe(self) -> dict[str, object]:
-        return {**super().describe(), "autojump": self.autojump, "pending_timers": self.pending_timers()}
+        return {**super().describe(), "autojump": self.autojump, "tick": self.tick,
+                "pending_timers": self.pending_timers()}

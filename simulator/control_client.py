@@ -35,6 +35,10 @@ class ControlClient:
     def set_autojump(self, enabled: bool) -> None:
         self._call("PUT", "/clock", json={"autojump": enabled})
 
+    def set_tick(self, seconds: float) -> None:
+        """Move the virtual clock on by `seconds` before every provider request (0 turns it off)."""
+        self._call("PUT", "/clock", json={"tick": seconds})
+
     def advance(self, seconds: float) -> float:
         return float(self._call("POST", "/clock/advance", json={"seconds": seconds})["now"])
 

@@ -33,6 +33,7 @@ class Simulator:
         self.engine = Engine(clock or RealClock(), seed, journal_capacity=journal_capacity)
         self._clock_start = self.clock.now()
         self._autojump = isinstance(self.clock, VirtualClock) and self.clock.autojump
+        self._tick = self.clock.tick if isinstance(self.clock, VirtualClock) else 0.0
         slugs = list(providers) if providers is not None else available()
         unknown = [slug for slug in slugs if slug not in REGISTRY]
         if unknown:
@@ -67,6 +68,7 @@ class Simulator:
         if isinstance(self.clock, VirtualClock):
             self.clock.rewind(self._clock_start)
             self.clock.autojump = self._autojump
+            self.clock.tick = self._tick
         for provider in self.providers.values():
             provider.reset()
         self._apply_options()

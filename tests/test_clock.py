@@ -119,3 +119,21 @@ def test_real_clock_timers_fire() -> None:
         return seen
 
     assert run(scenario()) == ["fired"]
+
+
+def test_tick_moves_the_clock_before_each_provider_request() -> None:
+    import httpx
+
+    from simulator.control_client import ControlClient
+    from simulator.live import LiveServer
+    from simulator.sim import Simulator
+
+    with LiveServer(Simulator(clock=VirtualClock(start=0), providers=["civitai"])) as server:
+        control = ControlClient(server.url)
+        control.set_tick(5)
+        for _ in range(3):
+            httpx.get(server.provider_url("civitai") + "/v2/consumer/workflows", headers={"Authorization": "Bearer k"})
+        assert control.now() == 15
+        control.reset()
+        assert control.now() == 0
+        control.close()

@@ -96,6 +96,11 @@ def control_routes(sim: Simulator) -> list[Route]:
                 if not isinstance(body["autojump"], bool):
                     raise ControlError(400, "autojump must be true or false")
                 engine.clock.autojump = body["autojump"]
+            if "tick" in body:
+                tick = _number(body["tick"], "tick")
+                if tick < 0:
+                    raise ControlError(400, "tick must be ≥ 0 seconds")
+                engine.clock.tick = tick
         return JSONResponse(engine.clock.describe())
 
     async def advance(request: Request) -> Response:

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from simulator.clock import VirtualClock
 from simulator.engine import Engine, Phase, Task
 from simulator.faults.errors import error_spec, fault_headers
 from simulator.faults.plan import RequestFacts, lookup
@@ -82,6 +83,9 @@ class Provider:
             notes["provider"] = self.slug
             notes["operation"] = operation
             try:
+                clock = self.engine.clock
+                if isinstance(clock, VirtualClock) and clock.tick > 0:
+                    await self.engine.advance(clock.tick)
                 refusal, actions = await self._faults(request, operation)
                 if refusal is not None:
                     return refusal

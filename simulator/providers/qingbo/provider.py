@@ -264,22 +264,24 @@ class QingboProvider(Provider):
 
     # -- reading and cancelling ----------------------------------------------------------------------
 
-    async def get_task(self, request: Request) -> Response:
+    def _task_of(self, request: Request) -> Task | Response:
+        """The caller's task named in the path, or the 401 / 404 the caller gets instead."""
         owner = self.authenticate(request)
         if owner is None:
             return self._unauthorized()
         task = self._owned(request, owner)
-        if task is None:
-            return self._task_not_found(request)
+        return self._task_not_found(request) if task is None else task
+
+    async def get_task(self, request: Request) -> Response:
+        task = self._task_of(request)
+        if isinstance(task, Response):
+            return task
         return JSONResponse(task_object(self._view(public_base(request)), task))
 
     async def cancel(self, request: Request) -> Response:
-        owner = self.authenticate(request)
-        if owner is None:
-            return self._unauthorized()
-        task = self._owned(request, owner)
-        if task is None:
-            return self._task_not_found(request)
+        task = self._task_of(request)
+        if isinstance(task, Response):
+            return task
         phase = wire_phase(task, self.engine.now())
         if phase not in (Phase.ACCEPTED, Phase.QUEUED):
             return self.error(400, f"task {task.id} is {STATUS[phase]}; only queued tasks can be cancelled",
