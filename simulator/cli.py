@@ -120,7 +120,9 @@ def serve(args: argparse.Namespace) -> int:
     print(banner(f"http://{host}:{sock.getsockname()[1]}", args.provider), flush=True)
     if args.scenario:
         print(f"\nScenarios in force: {', '.join(s['name'] for s in sim.scenarios)} (GET /_sim/faults)", flush=True)
-    config = uvicorn.Config(sim.app, log_level="warning", lifespan="off", timeout_keep_alive=KEEP_ALIVE)
+    config = uvicorn.Config(
+        sim.app, log_level="warning", lifespan="off", timeout_keep_alive=KEEP_ALIVE, date_header=False
+    )
     server = uvicorn.Server(config)
     server.run(sockets=[sock])
     return 0

@@ -51,7 +51,8 @@ class LiveServer:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((self.host, self._requested_port))
         config = uvicorn.Config(
-            self.app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=KEEP_ALIVE
+            self.app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=KEEP_ALIVE,
+            date_header=False,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="nanobanana-sim", daemon=True)

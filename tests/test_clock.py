@@ -134,6 +134,8 @@ def test_tick_moves_the_clock_before_each_provider_request() -> None:
         for _ in range(3):
             httpx.get(server.provider_url("civitai") + "/v2/consumer/workflows", headers={"Authorization": "Bearer k"})
         assert control.now() == 15
+        response = httpx.get(server.url + "/civitai/nothing-here")
+        assert response.headers.get_list("date") == ["Thu, 01 Jan 1970 00:00:20 GMT"]  # the simulated time
         control.reset()
         assert control.now() == 0
         control.close()

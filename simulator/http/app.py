@@ -14,7 +14,7 @@ from starlette.types import ASGIApp
 from simulator.faults.network import NetworkFaults
 from simulator.http.context import context
 from simulator.http.control import control_routes
-from simulator.http.middleware import HostRouting, JournalRecorder
+from simulator.http.middleware import HostRouting, JournalRecorder, SimulatedDate
 from simulator.providers.base import Provider
 
 if TYPE_CHECKING:
@@ -29,7 +29,8 @@ def build_app(sim: Simulator) -> ASGIApp:
     app: ASGIApp = Starlette(routes=routes)
     hosts = {host: slug for slug, provider in sim.providers.items() for host in provider.hosts}
     app = HostRouting(app, hosts, set(sim.providers), sim.default_provider)
-    return NetworkFaults(JournalRecorder(app, sim.engine.journal, sim.engine.now))
+    app = SimulatedDate(JournalRecorder(app, sim.engine.journal, sim.engine.now), sim.engine.now)
+    return NetworkFaults(app)
 
 
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -143,3 +145,26 @@ class JournalRecorder:
 
 def _query(scope: Scope) -> dict[str, list[str]]:
     return parse_qs(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+
+
+class SimulatedDate:
+    """The `Date` header from the simulator's clock (uvicorn's own is switched off), so a client that
+    reads expiry or Retry-After dates against the server's Date sees the same time as the bodies."""
+
+    def __init__(self, app: ASGIApp, now: Callable[[], float]) -> None:
+        self.app = app
+        self.now = now
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def dated_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                stamp = format_datetime(datetime.fromtimestamp(self.now(), tz=UTC), usegmt=True).encode()
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"date"]
+                message = {**message, "headers": [*headers, (b"date", stamp)]}
+            await send(message)
+
+        await self.app(scope, receive, dated_send)

@@ -1,0 +1,1 @@
+"""Example clients for the Nano Banana providers (see README.md)."""
