@@ -15,6 +15,7 @@ from simulator.control_client import ControlClient
 from simulator.live import LiveServer
 from simulator.resources import schemas_dir
 from simulator.sim import Simulator
+from simulator.testing.receiver import WebhookReceiver
 from simulator.validation import SchemaSet, schema_set
 
 TOKEN = "test-token"
@@ -27,6 +28,52 @@ def provider_server(*slugs: str, seed: int = 0, autojump: bool = False) -> LiveS
     """
     sim = Simulator(seed=seed, clock=VirtualClock(autojump=autojump), providers=list(slugs) or None)
     return LiveServer(sim)
+
+
+def server_fixture(*slugs: str) -> Any:
+    """A module-scoped fixture `server`: a started `provider_server(*slugs)`.
+
+    Assign it to `server` in the test module (`server = server_fixture("crun")`): the `control` fixture looks
+    for that module attribute to pick the module's own server.
+    """
+
+    @pytest.fixture(scope="module", name="server")
+    def server() -> Iterator[LiveServer]:
+        with provider_server(*slugs) as live:
+            yield live
+
+    return server
+
+
+def provider_fixtures(slug: str, *, client: str, headers: dict[str, str]) -> tuple[Any, Any, Any]:
+    """The fixtures of one provider's test module: `server` (see `server_fixture`), `provider_http` (a module-scoped
+    httpx client aimed at the provider, sending `headers`) and `client` (that client, after `control` reset the
+    simulator). Unpack them into the module under their fixture names:
+
+        server, provider_http, api = provider_fixtures("runware", client="api", headers={...})
+    """
+
+    @pytest.fixture(scope="module", name="provider_http")
+    def provider_http(server: LiveServer) -> Iterator[httpx.Client]:
+        with httpx.Client(base_url=server.provider_url(slug), headers=headers, timeout=30) as http:
+            yield http
+
+    @pytest.fixture(name=client)
+    def reset_client(provider_http: httpx.Client, control: ControlClient) -> httpx.Client:
+        return provider_http
+
+    return server_fixture(slug), provider_http, reset_client
+
+
+def receiver_fixture(name: str = "receiver", **options: Any) -> Any:
+    """A fixture `name`: a started WebhookReceiver (`options` go to it), closed after the test."""
+
+    @pytest.fixture(name=name)
+    def receiver() -> Iterator[WebhookReceiver]:
+        with WebhookReceiver(**options) as started:
+            yield started
+
+    return receiver
 
 
 @pytest.fixture(scope="session")

@@ -8,71 +8,40 @@ Everything runs on the virtual clock against a server on 127.0.0.1; callbacks go
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import httpx
 import pytest
-from conftest import nb2_body, provider_server
+from conftest import nb2_body, provider_fixtures, receiver_fixture
+from support_civitai import BLOBS, WORKFLOWS, assert_valid, submit
+from support_civitai import assert_problem as assert_problem_details
+from support_civitai import submitted as accepted
 
 from simulator.control_client import ControlClient
-from simulator.live import LiveServer
 from simulator.options import provider_data
 from simulator.testing.receiver import WebhookReceiver
-from simulator.validation import schema_set
 
 KEY = "civitai-fault-key"
-WORKFLOWS = "/v2/consumer/workflows"
-BLOBS = "/v2/consumer/blobs"
-PROBLEM = "application/problem+json"
-SCHEMAS = schema_set("civitai")
 CARD = provider_data("civitai")
 KINDS = sorted(kind for kind in CARD["faults"] if not kind.startswith("$"))
 SUBMIT = {"operation": "SubmitWorkflow"}
 NB2_COST = 104  # seed 000: nano-banana-2, 1K, one image
 
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LiveServer]:
-    with provider_server("civitai") as live:
-        yield live
-
-
-@pytest.fixture(scope="module")
-def civitai_http(server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.provider_url("civitai"), headers={"Authorization": f"Bearer {KEY}"},
-                      timeout=30) as client:
-        yield client
-
-
-@pytest.fixture
-def civitai(civitai_http: httpx.Client, control: ControlClient) -> httpx.Client:
-    """A client aimed at the simulated Civitai with KEY as bearer token, after the reset (no rules, no limits)."""
-    return civitai_http
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as started:
-        yield started
+server, provider_http, civitai = provider_fixtures(
+    "civitai", client="civitai", headers={"Authorization": f"Bearer {KEY}"}
+)
+receiver = receiver_fixture()
 
 
 # -- helpers --------------------------------------------------------------------------------------------------------
 
 
-def assert_valid(schema: str, body: Any) -> None:
-    assert SCHEMAS.validate(schema, body).violations == [], json.dumps(body)[:2000]
-
-
 def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    problem = response.json()
-    assert_valid("response/problem-details", problem)
-    assert problem["status"] == status and problem["title"] and problem["type"]
-    return dict(problem)
+    """A ProblemDetails answer (see support_civitai.assert_problem) that names its type."""
+    problem = assert_problem_details(response, status)
+    assert problem["type"]
+    return problem
 
 
 def seconds(stamp: str) -> float:
@@ -81,17 +50,6 @@ def seconds(stamp: str) -> float:
 
 def forced(control: ControlClient, do: dict[str, Any], match: dict[str, Any] | None = None, **when: Any) -> None:
     control.add_faults({"match": match or SUBMIT, "when": when, "do": do})
-
-
-def submit(civitai: httpx.Client, body: dict[str, Any] | None = None, **params: Any) -> httpx.Response:
-    return civitai.post(WORKFLOWS, json=body or nb2_body(), params=params)
-
-
-def accepted(civitai: httpx.Client, body: dict[str, Any] | None = None, **params: Any) -> dict[str, Any]:
-    response = submit(civitai, body, **params)
-    assert response.status_code in (200, 202), response.text
-    assert_valid("response/workflow", response.json())
-    return dict(response.json())
 
 
 def read(civitai: httpx.Client, workflow_id: str, **params: Any) -> dict[str, Any]:

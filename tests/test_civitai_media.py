@@ -14,7 +14,7 @@ import httpx
 import pytest
 from conftest import nb2_body
 from PIL import Image
-from test_civitai_api import (
+from support_civitai import (
     BLOBS,
     BLOCK,
     VERIFY_TLS,

@@ -12,28 +12,20 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
-from conftest import provider_server
+from conftest import server_fixture
 from PIL import Image
-from test_crun_schemas import expand
+from support_crun import BALANCE, JOB, KEY, OTHER_KEY, assert_valid, balance, body, create, finish, info
 
 from simulator.control_client import ControlClient
+from simulator.examples import expand
 from simulator.live import LiveServer
 from simulator.resources import schemas_dir
 from simulator.testing.receiver import WebhookReceiver
-from simulator.validation import schema_set
 
-KEY = "ak_" + "0123456789abcdef" * 2
-OTHER_KEY = "ak_" + "fedcba9876543210" * 2
-JOB = "/api/v1/client/job"
 EXAMPLES = schemas_dir() / "crun" / "examples"
-SCHEMAS = schema_set("crun")
 BLOCK = "[sim:block]"
 
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LiveServer]:
-    with provider_server("crun") as live:
-        yield live
+server = server_fixture("crun")
 
 
 @pytest.fixture(scope="module")
@@ -67,43 +59,10 @@ def anonymous(clients: tuple[ControlClient, httpx.Client, httpx.Client], control
     return clients[2]
 
 
-def assert_valid(schema: str, body: Any) -> None:
-    assert SCHEMAS.validate(schema, body).violations == [], json.dumps(body)[:2000]
-
-
-def body(model: str = "google/nano-banana", **fields: Any) -> dict[str, Any]:
-    return {"model": model, "input": {"prompt": "a ripe banana on a desk", **fields}}
-
-
-def create(crun: httpx.Client, request: dict[str, Any]) -> str:
-    response = crun.post(f"{JOB}/CreateTask", json=request)
-    assert response.status_code == 200, response.text
-    assert_valid("response/create-task", response.json())
-    return str(response.json()["data"]["task_id"])
-
-
-def info(crun: httpx.Client, task_id: str) -> dict[str, Any]:
-    response = crun.get(f"{JOB}/TaskInfo", params={"task_id": task_id})
-    assert response.status_code == 200, response.text
-    assert_valid("response/task-info", response.json())
-    return dict(response.json()["data"])
-
-
-def finish(control: ControlClient, task_id: str) -> None:
-    control.advance_to(control.task(task_id)["timeline"]["finished_at"])
-
-
 def completed(crun: httpx.Client, control: ControlClient, request: dict[str, Any]) -> dict[str, Any]:
     task_id = create(crun, request)
     finish(control, task_id)
     return info(crun, task_id)
-
-
-def balance(crun: httpx.Client) -> float:
-    response = crun.get("/api/v1/client/account/balance")
-    assert response.status_code == 200
-    assert_valid("response/balance", response.json())
-    return float(response.json()["data"]["balance"])
 
 
 def assert_error(response: httpx.Response, code: int, message: str, status: int | None = None) -> None:
@@ -116,7 +75,7 @@ def assert_error(response: httpx.Response, code: int, message: str, status: int 
 
 
 @pytest.mark.parametrize(("method", "path"), [
-    ("POST", f"{JOB}/CreateTask"), ("GET", f"{JOB}/TaskInfo?task_id=x"), ("GET", "/api/v1/client/account/balance"),
+    ("POST", f"{JOB}/CreateTask"), ("GET", f"{JOB}/TaskInfo?task_id=x"), ("GET", BALANCE),
     ("POST", f"{JOB}/estimate-credits"), ("POST", f"{JOB}/EstimateTask"),
 ])
 def test_every_route_wants_an_api_key(server: LiveServer, anonymous: httpx.Client, method: str, path: str) -> None:
@@ -127,7 +86,7 @@ def test_every_route_wants_an_api_key(server: LiveServer, anonymous: httpx.Clien
 def test_key_header_name_is_case_insensitive_and_bearer_is_not_a_key(
     server: LiveServer, control: ControlClient, anonymous: httpx.Client
 ) -> None:
-    url = server.provider_url("crun") + "/api/v1/client/account/balance"
+    url = server.provider_url("crun") + BALANCE
     assert anonymous.get(url, headers={"X-API-KEY": KEY}).status_code == 200
     assert_error(anonymous.get(url, headers={"Authorization": f"Bearer {KEY}"}), 401, "API key missing")
     control.set_options("crun", accept_bearer=True)
@@ -136,10 +95,10 @@ def test_key_header_name_is_case_insensitive_and_bearer_is_not_a_key(
 
 def test_unknown_and_disabled_keys(crun: httpx.Client, control: ControlClient) -> None:
     control.set_tokens("crun", [OTHER_KEY])
-    assert_error(crun.get("/api/v1/client/account/balance"), 401, "Invalid API key")
+    assert_error(crun.get(BALANCE), 401, "Invalid API key")
     control.set_tokens("crun", None)
     control.set_options("crun", disabled_api_keys=[KEY])
-    assert_error(crun.get("/api/v1/client/account/balance"), 403, "API key disabled")
+    assert_error(crun.get(BALANCE), 403, "API key disabled")
 
 
 def test_error_http_status_option_answers_200_with_the_code_in_the_body(
@@ -258,8 +217,7 @@ def test_unknown_routes_answer_in_the_envelope(crun: httpx.Client) -> None:
 
 
 def test_real_hostname_routes_to_crun(server: LiveServer, anonymous: httpx.Client) -> None:
-    response = anonymous.get(server.url + "/api/v1/client/account/balance",
-                         headers={"host": "api.crun.ai", "x-api-key": KEY})
+    response = anonymous.get(server.url + BALANCE, headers={"host": "api.crun.ai", "x-api-key": KEY})
     assert response.json() == {"code": 200, "message": "success", "data": {"balance": 1000000}}
 
 

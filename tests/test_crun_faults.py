@@ -6,93 +6,39 @@ Everything runs on the virtual clock against a server on 127.0.0.1; callbacks go
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from conftest import provider_server
+from conftest import provider_fixtures, receiver_fixture
+from support_crun import (
+    BALANCE,
+    JOB,
+    KEY,
+    OTHER_KEY,
+    SCHEMAS,
+    assert_valid,
+    balance,
+    body,
+    create,
+    finish,
+    info,
+    timeline,
+)
 
 from simulator.control_client import ControlClient
 from simulator.live import LiveServer
 from simulator.options import provider_data
 from simulator.testing.receiver import WebhookReceiver
-from simulator.validation import schema_set
 
-KEY = "ak_" + "0123456789abcdef" * 2
-OTHER_KEY = "ak_" + "fedcba9876543210" * 2
-JOB = "/api/v1/client/job"
-BALANCE = "/api/v1/client/account/balance"
 START = 1_000_000
-SCHEMAS = schema_set("crun")
 CARD = provider_data("crun")
 # seed 003, "Response status code": every code but 200 must be reproducible on demand.
 DOCUMENTED_CODES = {401, 402, 404, 422, 429, 455, 500, 501, 505}
 SUBMIT = {"operation": "CreateTask"}
 
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LiveServer]:
-    with provider_server("crun") as live:
-        yield live
-
-
-@pytest.fixture(scope="module")
-def crun_http(server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.provider_url("crun"), headers={"x-api-key": KEY}, timeout=30) as client:
-        yield client
-
-
-@pytest.fixture
-def crun(crun_http: httpx.Client, control: ControlClient) -> httpx.Client:
-    """A client aimed at the simulated CRun with KEY in `x-api-key`, after the reset (no rules, no limits)."""
-    return crun_http
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver(path="/api/callback") as started:
-        yield started
-
-
-def assert_valid(schema: str, body: Any) -> None:
-    assert SCHEMAS.validate(schema, body).violations == [], json.dumps(body)[:2000]
-
-
-def body(model: str = "google/nano-banana", **fields: Any) -> dict[str, Any]:
-    return {"model": model, "input": {"prompt": "a ripe banana on a desk", **fields}}
-
-
-def create(crun: httpx.Client, request: dict[str, Any] | None = None) -> str:
-    response = crun.post(f"{JOB}/CreateTask", json=request or body())
-    assert response.status_code == 200, response.text
-    assert_valid("response/create-task", response.json())
-    return str(response.json()["data"]["task_id"])
-
-
-def info(crun: httpx.Client, task_id: str) -> dict[str, Any]:
-    response = crun.get(f"{JOB}/TaskInfo", params={"task_id": task_id})
-    assert response.status_code == 200, response.text
-    assert_valid("response/task-info", response.json())
-    return dict(response.json()["data"])
-
-
-def balance(crun: httpx.Client) -> float:
-    response = crun.get(BALANCE)
-    assert response.status_code == 200, response.text
-    assert_valid("response/balance", response.json())
-    return float(response.json()["data"]["balance"])
-
-
-def timeline(control: ControlClient, task_id: str) -> dict[str, float | None]:
-    return dict(control.task(task_id)["timeline"])
-
-
-def finish(control: ControlClient, task_id: str) -> None:
-    finished_at = timeline(control, task_id)["finished_at"]
-    assert finished_at is not None
-    control.advance_to(finished_at)
+server, provider_http, crun = provider_fixtures("crun", client="crun", headers={"x-api-key": KEY})
+receiver = receiver_fixture(path="/api/callback")
 
 
 def force(control: ControlClient, do: dict[str, Any], match: dict[str, Any] | None = None, **when: Any) -> None:

@@ -6,13 +6,12 @@ The behaviour both gateway providers share is in test_gateway_contract.py.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 
 import httpx
 import pytest
-from conftest import provider_server
+from conftest import receiver_fixture, server_fixture
 from PIL import Image
-from test_gateway_support import FLASH, PRO, Gateway
+from test_gateway_support import FLASH, PRO, Gateway, gateway_fixture
 
 from simulator.control_client import ControlClient
 from simulator.images import pixel_size
@@ -22,24 +21,9 @@ from simulator.testing.receiver import WebhookReceiver
 SLUG = "evolink"
 TASK_OP = "GetTaskDetail"
 
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LiveServer]:
-    with provider_server(SLUG) as live:
-        yield live
-
-
-@pytest.fixture
-def evo(server: LiveServer, control: ControlClient) -> Iterator[Gateway]:
-    client = Gateway(server, SLUG)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def hook() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as receiver:
-        yield receiver
+server = server_fixture(SLUG)
+evo = gateway_fixture(SLUG, name="evo")
+hook = receiver_fixture("hook")
 
 
 # --------------------------------------------------------------------------- request fields

@@ -6,32 +6,20 @@ Civitai is the vehicle; what each provider renders is tested in tests/test_<slug
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from conftest import nb2_body, provider_server
+from conftest import nb2_body, provider_fixtures
+from support_civitai import WORKFLOWS
 
 from simulator.control_client import ControlClient, ControlError
 from simulator.live import LiveServer
 from simulator.testing import WebhookReceiver
 
-WORKFLOWS = "/v2/consumer/workflows"
 KEY = "fault-key"
 
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LiveServer]:
-    with provider_server("civitai") as live:
-        yield live
-
-
-@pytest.fixture(scope="module")
-def api(server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.provider_url("civitai"), headers={"Authorization": f"Bearer {KEY}"},
-                      timeout=30) as client:
-        yield client
+server, provider_http, api = provider_fixtures("civitai", client="api", headers={"Authorization": f"Bearer {KEY}"})
 
 
 def submit(api: httpx.Client, **fields: Any) -> httpx.Response:

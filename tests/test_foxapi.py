@@ -6,13 +6,11 @@ The behaviour both gateway providers share is in test_gateway_contract.py.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 
 import httpx
-import pytest
-from conftest import provider_server
+from conftest import server_fixture
 from PIL import Image
-from test_gateway_support import FLASH, PRO, Gateway, image_data_url
+from test_gateway_support import FLASH, PRO, Gateway, gateway_fixture, image_data_url
 
 from simulator.control_client import ControlClient
 from simulator.images import pixel_size
@@ -20,18 +18,8 @@ from simulator.live import LiveServer
 
 SLUG = "foxapi"
 
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LiveServer]:
-    with provider_server(SLUG) as live:
-        yield live
-
-
-@pytest.fixture
-def fox(server: LiveServer, control: ControlClient) -> Iterator[Gateway]:
-    client = Gateway(server, SLUG)
-    yield client
-    client.close()
+server = server_fixture(SLUG)
+fox = gateway_fixture(SLUG, name="fox")
 
 
 def test_documented_error_bodies_carry_message_and_type_only(fox: Gateway) -> None:

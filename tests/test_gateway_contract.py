@@ -9,13 +9,12 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import provider_server
+from conftest import server_fixture
 from jsonschema import Draft202012Validator
 from PIL import Image
 from referencing import Registry, Resource
@@ -27,6 +26,7 @@ from test_gateway_support import (
     TOKEN,
     Gateway,
     examples,
+    gateway_fixture,
     image_data_url,
     load,
     violations,
@@ -47,18 +47,8 @@ ABBREVIATED = {
     ("evolink", "err-failed-task.json"): "ERR's failed-task example leaves out error.type (TASK: always task_error)",
 }
 
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LiveServer]:
-    with provider_server(*SLUGS) as live:
-        yield live
-
-
-@pytest.fixture(params=SLUGS)
-def gw(request: pytest.FixtureRequest, server: LiveServer, control: ControlClient) -> Iterator[Gateway]:
-    client = Gateway(server, request.param)
-    yield client
-    client.close()
+server = server_fixture(*SLUGS)
+gw = gateway_fixture(*SLUGS)
 
 
 def _response_schema(document: dict[str, Any]) -> str:

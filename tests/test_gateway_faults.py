@@ -11,14 +11,13 @@ from __future__ import annotations
 import copy
 import json
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from conftest import provider_server
+from conftest import receiver_fixture, server_fixture
 from starlette.requests import Request
-from test_gateway_support import FLASH, SLUGS, TOKEN, Gateway
+from test_gateway_support import FLASH, SLUGS, TOKEN, Gateway, gateway_fixture
 
 from simulator.clock import VirtualClock
 from simulator.control_client import ControlClient
@@ -35,24 +34,9 @@ SUBMIT = "CreateImageGeneration"
 LATE = 10_000  # long after any task of these models has finished
 ANY_TASK = "task-unified-1767225600-abcdefgh"
 
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LiveServer]:
-    with provider_server(*SLUGS) as live:
-        yield live
-
-
-@pytest.fixture(params=SLUGS)
-def gw(request: pytest.FixtureRequest, server: LiveServer, control: ControlClient) -> Iterator[Gateway]:
-    client = Gateway(server, request.param)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def hook() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as receiver:
-        yield receiver
+server = server_fixture(*SLUGS)
+gw = gateway_fixture(*SLUGS)
+hook = receiver_fixture("hook")
 
 
 # --------------------------------------------------------------------------- what the data says

@@ -9,12 +9,15 @@ from __future__ import annotations
 import base64
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from PIL import Image
 
+from simulator.control_client import ControlClient
 from simulator.live import LiveServer
 from simulator.options import provider_data
 from simulator.resources import schemas_dir
@@ -117,3 +120,17 @@ class Gateway:
 
     def close(self) -> None:
         self.http.close()
+
+
+def gateway_fixture(*slugs: str, name: str = "gw") -> Any:
+    """A fixture `name`: a `Gateway` of the module's `server`, after `control` reset the simulator, closed after the
+    test. With several slugs it is parametrized over them (one run per provider); with one it is that provider's.
+    """
+
+    @pytest.fixture(name=name, params=list(slugs) if len(slugs) > 1 else None)
+    def gateway(request: pytest.FixtureRequest, server: LiveServer, control: ControlClient) -> Iterator[Gateway]:
+        client = Gateway(server, request.param if len(slugs) > 1 else slugs[0])
+        yield client
+        client.close()
+
+    return gateway

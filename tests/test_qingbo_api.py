@@ -21,20 +21,31 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from conftest import provider_server
+from conftest import receiver_fixture, server_fixture
 from PIL import Image
+from support_qingbo import (
+    FLASH,
+    PRO,
+    TASKS,
+    assert_error,
+    assert_valid,
+    error_message,
+    fetch,
+    ms,
+    submit,
+    submitted,
+    task_body,
+    timeline,
+)
 
 from simulator.clock import DEFAULT_VIRTUAL_EPOCH
 from simulator.control_client import ControlClient
 from simulator.live import LiveServer
 from simulator.resources import schemas_dir
 from simulator.testing.receiver import WebhookReceiver
-from simulator.validation import schema_set
 
 KEY = "qingbo-test-key"
 OTHER_KEY = "someone-else"
-TASKS = "/v1/tasks"
-SCHEMAS = schema_set("qingbo")
 EXAMPLES = schemas_dir() / "qingbo" / "examples"
 BLOCK = "[sim:block]"
 QUOTA_PER_USD = 500_000
@@ -49,18 +60,12 @@ SEED_PRICES = {
     "gemini-2.5-flash-image-preview-official": "0.03315",
     "gemini-2.5-flash-image-preview": "0.01328125",
 }
-FLASH = "gemini-3.1-flash-image-preview"
-PRO = "gemini-3-pro-image-preview"
 NANO = "gemini-2.5-flash-image-preview"
 
 
 # -- fixtures ------------------------------------------------------------------------------------------
 
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LiveServer]:
-    with provider_server("qingbo") as live:
-        yield live
+server = server_fixture("qingbo")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -102,52 +107,9 @@ def api(server: LiveServer, control: ControlClient) -> httpx.Client:
 # -- helpers -------------------------------------------------------------------------------------------
 
 
-def assert_valid(schema: str, body: Any) -> None:
-    report = SCHEMAS.validate(schema, body)
-    assert report.ok, f"not a valid {schema}:\n" + "\n".join(json.dumps(v.as_dict()) for v in report.violations)
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> str:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/json"
-    assert_valid("response/error", response.json())
-    assert response.json()["error"]["code"] == code
-    return str(response.json()["error"]["message"])
-
-
-def task_body(model: str = FLASH, **fields: Any) -> dict[str, Any]:
-    return {"model": model, "prompt": "a ripe banana on a desk", **fields}
-
-
-def submit(client: httpx.Client, body: Any, **headers: str) -> httpx.Response:
-    return client.post(TASKS, json=body, headers=headers)
-
-
-def submitted(client: httpx.Client, body: Any, **headers: str) -> dict[str, Any]:
-    response = submit(client, body, **headers)
-    assert response.status_code == 200, response.text
-    assert_valid("response/task", response.json())
-    return dict(response.json())
-
-
-def fetch(client: httpx.Client, task_id: str) -> dict[str, Any]:
-    response = client.get(f"{TASKS}/{task_id}")
-    assert response.status_code == 200, response.text
-    assert_valid("response/task", response.json())
-    return dict(response.json())
-
-
-def timeline(control: ControlClient, task_id: str) -> dict[str, float]:
-    return dict(control.task(task_id)["timeline"])
-
-
 def finish(client: httpx.Client, control: ControlClient, task_id: str) -> dict[str, Any]:
     control.advance_to(timeline(control, task_id)["finished_at"])
     return fetch(client, task_id)
-
-
-def ms(t: float) -> int:
-    return round(t * 1000)
 
 
 def quota(usd: str, n: int = 1) -> int:
@@ -225,7 +187,7 @@ def test_documented_invalid_request_is_a_400_and_costs_nothing(
 ) -> None:
     doc = example("invalid", name)
     control.set_options("qingbo", contract=doc["contract"])
-    message = assert_error(submit(api, doc["body"], **doc["headers"]), 400, "invalid_request")
+    message = error_message(submit(api, doc["body"], **doc["headers"]), 400, "invalid_request")
     assert doc["expect"]["path"].split("[")[0] in message
     assert control.tasks("qingbo") == []
     (entry,) = control.journal(provider="qingbo", operation="SubmitTask")
@@ -432,14 +394,14 @@ def test_cancel_while_queued_refunds_and_stays_cancelled(api: httpx.Client, cont
     task = fetch(api, task_id)
     assert (task["status"], task["progress"], task["cost"]) == ("cancelled", 0, 0)
     assert task["completed_at"] == ms(cancelled_at) and "result" not in task
-    message = assert_error(api.post(f"{TASKS}/{task_id}/cancel"), 400, "task_not_cancellable")
+    message = error_message(api.post(f"{TASKS}/{task_id}/cancel"), 400, "task_not_cancellable")
     assert "cancelled" in message
 
 
 def test_cancel_while_processing_is_task_not_cancellable(api: httpx.Client, control: ControlClient) -> None:
     task_id = submitted(api, task_body())["task_id"]
     control.advance_to(timeline(control, task_id)["started_at"])
-    message = assert_error(api.post(f"{TASKS}/{task_id}/cancel"), 400, "task_not_cancellable")
+    message = error_message(api.post(f"{TASKS}/{task_id}/cancel"), 400, "task_not_cancellable")
     assert "processing" in message
     assert finish(api, control, task_id)["status"] == "completed"
     assert_error(api.post(f"{TASKS}/{task_id}/cancel"), 400, "task_not_cancellable")
@@ -480,7 +442,7 @@ def test_pricing_by_resolution_option(
 
 def test_empty_wallet_is_402_and_nothing_happens(api: httpx.Client, control: ControlClient) -> None:
     control.set_balance("qingbo", KEY, 0)
-    message = assert_error(submit(api, task_body(PRO)), 402, "payment_required")
+    message = error_message(submit(api, task_body(PRO)), 402, "payment_required")
     assert str(quota(SEED_PRICES[PRO])) in message
     assert control.tasks("qingbo") == [] and control.balance("qingbo", KEY) == 0
     control.set_balance("qingbo", KEY, quota(SEED_PRICES[PRO]))
@@ -612,7 +574,7 @@ def test_same_seed_same_ids_times_and_pixels(api: httpx.Client, control: Control
 
 def test_prompt_limit_is_the_documented_1000_characters(api: httpx.Client, control: ControlClient) -> None:
     assert submitted(api, task_body(prompt="猫" * 1000))["status"] == "queued"
-    message = assert_error(submit(api, task_body(prompt="猫" * 1001)), 400, "invalid_request")
+    message = error_message(submit(api, task_body(prompt="猫" * 1001)), 400, "invalid_request")
     assert "prompt" in message and "1000" in message
     control.set_options("qingbo", prompt_max_chars=0)
     assert submitted(api, task_body(prompt="猫" * 5000))["status"] == "queued"
@@ -625,7 +587,7 @@ def test_legacy_field_names_are_accepted_then_refused_by_option(api: httpx.Clien
     assert width == 4 * height
     assert_error(submit(api, task_body(size="16:9", aspect_ratio="1:1")), 400, "invalid_request")
     control.set_options("qingbo", legacy_field_names=False)
-    message = assert_error(submit(api, task_body(size="16:9")), 400, "invalid_request")
+    message = error_message(submit(api, task_body(size="16:9")), 400, "invalid_request")
     assert "size" in message
 
 
@@ -640,7 +602,7 @@ def test_legacy_field_names_are_accepted_then_refused_by_option(api: httpx.Clien
     ],
 )
 def test_unusable_reference_images_are_400(api: httpx.Client, reference: str) -> None:
-    message = assert_error(submit(api, task_body(action="edit", image_urls=[reference])), 400, "invalid_request")
+    message = error_message(submit(api, task_body(action="edit", image_urls=[reference])), 400, "invalid_request")
     assert "image_urls[0]" in message
 
 
@@ -833,10 +795,7 @@ def test_sync_endpoint_reports_a_blocked_task(api: httpx.Client, control: Contro
 # -- callbacks -----------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def hook() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as receiver:
-        yield receiver
+hook = receiver_fixture("hook")
 
 
 def test_callback_posts_the_task_object_at_completion(

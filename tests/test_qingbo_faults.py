@@ -8,27 +8,21 @@ schemas/qingbo/README.md "Failure rehearsal"), independently of provider.json.
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from conftest import provider_server
+from conftest import provider_fixtures, receiver_fixture
+from support_qingbo import PRO, TASKS, assert_error, assert_valid, fetch, ms, submit, submitted, task_body, timeline
 
 from simulator.control_client import ControlClient
 from simulator.live import LiveServer
 from simulator.providers.qingbo.faults import window_text
 from simulator.testing.receiver import WebhookReceiver
-from simulator.validation import schema_set
 
 KEY = "qingbo-fault-key"
-TASKS = "/v1/tasks"
-SCHEMAS = schema_set("qingbo")
 START_BALANCE = 500_000_000
-FLASH = "gemini-3.1-flash-image-preview"
-PRO = "gemini-3-pro-image-preview"
 FLASH_IMAGE_QUOTA = 15_938  # 0.031875 USD x 500,000 quota per USD, rounded half up
 SUBMIT_RULE = {"provider": "qingbo", "operation": "SubmitTask"}
 
@@ -53,74 +47,8 @@ DOCUMENTED = {
 
 # -- fixtures and helpers ------------------------------------------------------------------------------
 
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LiveServer]:
-    with provider_server("qingbo") as live:
-        yield live
-
-
-@pytest.fixture(scope="module")
-def client(server: LiveServer) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {KEY}"}
-    with httpx.Client(base_url=server.provider_url("qingbo"), headers=headers, timeout=30) as http:
-        yield http
-
-
-@pytest.fixture
-def api(client: httpx.Client, control: ControlClient) -> httpx.Client:
-    """The qingbo client, after `control` reset the simulator (rules, limits, clock, wallets)."""
-    return client
-
-
-@pytest.fixture
-def hook() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as receiver:
-        yield receiver
-
-
-def assert_valid(schema: str, body: Any) -> None:
-    report = SCHEMAS.validate(schema, body)
-    assert report.ok, f"not a valid {schema}:\n" + "\n".join(json.dumps(v.as_dict()) for v in report.violations)
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/json"
-    body = dict(response.json())
-    assert_valid("response/quota-window-error" if code == "quota_window_exceeded" else "response/error", body)
-    assert body["error"]["code"] == code
-    return body
-
-
-def task_body(model: str = FLASH, **fields: Any) -> dict[str, Any]:
-    return {"model": model, "prompt": "a ripe banana on a desk", **fields}
-
-
-def submit(api: httpx.Client, body: Any | None = None, **headers: str) -> httpx.Response:
-    return api.post(TASKS, json=task_body() if body is None else body, headers=headers)
-
-
-def submitted(api: httpx.Client, body: Any | None = None, **headers: str) -> dict[str, Any]:
-    response = submit(api, body, **headers)
-    assert response.status_code == 200, response.text
-    assert_valid("response/task", response.json())
-    return dict(response.json())
-
-
-def fetch(api: httpx.Client, task_id: str) -> dict[str, Any]:
-    response = api.get(f"{TASKS}/{task_id}")
-    assert response.status_code == 200, response.text
-    assert_valid("response/task", response.json())
-    return dict(response.json())
-
-
-def times(control: ControlClient, task_id: str) -> dict[str, float]:
-    return dict(control.task(task_id)["timeline"])
-
-
-def ms(t: float) -> int:
-    return round(t * 1000)
+server, provider_http, api = provider_fixtures("qingbo", client="api", headers={"Authorization": f"Bearer {KEY}"})
+hook = receiver_fixture("hook")
 
 
 def rule(do: dict[str, Any], match: dict[str, Any] | None = None, **when: Any) -> dict[str, Any]:
@@ -237,7 +165,7 @@ def test_request_window_limit_refuses_with_its_numbers_and_recovers(api: httpx.C
 def test_concurrency_limit_is_the_plain_429_and_recovers(api: httpx.Client, control: ControlClient) -> None:
     control.set_limits({"provider": "qingbo", "concurrent": 1})
     first = submitted(api)
-    finished = times(control, first["task_id"])["finished_at"]
+    finished = timeline(control, first["task_id"])["finished_at"]
     response = submit(api)
     body = assert_error(response, 429, "rate_limit_error")
     assert set(body) == {"error"}
@@ -304,7 +232,7 @@ def test_fail_midway_renders_qingbos_failed_task_and_refunds(
                              "message": "upstream overloaded"}))
     created = submitted(api, task_body(callback_url=hook.url, callback_events=["failed"]))
     task_id = created["task_id"]
-    t = times(control, task_id)
+    t = timeline(control, task_id)
     control.advance_to(t["finished_at"] - 0.01)
     assert fetch(api, task_id)["status"] == "processing"
     assert control.balance("qingbo", KEY) == START_BALANCE - FLASH_IMAGE_QUOTA
@@ -397,7 +325,7 @@ def test_slow_tasks_stay_queued_and_can_still_be_cancelled(api: httpx.Client, co
 def test_slow_tasks_complete_late(api: httpx.Client, control: ControlClient) -> None:
     control.add_faults(rule({"task": "slow", "queue": {"distribution": "fixed", "seconds": 300}}))
     created = submitted(api)
-    t = times(control, created["task_id"])
+    t = timeline(control, created["task_id"])
     assert t["started_at"] - t["accepted_at"] >= 300
     control.advance_to(t["finished_at"])
     assert fetch(api, created["task_id"])["status"] == "completed"
@@ -421,7 +349,7 @@ def test_partial_block_delivers_the_rest_and_bills_only_those(
     control.add_faults(rule({"task": "partial_block", "images": [1]}))
     created = submitted(api, task_body(n=3))
     assert created["pre_consumed_cost"] == 3 * FLASH_IMAGE_QUOTA
-    control.advance_to(times(control, created["task_id"])["finished_at"])
+    control.advance_to(timeline(control, created["task_id"])["finished_at"])
     done = fetch(api, created["task_id"])
     urls = [url for item in done["result"]["images"] for url in item["url"]]
     assert done["status"] == "completed" and len(urls) == 2
@@ -441,7 +369,7 @@ def test_a_batch_blocked_image_by_image_reads_as_a_blocked_task(
 ) -> None:
     control.add_faults(rule({"task": "partial_block", "images": [0, 1], "reason": "nsfw output"}))
     created = submitted(api, task_body(n=2, callback_url=hook.url))
-    control.advance_to(times(control, created["task_id"])["finished_at"])
+    control.advance_to(timeline(control, created["task_id"])["finished_at"])
     failed = fetch(api, created["task_id"])
     assert (failed["status"], failed["progress"], failed["cost"]) == ("failed", 0, 0)
     assert failed["error"] == {"message": "[upstream_bad_request] Upstream returned: nsfw output",

@@ -8,63 +8,23 @@ from __future__ import annotations
 
 import base64
 import io
-import threading
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from conftest import provider_fixtures, receiver_fixture
 from PIL import Image
+from support_runware import SCHEMAS, envelope, sync_in_background, task
 
 from simulator.control_client import ControlClient
 from simulator.live import LiveServer
 from simulator.testing.receiver import WebhookReceiver
-from simulator.validation import schema_set
-from tests.conftest import provider_server
 
 KEY = "rw-test-key"
-SCHEMAS = schema_set("runware")
 
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LiveServer]:
-    with provider_server("runware") as live:
-        yield live
-
-
-@pytest.fixture(scope="module")
-def api_client(server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url + "/runware", headers={"Authorization": f"Bearer {KEY}"},
-                      timeout=30) as client:
-        yield client
-
-
-@pytest.fixture
-def api(api_client: httpx.Client, control: ControlClient) -> httpx.Client:
-    return api_client
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as hook:
-        yield hook
-
-
-def task(**fields: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "taskType": "imageInference", "taskUUID": str(uuid.uuid4()), "model": "google:4@3",
-        "positivePrompt": "A lighthouse on a cliff at dusk", "width": 1024, "height": 1024,
-    }
-    body.update(fields)
-    return {k: v for k, v in body.items() if v is not None}
-
-
-def envelope(response: httpx.Response) -> dict[str, Any]:
-    body = response.json()
-    report = SCHEMAS.validate("response/envelope", body)
-    assert report.ok, report.violations
-    return body
+server, provider_http, api = provider_fixtures("runware", client="api", headers={"Authorization": f"Bearer {KEY}"})
+receiver = receiver_fixture()
 
 
 def image_of(client: httpx.Client, url: str) -> Image.Image:
@@ -107,14 +67,7 @@ def test_sync_request_waits_on_the_clock_and_returns_every_image(api: httpx.Clie
 
 
 def test_sync_request_blocks_until_the_clock_moves(server: LiveServer, control: ControlClient) -> None:
-    results: list[httpx.Response] = []
-
-    def post() -> None:
-        results.append(httpx.post(server.url + "/runware/v1", json=[task()],
-                                  headers={"Authorization": f"Bearer {KEY}"}, timeout=30))
-
-    worker = threading.Thread(target=post)
-    worker.start()
+    worker, results = sync_in_background(server, [task()], KEY)
     worker.join(0.3)
     assert worker.is_alive() and not results
     control.advance(25)

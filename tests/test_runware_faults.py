@@ -6,71 +6,30 @@ The choices are in schemas/runware/README.md, "Failure rehearsal".
 
 from __future__ import annotations
 
-import asyncio
-import importlib.metadata
 import threading
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from conftest import provider_fixtures, receiver_fixture
+from support_runware import SCHEMAS, SDK_VERSION, envelope, sdk_run, sync_in_background, task
 
 from simulator.control_client import ControlClient
 from simulator.live import LiveServer
 from simulator.options import provider_data
 from simulator.testing.receiver import WebhookReceiver
-from simulator.validation import schema_set
-from tests.conftest import provider_server
 
 KEY = "rw-fault-key"
-SCHEMAS = schema_set("runware")
 FAULTS = provider_data("runware")["faults"]
 NB2_PRICE = 0.06895
 START_BALANCE = 1_000_000
 
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LiveServer]:
-    with provider_server("runware") as live:
-        yield live
-
-
-@pytest.fixture(scope="module")
-def api_client(server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url + "/runware", headers={"Authorization": f"Bearer {KEY}"},
-                      timeout=30) as client:
-        yield client
-
-
-@pytest.fixture
-def api(api_client: httpx.Client, control: ControlClient) -> httpx.Client:
-    return api_client
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as hook:
-        yield hook
-
-
-def task(**fields: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "taskType": "imageInference", "taskUUID": str(uuid.uuid4()), "model": "google:4@3",
-        "positivePrompt": "A lighthouse on a cliff at dusk", "width": 1024, "height": 1024,
-    }
-    return body | fields
+server, provider_http, api = provider_fixtures("runware", client="api", headers={"Authorization": f"Bearer {KEY}"})
+receiver = receiver_fixture()
 
 
 def poll(body: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"taskType": "getResponse", "taskUUID": body["taskUUID"]}]
-
-
-def envelope(response: httpx.Response) -> dict[str, Any]:
-    body = response.json()
-    report = SCHEMAS.validate("response/envelope", body)
-    assert report.ok, report.violations
-    return body
 
 
 def only_error(response: httpx.Response) -> dict[str, Any]:
@@ -86,19 +45,6 @@ SUBMITS = {"provider": "runware", "operation": "Tasks", "body": {"0.taskType": "
 def on_submits(do: dict[str, Any], **when: Any) -> dict[str, Any]:
     rule: dict[str, Any] = {"match": SUBMITS, "do": do}
     return rule | ({"when": when} if when else {})
-
-
-def sync_in_background(server: LiveServer, body: list[dict[str, Any]]) -> tuple[threading.Thread, list[httpx.Response]]:
-    """A sync request held by the server until the (manual) clock moves."""
-    answers: list[httpx.Response] = []
-
-    def post() -> None:
-        answers.append(httpx.post(server.url + "/runware/v1", json=body,
-                                  headers={"Authorization": f"Bearer {KEY}"}, timeout=30))
-
-    worker = threading.Thread(target=post)
-    worker.start()
-    return worker, answers
 
 
 def wait_for_tasks(control: ControlClient, count: int) -> None:
@@ -349,7 +295,7 @@ def test_a_sync_task_that_never_finishes_times_out_at_the_sync_timeout(
 ) -> None:
     control.add_faults(on_submits({"task": "never_finish"}))
     body = task(numberResults=2, webhookURL=receiver.url_for("/hook"))
-    worker, answers = sync_in_background(server, [body])
+    worker, answers = sync_in_background(server, [body], KEY)
     wait_for_tasks(control, 2)
     control.advance(299)
     worker.join(0.2)
@@ -413,14 +359,8 @@ def test_webhook_faults_match_runware_events(
 
 # -- the official SDK ----------------------------------------------------------------------------------
 
-try:
-    importlib.metadata.version("runware-sdk")
-    SDK = True
-except importlib.metadata.PackageNotFoundError:
-    SDK = False
 
-
-@pytest.mark.skipif(not SDK, reason="the runware-sdk distribution is not installed")
+@pytest.mark.skipif(SDK_VERSION is None, reason="the runware-sdk distribution is not installed")
 @pytest.mark.parametrize(("do", "code", "status"), [
     ({"error": "rate_limited", "retry_after": 2}, "rateLimit", 429),
     ({"error": "content_blocked"}, "safety", 400),
@@ -431,20 +371,12 @@ except importlib.metadata.PackageNotFoundError:
 def test_the_sdk_surfaces_forced_errors_in_its_categories(
     server: LiveServer, control: ControlClient, do: dict[str, Any], code: str, status: int
 ) -> None:
-    from runware import Runware
     from runware.errors import RunwareError
 
     control.set_autojump(True)
     control.add_faults(on_submits(do))
-
-    async def scenario() -> None:
-        # max_retries=0: the SDK retries 5xx/429 with real-time backoff, which a test must not wait for.
-        async with Runware(api_key=KEY, transport="rest", http_base_url=server.url + "/runware/v1",
-                           max_retries=0) as client:
-            await client.run({"taskType": "imageInference", "model": "google:4@3", "deliveryMethod": "sync",
-                              "positivePrompt": "a ripe banana on a desk", "width": 1024, "height": 1024})
-
     with pytest.raises(RunwareError) as caught:
-        asyncio.run(scenario())
+        sdk_run(server, {"taskType": "imageInference", "model": "google:4@3", "deliveryMethod": "sync",
+                         "positivePrompt": "a ripe banana on a desk", "width": 1024, "height": 1024}, KEY)
     assert (caught.value.code, caught.value.status_code) == (code, status)
     assert caught.value.task_uuid == control.journal(provider="runware")[0]["request_body"][0]["taskUUID"]

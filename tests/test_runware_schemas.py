@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import server_fixture
+from support_runware import SCHEMAS
 
 from simulator.control_client import ControlClient
 from simulator.examples import expand as _expand
@@ -21,12 +23,10 @@ from simulator.images import families, tiers
 from simulator.live import LiveServer
 from simulator.options import provider_data
 from simulator.resources import schemas_dir
-from simulator.validation import BASE_URI, schema_set
-from tests.conftest import provider_server
+from simulator.validation import BASE_URI
 
 ROOT = schemas_dir() / "runware"
 EXAMPLES = ROOT / "examples"
-SCHEMAS = schema_set("runware")
 DATA = provider_data("runware")
 KEY = "rw-schema-key"
 
@@ -38,6 +38,8 @@ RESPONSE_SCHEMAS = {
     "dossier-6.2-": "response/envelope",
 }
 
+server = server_fixture("runware")
+
 
 def _load(path: Path) -> Any:
     return json.loads(path.read_text(encoding="utf-8"))
@@ -46,12 +48,6 @@ def _load(path: Path) -> Any:
 def _as_array(body: Any) -> list[Any]:
     """Seed 002 prints each task on its own; the wire body is always an array."""
     return body if isinstance(body, list) else [body]
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LiveServer]:
-    with provider_server("runware") as live:
-        yield live
 
 
 @pytest.fixture(scope="module")

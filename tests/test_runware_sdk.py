@@ -10,26 +10,19 @@ images over WebSocket only, which the simulator does not serve, so it is not tes
 
 from __future__ import annotations
 
-import asyncio
-import importlib.metadata
 import io
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from conftest import server_fixture
 from PIL import Image
+from support_runware import SDK_VERSION, sdk_run
 
 from simulator.control_client import ControlClient
 from simulator.live import LiveServer
-from tests.conftest import provider_server
-
-try:
-    SDK_VERSION = importlib.metadata.version("runware-sdk")
-except importlib.metadata.PackageNotFoundError:
-    SDK_VERSION = None
 
 pytestmark = pytest.mark.skipif(SDK_VERSION is None, reason="the runware-sdk distribution is not installed")
 
@@ -37,29 +30,13 @@ KEY = "rw-sdk-key"
 NB2 = {"taskType": "imageInference", "model": "google:4@3", "positivePrompt": "a ripe banana on a desk",
        "width": 1376, "height": 768}
 
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[LiveServer]:
-    with provider_server("runware") as live:
-        yield live
-
-
-def run(server: LiveServer, params: dict[str, Any], api_key: str = KEY) -> list[dict[str, Any]]:
-    from runware import Runware
-
-    async def scenario() -> list[dict[str, Any]]:
-        # max_retries=0: the SDK retries 5xx/429 with real-time backoff, which a test must not wait for.
-        async with Runware(api_key=api_key, transport="rest", http_base_url=server.url + "/runware/v1",
-                           max_retries=0) as client:
-            return await client.run(dict(params))
-
-    return asyncio.run(scenario())
+server = server_fixture("runware")
 
 
 def test_sync_image_inference_returns_downloadable_images(server: LiveServer, control: ControlClient) -> None:
     control.set_autojump(True)
-    results = run(server, NB2 | {"numberResults": 2, "deliveryMethod": "sync", "includeCost": True,
-                                 "outputFormat": "PNG"})
+    results = sdk_run(server, NB2 | {"numberResults": 2, "deliveryMethod": "sync", "includeCost": True,
+                                     "outputFormat": "PNG"}, KEY)
     assert len(results) == 2 and len({r["imageUUID"] for r in results}) == 2
     assert all(r["cost"] == 0.06895 for r in results)
     picture = Image.open(io.BytesIO(httpx.get(results[0]["imageURL"]).content))
@@ -78,7 +55,7 @@ def test_default_async_run_polls_get_response_until_done(server: LiveServer, con
 
     helper = threading.Thread(target=advance_once_submitted)
     helper.start()
-    results = run(server, NB2 | {"outputType": "dataURI"})
+    results = sdk_run(server, NB2 | {"outputType": "dataURI"}, KEY)
     helper.join()
     assert len(results) == 1 and results[0]["status"] == "success"
     assert results[0]["imageDataURI"].startswith("data:image/jpeg;base64,")
@@ -103,5 +80,5 @@ def test_errors_reach_the_sdk_in_its_categories(
     if setup == "only_other_key":
         control.set_tokens("runware", ["another-key"])
     with pytest.raises(RunwareError) as caught:
-        run(server, NB2 | {"deliveryMethod": "sync"} | params)
+        sdk_run(server, NB2 | {"deliveryMethod": "sync"} | params, KEY)
     assert (caught.value.code, caught.value.status_code) == (code, status)
