@@ -55,6 +55,7 @@ class Journal:
     def clear(self) -> None:
         self._entries.clear()
         self.dropped = 0
+        self._seq = itertools.count(1)  # a fresh start reads 1, 2, 3 in reports
 
     def __len__(self) -> int:
         return len(self._entries)
