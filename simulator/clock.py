@@ -195,10 +195,6 @@ class VirtualClock(Clock):
     def pending_timers(self) -> int:
         return sum(1 for timer in self._timers if not timer.cancelled)
 
-    def next_due(self) -> float | None:
-        live = [timer.due for timer in self._timers if not timer.cancelled]
-        return min(live) if live else None
-
     def describe(self) -> dict[str, object]:
         return {**super().describe(), "autojump": self.autojump, "tick": self.tick,
                 "pending_timers": self.pending_timers()}

@@ -6,7 +6,7 @@ import random
 from collections.abc import Callable
 
 from simulator.engine.tasks import Failure, OutputImage
-from simulator.images import file_extension, normalize_format, pixel_size
+from simulator.images import file_extension, normalize_format
 
 INT32 = 2**31
 
@@ -42,7 +42,3 @@ def plan_images(
         )
         for n, image_seed in enumerate(image_seeds(rng, count, seed, seed_modulus))
     ]
-
-
-def output_size(family: str, aspect_ratio: str, tier: str) -> tuple[int, int]:
-    return pixel_size(family, aspect_ratio, tier)

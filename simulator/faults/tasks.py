@@ -22,7 +22,7 @@ from contextvars import ContextVar
 from dataclasses import replace
 from typing import Any
 
-from simulator.engine.tasks import Failure, Phase, Task, Timeline
+from simulator.engine.tasks import Failure, Phase, Task
 from simulator.faults.plan import PlanError
 
 TASK_ACTIONS = frozenset({"block", "partial_block", "fail", "never_finish", "expire", "slow"})
@@ -118,7 +118,3 @@ def apply(task: Task, rng: random.Random) -> list[str]:
             done.append(f"blocked images {blocked} of the request's batch")
     task.timeline = t
     return done
-
-
-def is_finite_timeline(timeline: Timeline) -> bool:
-    return math.isfinite(timeline.finished_at)
