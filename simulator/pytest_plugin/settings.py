@@ -143,6 +143,9 @@ def add_options(parser: pytest.Parser) -> None:
                          "not document")
     group.addoption("--nanobanana-allow-header", action="append", default=[], metavar="NAME",
                     help="a header strict mode accepts on every provider (e.g. traceparent); repeatable")
+    group.addoption("--nanobanana-rehearse", action="append", default=[], metavar="PROVIDER",
+                    help="run the client rehearsals (contracts/rehearsals) against the `nanobanana_adapter` fixture "
+                         "for PROVIDER instead of the collected tests, and print a scorecard (repeatable)")
     group.addoption("--nanobanana-coverage", nargs="?", const="-", default=None, metavar="FILE.json",
                     help="print which routes, statuses, error kinds and lifecycle modes the tests exercised, per "
                          "provider (and write them as JSON to FILE.json if given)")

@@ -1,0 +1,277 @@
+"""The client rehearsals as a user meets them: an adapter fixture, `pytest --nanobanana-rehearse=PROVIDER`, a scorecard.
+
+Each case runs a small test project in its own pytest session (pytester, inline) around the example clients:
+the careful ones pass every rehearsal that applies to their provider, the deliberately naive Civitai client
+fails the ones it should, with the reason and a journal excerpt in the scorecard.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from simulator.clock import VirtualClock
+from simulator.providers import REGISTRY
+from simulator.pytest_plugin.coverage import Catalogue
+from simulator.pytest_plugin.rehearse import CHECKS, Guidance, Rehearsal, rehearsals_dir, shipped
+from simulator.sim import Simulator
+
+pytest_plugins = ["pytester"]
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = ("-p", "no:cacheprovider", "-W", "error::pytest.PytestUnraisableExceptionWarning")
+REHEARSALS = sorted(path.stem for path in rehearsals_dir().glob("*.yaml"))
+
+# Adapters around the example clients; the neutral options (images, callback_url) mapped to each client's own.
+CAREFUL = """
+import pytest
+
+from examples.civitai_client import CivitaiCallbackHandler, CivitaiClient
+from examples.crun_client import CrunCallbackHandler, CrunClient
+from examples.evolink_client import EvolinkCallbackHandler, EvolinkClient
+from examples.foxapi_client import FoxapiClient
+from examples.qingbo_client import QingboCallbackHandler, QingboClient
+from examples.runware_client import RunwareClient, RunwareWebhookHandler
+from simulator.pytest_plugin.rehearse import AdapterResult
+
+CLIENTS = {
+    "civitai": (CivitaiClient, CivitaiCallbackHandler, "num_images",
+                lambda url: {"callbacks": [{"url": url, "type": ["workflow:*"]}]}),
+    "qingbo": (QingboClient, QingboCallbackHandler, "n", lambda url: {"callback_url": url}),
+    "runware": (RunwareClient, RunwareWebhookHandler, "number_results", lambda url: {"webhook_url": url}),
+    "crun": (CrunClient, CrunCallbackHandler, None, lambda url: {"callback_url": url}),
+    "foxapi": (FoxapiClient, None, None, None),
+    "evolink": (EvolinkClient, EvolinkCallbackHandler, None, lambda url: {"callback_url": url}),
+}
+
+
+@pytest.fixture
+def nanobanana_adapter():
+    def adapter(sim, prompt, images=1, callback_url=None):
+        client_class, handler_class, batch, callbacks = CLIENTS[sim.provider]
+        options = {}
+        if images != 1:
+            options[batch] = images
+        if callback_url:
+            options.update(callbacks(callback_url))
+        with client_class(sim.api_key(), base_url=sim.base_url(), sleep=sim.sleep, clock=sim.now) as client:
+            result = client.generate(prompt, **options)
+        handler = handler_class(lambda event: None) if handler_class else None
+        return AdapterResult(result.images, result.blocked, on_callback=handler.handle if handler else None)
+
+    return adapter
+
+
+def test_unit_tests_of_the_client_are_not_run_by_a_rehearsal():
+    raise AssertionError("deselected under --nanobanana-rehearse")
+"""
+
+NAIVE = """
+import httpx
+import pytest
+
+from examples.naive_client import NaiveCivitaiClient
+
+
+@pytest.fixture
+def nanobanana_adapter():
+    def adapter(sim, prompt, images=1, callback_url=None):
+        if callback_url:
+            pytest.skip("the naive client takes no callbacks")
+        with httpx.Client(timeout=30) as http:  # it never sleeps: the rehearsal's clock tick moves time on
+            return NaiveCivitaiClient(sim.api_key(), base_url=sim.base_url(), http=http).generate(
+                prompt, num_images=images)
+
+    return adapter
+"""
+
+
+@pytest.fixture
+def project(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.syspathinsert(ROOT)  # the example clients live beside the package, not in it
+    return pytester
+
+
+def _scorecard(result: pytest.RunResult) -> str:
+    output = result.stdout.str()
+    assert "nanobanana rehearsal scorecard" in output, output
+    return output.split("nanobanana rehearsal scorecard", 1)[1].split("short test summary info", 1)[0]
+
+
+def _rows(scorecard: str) -> dict[str, str]:
+    """Rehearsal name → PASS / FAIL / SKIP."""
+    return dict((name, label) for label, name in re.findall(r"^  (PASS|FAIL|SKIP)  (\S+)", scorecard, re.M))
+
+
+def _section(scorecard: str, name: str) -> str:
+    """A rehearsal's lines in the scorecard, up to the next rehearsal."""
+    return re.split(r"^  (?:PASS|FAIL|SKIP)  ", scorecard.split(f"  {name} ", 1)[1], flags=re.M)[0]
+
+
+def _readme_example() -> tuple[str, str, list[str]]:
+    """(file name, code, pytest arguments) of the adapter example in the README's "Rehearsing your client"."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n### Rehearsing your client\n", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(# (test_\w+)\.py — rehearse with `pytest ([^`]*)`.*?)```", section, re.S)
+    assert code is not None, "the README shows an adapter example"
+    return code.group(2), code.group(1), code.group(3).split()
+
+
+def test_the_readme_example_around_the_careful_civitai_client_passes_every_rehearsal(project: pytest.Pytester) -> None:
+    name, code, args = _readme_example()
+    project.makepyfile(**{name: code})
+    result = project.runpytest_inprocess(*RUN, *args)
+    result.assert_outcomes(passed=len(REHEARSALS))
+    scorecard = _scorecard(result)
+    assert _rows(scorecard) == dict.fromkeys(REHEARSALS, "PASS")
+    assert f"civitai · adapter in {name}.py · {len(REHEARSALS)} passed, 0 failed" in scorecard
+    # Each pass says what was seen, on the simulator's clock.
+    assert "429 (Retry-After 7 s), next request 7.00 s later" in _section(scorecard, "retry-after-429")
+    assert "followed by RefreshBlob for a fresh URL" in _section(scorecard, "refresh-expired-url")
+    assert "resent 1 time(s) with the same externalId" in _section(scorecard, "idempotent-resubmit")
+    assert "polls, 2.00 s apart at least (guidance ≥ 2 s)" in _section(scorecard, "poll-pace")
+    assert "1 image(s) delivered, 1 reported blocked" in _section(scorecard, "partial-batch")
+    assert "each of the 3 events acted on once" in _section(scorecard, "webhook-duplicates")
+    assert "raised InsufficientCreditsError" in _section(scorecard, "no-retry-402")
+
+
+def test_the_naive_client_fails_the_rehearsals_it_should(project: pytest.Pytester) -> None:
+    project.makepyfile(test_naive=NAIVE)
+    result = project.runpytest_inprocess(*RUN, "--nanobanana-rehearse=civitai")
+    scorecard = _scorecard(result)
+    rows = _rows(scorecard)
+    assert {name for name, label in rows.items() if label == "PASS"} == {"blocked-task", "download-before-expiry"}
+    assert rows["webhook-duplicates"] == "SKIP"
+    assert "skipped by the adapter: the naive client takes no callbacks" in _section(scorecard, "webhook-duplicates")
+    result.assert_outcomes(passed=2, failed=len(REHEARSALS) - 3, skipped=1)
+
+    # No Retry-After: resent half a second later (the rehearsal's clock tick), with the 429 in the excerpt.
+    retry = _section(scorecard, "retry-after-429")
+    assert "✗ retry_after: sent the next request 0.00 s after a 429 that asked for Retry-After 7 s" in retry
+    assert re.search(r"#1 +t\+0\.000s +POST /civitai/v2/consumer/workflows → 429 .*⚡ error rate_limited", retry)
+    assert re.search(r"#2 +t\+0\.500s +POST /civitai/v2/consumer/workflows → 20[02]", retry)
+    # Polls too fast: no pause at all against Civitai's 2 s guidance.
+    polls = _section(scorecard, "poll-pace")
+    assert re.search(r"✗ poll_pace: (\d+) of \1 polls came sooner than 2 s after the previous answer "
+                     r"\(shortest 0\.00 s\); civitai: Google image generation recipe", polls)
+    assert "GET /civitai/v2/consumer/workflows/" in polls and "… " in polls  # a long excerpt is shortened
+    # Retries 402 (Civitai's 403 insufficient Buzz), 400, 401, 403 and content blocks until its own limit.
+    for name, status in (("no-retry-402", 403), ("no-retry-400", 400), ("no-retry-401", 401), ("no-retry-403", 403),
+                         ("no-retry-content-block", 400)):
+        assert f"✗ submits: 20 submits (answered [{status}]); expected exactly 1" in _section(scorecard, name), name
+    # A dropped connection becomes a second workflow: no externalId on either submit.
+    dropped = _section(scorecard, "idempotent-resubmit")
+    assert re.search(r"✗ generations: 2 generations \(\S+, \S+\) from one call to the adapter; expected at most 1; "
+                     r"the submits carried externalId \[None, None\]", dropped)
+    assert "✗ idempotency_key: resent the submit without externalId" in dropped
+    assert "⚡ network reset" in dropped
+    # And the rest of what the naive client gets wrong.
+    assert "✗ backoff: 20 attempts; a client gives up after at most 10" in _section(scorecard, "backoff-5xx")
+    assert "✗ reports_blocked: the result reports 1 image(s) and 0 blocked; the provider delivered 1 and withheld 1" \
+        in _section(scorecard, "partial-batch")
+    assert "did not ask for a fresh URL (RefreshBlob): the image was lost" in _section(scorecard, "refresh-expired-url")
+    # The failing test itself carries the same explanation.
+    result.stdout.fnmatch_lines(["*rehearsal civitai/retry-after-429 failed: retries a 429 no sooner than Retry-After"])
+
+
+def test_careful_clients_of_the_other_providers_pass_in_process(project: pytest.Pytester) -> None:
+    project.makepyfile(test_client=CAREFUL)
+    slugs = ["qingbo", "runware", "crun", "foxapi", "evolink"]
+    result = project.runpytest_inprocess(*RUN, "--nanobanana-mode=inprocess",
+                                         *(f"--nanobanana-rehearse={slug}" for slug in slugs))
+    scorecard = _scorecard(result)
+    # Batches only where the provider makes them; callbacks everywhere but FoxAPI.
+    not_applicable = {"crun": {"partial-batch"}, "foxapi": {"partial-batch", "webhook-duplicates"},
+                      "evolink": {"partial-batch"}}
+    skipped = sum(len(names) for names in not_applicable.values())
+    result.assert_outcomes(passed=len(slugs) * len(REHEARSALS) - skipped, skipped=skipped, deselected=1)
+    for slug in slugs:
+        block = scorecard.split(f"{slug} · adapter in test_client.py", 1)[1].split(" · adapter in ", 1)[0]
+        rows = _rows(block)
+        assert {name for name, label in rows.items() if label == "SKIP"} == not_applicable.get(slug, set()), slug
+        assert set(rows) == set(REHEARSALS)
+    assert "n/a for foxapi: No callbacks for these models" in scorecard
+    # Without idempotency a lost submit is surfaced, not resent; with it, resent under the same key.
+    assert "1 generation created; n/a: No idempotency key; CRun's CLI never retries CreateTask" in scorecard
+    assert "raised SubmitUncertainError" in scorecard
+    assert "resent 1 time(s) with the same idempotency-key" in scorecard
+    assert "resent 1 time(s) with the same 0.taskUUID" in scorecard
+    assert "no polls: the client waited server-side" in scorecard  # Runware's sync delivery
+
+
+def test_rehearsals_run_only_with_an_adapter_and_a_known_provider(project: pytest.Pytester) -> None:
+    project.makepyfile(test_plain="def test_plain():\n    pass\n")
+    missing = project.runpytest_inprocess(*RUN, "--nanobanana-rehearse=qingbo")
+    assert missing.ret == pytest.ExitCode.USAGE_ERROR
+    missing.stderr.fnmatch_lines(["*no collected test module sees a `nanobanana_adapter` fixture*"])
+    unknown = project.runpytest_inprocess(*RUN, "--nanobanana-rehearse=dalle")
+    assert "unknown provider ['dalle']; use one of ['civitai', 'crun', " in unknown.stderr.str()
+    plain = project.runpytest_inprocess(*RUN)  # without the option, nothing changes
+    plain.assert_outcomes(passed=1)
+    assert "rehearsal scorecard" not in plain.stdout.str()
+
+
+def test_k_selects_rehearsals_and_a_failing_adapter_is_judged_not_crashed(project: pytest.Pytester) -> None:
+    project.makeconftest("""
+import pytest
+
+
+@pytest.fixture
+def nanobanana_adapter():
+    def adapter(sim, prompt, **options):
+        raise RuntimeError("client not configured")
+
+    return adapter
+""")
+    project.makepyfile(test_nothing="")  # a module with no tests of its own still carries the rehearsals
+    result = project.runpytest_inprocess(*RUN, "--nanobanana-rehearse=qingbo", "-k", "retry-after or no-retry-401")
+    result.assert_outcomes(failed=2, deselected=len(REHEARSALS) - 2)
+    result.stdout.fnmatch_lines(["*test_nothing.py::rehearse[[]qingbo-no-retry-401[]]*"])
+    scorecard = _scorecard(result)
+    assert _rows(scorecard) == {"no-retry-401": "FAIL", "retry-after-429": "FAIL"}
+    retry = _section(scorecard, "retry-after-429")
+    assert "✗ outcome: the adapter raised RuntimeError: client not configured; this rehearsal should end in a result" \
+        in retry
+    assert "✗ retry_after: inconclusive: no answer with Retry-After reached the client" in retry
+    # Raising is the outcome no-retry-401 wants, but nothing reached the provider to be refused.
+    refused = _section(scorecard, "no-retry-401")
+    assert "✗ submits: 0 submits (answered []); expected exactly 1" in refused
+    assert "✓" not in refused and "outcome" not in refused  # the scorecard lists only what failed
+
+
+# -- the data -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", REHEARSALS)
+def test_each_rehearsal_documents_itself_and_uses_known_expectations(name: str) -> None:
+    path = rehearsals_dir() / f"{name}.yaml"
+    rehearsal = Rehearsal.load(path)
+    assert rehearsal.name == name, "the file is named after its rehearsal"
+    assert rehearsal.description.startswith(f"{name} — "), "the comment header says what it rehearses"
+    assert "Passes when" in rehearsal.description, "and what passing means"
+    assert set(rehearsal.expect) <= set(CHECKS) and "outcome" in rehearsal.expect
+    for rule in rehearsal.faults:  # finite faults: a client that never gives up still returns and is judged
+        assert "times" in rule.get("when", {}) or rule["do"].get("task") == "slow" or "webhook" in rule["do"], rule
+
+
+def test_the_issue_s_rehearsals_are_shipped() -> None:
+    names = {rehearsal.name for rehearsal in shipped()}
+    assert {"retry-after-429", "no-retry-400", "no-retry-401", "no-retry-402", "no-retry-403",
+            "no-retry-content-block", "blocked-task", "backoff-5xx", "poll-pace", "download-before-expiry",
+            "refresh-expired-url", "idempotent-resubmit", "partial-batch", "webhook-duplicates"} <= names
+
+
+@pytest.mark.parametrize("slug", sorted(REGISTRY))
+def test_client_guidance_names_operations_the_provider_serves(slug: str) -> None:
+    guidance = Guidance.load(slug)
+    served = set(Catalogue.of(Simulator(clock=VirtualClock(), providers=[slug]))[slug].operations)
+    for role in ("submit_ops", "poll_ops", "download_ops", "refresh_ops"):
+        operations = getattr(guidance, role)
+        assert operations and set(operations) <= served, (role, operations)
+    assert guidance.min_poll > 0 and guidance.poll_doc, "the minimum poll interval cites the provider's docs"
+    card = json.loads((ROOT / "schemas" / slug / "provider.json").read_text(encoding="utf-8"))["clientGuidance"]
+    for key in ("idempotency", "callbacks", "batch"):
+        assert (card[key] is None and card[f"{key}Doc"]) or card[key]["doc"], f"{slug} {key}: cite the docs"
