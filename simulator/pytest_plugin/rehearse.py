@@ -221,7 +221,6 @@ class Guidance:
     refresh_ops: tuple[str, ...]
     refresh_body: Mapping[str, Any]
     idempotency_key: str | None
-    replay_violation: str | None  # where the provider answers an idempotent replay as a violation (Runware)
     callbacks: bool
     batch: bool
     notes: Mapping[str, str]  # why a capability is missing, for the scorecard
@@ -246,7 +245,6 @@ class Guidance:
             refresh_ops=tuple(refresh.get("operations", ())),
             refresh_body=refresh.get("body", {}),
             idempotency_key=idempotency.get("key") if isinstance(idempotency, Mapping) else None,
-            replay_violation=idempotency.get("replayViolation") if isinstance(idempotency, Mapping) else None,
             callbacks=bool(guide.get("callbacks")),
             batch=bool(guide.get("batch")),
             notes={
@@ -922,10 +920,6 @@ def _rehearse(sim: Nanobanana, rehearsal: Rehearsal, guidance: Guidance, adapter
                 except Exception as exc:  # judged as a wrong answer to that delivery
                     handled.append(exc)
     entries = [e for e in sim.journal(kind="http") if e.get("provider") == guidance.slug]
-    if guidance.replay_violation:
-        # Runware answers a resent taskUUID with conflictTaskUUID, a validation-shaped refusal: that is its
-        # documented idempotency at work, which a careful client relies on, not a request breaking the contract.
-        sim.expect_violations(guidance.replay_violation)
     return Evidence(
         guidance=guidance, entries=entries, webhooks=sim.webhooks(guidance.slug),
         tasks=sim.tasks(guidance.slug), outcome=outcome, line=sim._line, deliveries=deliveries, handled=handled,

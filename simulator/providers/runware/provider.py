@@ -249,8 +249,11 @@ class RunwareProvider(Provider):
             return self._rejected(request, task, plan)
         task_uuid = task["taskUUID"]
         if self.engine.tasks.by_key(SLUG, ANY_OWNER, task_uuid) is not None:
+            # The documented idempotent replay (conflictTaskUUID): refused, but not a broken contract, so it is
+            # noted in the journal rather than listed among the request's violations.
             duplicate = Violation(("taskUUID",), "duplicate", "taskUUID already in use", task_uuid)
-            return self._rejected(request, task, [duplicate])
+            context(request)["note"] = f"taskUUID {task_uuid} replayed: answered conflictTaskUUID"
+            return Outcome(errors=[self.errors.from_violation(duplicate, task)])
         cost = unit_cost(task, card, plan, float(self.options["search_surcharge_usd"]))
         total = round(cost * int(task["numberResults"]), 5)
         wallets = self.engine.wallets
