@@ -33,6 +33,23 @@ SMOKE = textwrap.dedent("""
 """)
 
 
+# A user's whole test file: the plugin comes from the installed package's entry point, nothing else.
+USER_TEST = textwrap.dedent("""
+    import httpx
+    from simulator.resources import schemas_dir
+
+    def test_generates_an_image(nanobanana):
+        assert "_data" in str(schemas_dir())  # the installed wheel, not a checkout
+        client = httpx.Client(base_url=nanobanana.base_url("evolink"), headers=nanobanana.auth_headers("evolink"))
+        body = {"model": "gemini-3.1-flash-image-preview", "prompt": "a cat"}
+        task = client.post("/v1/images/generations", json=body).json()
+        while task["status"] not in ("completed", "failed"):
+            nanobanana.sleep(3)
+            task = client.get(f"/v1/tasks/{task['id']}").json()
+        assert client.get(task["results"][0]).headers["content-type"] == "image/jpeg"
+""")
+
+
 @pytest.mark.slow
 def test_wheel_installs_and_serves_without_the_checkout(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
@@ -52,3 +69,13 @@ def test_wheel_installs_and_serves_without_the_checkout(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "wheel ok" in result.stdout
+    project = tmp_path / "user-project"
+    project.mkdir()
+    (project / "test_client.py").write_text(USER_TEST)
+    for mode in ("live", "inprocess"):
+        run = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--nanobanana-mode={mode}"],
+            cwd=project, capture_output=True, text=True, timeout=120,
+            env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+        )
+        assert run.returncode == 0 and "1 passed" in run.stdout, (mode, run.stdout, run.stderr)
