@@ -345,7 +345,7 @@ class BaseClient:
                 problem = f"HTTP {response.status_code}"
                 if response.status_code in (401, 403, 404, 410):
                     fresh = refresh() if refresh is not None and not refreshed else None
-                    if not fresh or fresh == url:  # the same link again would only be refused again
+                    if not fresh:
                         raise UpstreamError(f"{self.provider}: result URL refused ({problem}) and no fresh URL")
                     url, refreshed = fresh, True
                     continue
