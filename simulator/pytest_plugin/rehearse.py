@@ -51,6 +51,7 @@ import pytest
 import yaml
 
 from simulator.faults.plan import lookup
+from simulator.faults.scenario import header
 from simulator.options import provider_data
 from simulator.pytest_plugin.settings import MARKER, Settings, SettingsError
 from simulator.resources import contracts_dir
@@ -131,15 +132,6 @@ def rehearsals_dir() -> Path:
     return contracts_dir() / "rehearsals"
 
 
-def _header(text: str) -> str:
-    lines = []
-    for line in text.splitlines():
-        if not line.startswith("#"):
-            break
-        lines.append(line.removeprefix("#").removeprefix(" "))
-    return "\n".join(lines).strip()
-
-
 @dataclass(frozen=True)
 class Rehearsal:
     name: str
@@ -185,7 +177,7 @@ class Rehearsal:
         if isinstance(tick, bool) or not isinstance(tick, (int, float)) or tick < 0:
             raise RehearsalError(f"{name}: tick must be a number of seconds ≥ 0")
         return cls(
-            name=name, title=str(document.get("title") or name), description=_header(text), requires=requires,
+            name=name, title=str(document.get("title") or name), description=header(text), requires=requires,
             scenarios=scenarios, options=dict(document.get("options") or {}), faults=faults,
             adapter=dict(document.get("adapter") or {}), tick=float(tick), expect=expect,
         )
