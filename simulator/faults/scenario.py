@@ -54,17 +54,24 @@ def shipped() -> list[dict[str, str]]:
     ]
 
 
-def parse(text: str, source: str) -> dict[str, Any]:
+def read_mapping(
+    text: str, source: str, allowed: frozenset[str], kind: str, error: type[Exception] = PlanError
+) -> Mapping[str, Any]:
+    """A YAML document that must be a mapping with only `allowed` keys (scenarios, rehearsals)."""
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise PlanError(f"{source}: not valid YAML: {exc}") from exc
+        raise error(f"{source}: not valid YAML: {exc}") from exc
     if not isinstance(document, Mapping):
-        raise PlanError(f"{source}: a scenario is a YAML mapping with {sorted(SCENARIO_KEYS)}")
-    unknown = set(document) - SCENARIO_KEYS
+        raise error(f"{source}: a {kind} is a YAML mapping with {sorted(allowed)}")
+    unknown = set(document) - allowed
     if unknown:
-        raise PlanError(f"{source}: unknown keys {sorted(unknown)}; a scenario has {sorted(SCENARIO_KEYS)}")
-    return {"name": source, **document}
+        raise error(f"{source}: unknown keys {sorted(unknown)}; a {kind} has {sorted(allowed)}")
+    return document
+
+
+def parse(text: str, source: str) -> dict[str, Any]:
+    return {"name": source, **read_mapping(text, source, SCENARIO_KEYS, "scenario")}
 
 
 def load(name_or_file: str) -> dict[str, Any]:

@@ -48,10 +48,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import yaml
 
 from simulator.faults.plan import lookup
-from simulator.faults.scenario import header
+from simulator.faults.scenario import header, read_mapping
 from simulator.options import provider_data
 from simulator.pytest_plugin.settings import MARKER, Settings, SettingsError
 from simulator.resources import contracts_dir
@@ -147,15 +146,7 @@ class Rehearsal:
 
     @classmethod
     def parse(cls, text: str, source: str) -> Rehearsal:
-        try:
-            document = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise RehearsalError(f"{source}: not valid YAML: {exc}") from exc
-        if not isinstance(document, Mapping):
-            raise RehearsalError(f"{source}: a rehearsal is a YAML mapping with {sorted(REHEARSAL_KEYS)}")
-        unknown = set(document) - REHEARSAL_KEYS
-        if unknown:
-            raise RehearsalError(f"{source}: unknown keys {sorted(unknown)}; a rehearsal has {sorted(REHEARSAL_KEYS)}")
+        document = read_mapping(text, source, REHEARSAL_KEYS, "rehearsal", RehearsalError)
         name = str(document.get("name") or source)
         requires = tuple(document.get("requires") or ())
         if set(requires) - REQUIREMENTS:
