@@ -313,9 +313,15 @@ class BaseClient:
         done: Callable[[Any], bool],
         pace: Iterator[float],
         what: str,
+        *,
+        started: float,
     ) -> Any:
-        """Poll `fetch` at the provider's pace until `done`, within `generation_timeout`."""
-        deadline = self.clock() + self.generation_timeout
+        """Poll `fetch` at the provider's pace until `done`, within `generation_timeout` of `started`.
+
+        `started` is `self.clock()` read before the submit, so time spent in the submit itself (a long
+        `wait`, retries of a 429) counts against the same budget.
+        """
+        deadline = started + self.generation_timeout
         for delay in pace:
             if done(state):
                 return state

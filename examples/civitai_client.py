@@ -78,6 +78,7 @@ class CivitaiClient(BaseClient):
         }
         if callbacks:
             body["callbacks"] = callbacks
+        started = self.clock()
         workflow = self.request("POST", "/v2/consumer/workflows", json_body=body, params={"wait": wait},
                                 timeout=wait + 30)
         workflow_id = workflow["id"]
@@ -87,6 +88,7 @@ class CivitaiClient(BaseClient):
             lambda w: w.get("status") in TERMINAL,
             intervals(*POLL_PACE),
             f"workflow {workflow_id}",
+            started=started,
         )
         return self._result(workflow, model)
 

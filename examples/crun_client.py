@@ -73,6 +73,7 @@ class CrunClient(BaseClient):
         body: dict[str, Any] = {"model": model, "input": task_input}
         if callback_url:
             body["callback_url"] = callback_url
+        started = self.clock()
         created = self.request("POST", "/api/v1/client/job/CreateTask", json_body=body, idempotent=False)
         task_id = created["data"]["task_id"]
         info = self.wait_for(
@@ -81,6 +82,7 @@ class CrunClient(BaseClient):
             lambda t: t.get("status") in TERMINAL,
             intervals(POLL_SECONDS),
             f"task {task_id}",
+            started=started,
         )
         return self._result(info, model)
 

@@ -66,6 +66,7 @@ class EvolinkClient(BaseClient):
                             ("model_params", model_params), ("callback_url", callback_url)):
             if value is not None:
                 body[name] = value
+        started = self.clock()
         task = self.request("POST", "/v1/images/generations", json_body=body, idempotent=False)
         reserved = (task.get("usage") or {}).get("credits_reserved")  # only the create answer carries usage
         task = self.wait_for(
@@ -74,6 +75,7 @@ class EvolinkClient(BaseClient):
             lambda t: t.get("status") == "failed" or (t.get("status") == "completed" and bool(t.get("results"))),
             intervals(POLL_SECONDS),
             f"task {task['id']}",
+            started=started,
         )
         return self._result(task, model, reserved)
 

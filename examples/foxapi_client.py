@@ -59,6 +59,7 @@ class FoxapiClient(BaseClient):
         for name, value in (("aspect_ratio", aspect_ratio), ("resolution", resolution), ("image_urls", image_urls)):
             if value is not None:
                 body[name] = value
+        started = self.clock()
         task = self.request("POST", "/v1/images/generations", json_body=body, idempotent=False)
         task = self.wait_for(
             task,
@@ -66,6 +67,7 @@ class FoxapiClient(BaseClient):
             self._done,
             intervals(POLL_SECONDS),
             f"task {task['id']}",
+            started=started,
         )
         return self._result(task, model)
 

@@ -78,6 +78,7 @@ class QingboClient(BaseClient):
         headers = {"Idempotency-Key": idempotency_key or str(uuid.uuid4())}
         if wait:
             headers["Prefer"] = f"wait={wait}"
+        started = self.clock()
         task = self.request("POST", "/v1/tasks", json_body=body, headers=headers, timeout=wait + 30)
         task_id = task["task_id"]
         task = self.wait_for(
@@ -86,6 +87,7 @@ class QingboClient(BaseClient):
             lambda t: t.get("status") in TERMINAL,
             intervals(POLL_SECONDS),
             f"task {task_id}",
+            started=started,
         )
         return self._result(task, n)
 

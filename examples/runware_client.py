@@ -84,6 +84,7 @@ class RunwareClient(BaseClient):
                 task[name] = value
         if reference_images:
             task["inputs"] = {"referenceImages": reference_images}
+        started = self.clock()
         try:
             answer = self.request("POST", "/v1", json_body=[task],
                                   timeout=SYNC_SECONDS + 30 if delivery == "sync" else None)
@@ -98,6 +99,7 @@ class RunwareClient(BaseClient):
                 lambda a: self._finished(a, task_uuid, number_results),
                 intervals(2.0, growth=1.5, cap=10.0),
                 f"task {task_uuid}",
+                started=started,
             )
         return self._result(answer, task_uuid, model)
 

@@ -293,6 +293,19 @@ class ClientSuite:
         assert polls and polls[-1]["at"] - submits(nanobanana, self.profile)[0]["at"] <= timeout
         assert generations(nanobanana, self.profile) == 1 and len(submits(nanobanana, self.profile)) == 1
 
+    def test_the_generation_timeout_counts_from_the_first_submit(self, nanobanana: Nanobanana) -> None:
+        """Time spent waiting out a 429 on the submit is part of the generation's time budget."""
+        timeout, retry_after = 120.0, 60.0
+        submit_fault(nanobanana, self.profile, {"error": "rate_limited", "retry_after": retry_after}, {"times": 1})
+        submit_fault(nanobanana, self.profile, {"task": "never_finish"})
+        with pytest.raises(GenerationTimeoutError):
+            self.generate(nanobanana, client=self.client(nanobanana, generation_timeout=timeout),
+                          **self.profile.poll_options)
+        first, second = submits(nanobanana, self.profile)
+        assert first["status"] == 429 and 200 <= second["status"] < 300
+        last = nanobanana.requests(self.profile.slug)[-1]
+        assert timeout - 30 <= last["at"] - first["at"] <= timeout, journal_lines([first, second, last])
+
     # -- refusals that must never be retried
 
     @pytest.mark.parametrize("refusal", REFUSALS, ids=[refusal.name for refusal in REFUSALS])
