@@ -13,6 +13,7 @@ from simulator.faults import scenario
 from simulator.http.app import build_app
 from simulator.providers import REGISTRY, available, provider_class
 from simulator.providers.base import Provider
+from simulator.self_check import Mode, default_mode
 
 # Idle keep-alive connections are kept open this long (s), like common load balancers: a client
 # that pools connections should not meet uvicorn's 5 s default as a spurious disconnect.
@@ -29,7 +30,9 @@ class Simulator:
         default_provider: str | None = None,
         options: Mapping[str, Mapping[str, Any]] | None = None,
         journal_capacity: int = 50_000,
+        self_check: str | None = None,
     ) -> None:
+        self.self_check = Mode(self_check) if self_check is not None else default_mode()
         self.engine = Engine(clock or RealClock(), seed, journal_capacity=journal_capacity)
         self._clock_start = self.clock.now()
         self._autojump = isinstance(self.clock, VirtualClock) and self.clock.autojump

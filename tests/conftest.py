@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from simulator import self_check
 from simulator.clock import VirtualClock
 from simulator.control_client import ControlClient
 from simulator.live import LiveServer
@@ -17,6 +19,9 @@ from simulator.resources import schemas_dir
 from simulator.sim import Simulator
 from simulator.testing.receiver import WebhookReceiver
 from simulator.validation import SchemaSet, schema_set
+
+# Every answer any test receives is checked against its provider's response schemas; a broken one is a 500.
+os.environ.setdefault(self_check.ENV, "strict")
 
 TOKEN = "test-token"
 

@@ -8,10 +8,16 @@ plugin's public way of doing it (and it wins over `--nanobanana-mode`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import httpx
 import pytest
+
+from simulator import self_check
+
+# Every answer any test receives is checked against its provider's response schemas; a broken one is a 500.
+os.environ.setdefault(self_check.ENV, "strict")
 
 MODES = [pytest.param(mode, marks=pytest.mark.nanobanana(mode=mode), id=mode) for mode in ("live", "inprocess")]
 

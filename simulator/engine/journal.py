@@ -30,6 +30,7 @@ class JournalEntry:
     note: str | None = None
     violations: list[dict[str, Any]] = field(default_factory=list)
     faults: list[dict[str, Any]] = field(default_factory=list)  # rules and limits that fired, and what they did
+    self_check: list[dict[str, Any]] = field(default_factory=list)  # how the answer broke its contract (a sim bug)
     detail: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:

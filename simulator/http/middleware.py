@@ -140,6 +140,7 @@ class JournalRecorder:
                 note=notes.get("note"),
                 violations=notes.get("violations", []),
                 faults=notes.get("faults", []),
+                self_check=notes.get("self_check", []),
             )
 
 

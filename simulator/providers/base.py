@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from simulator import self_check
 from simulator.clock import VirtualClock
 from simulator.engine import Engine, Phase, Task
 from simulator.faults.errors import error_spec, fault_headers
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from simulator.sim import Simulator
 
 Handler = Callable[[Request], Awaitable[Response]]
+Refuser = Callable[[Request, dict[str, Any]], Response]
 log = logging.getLogger("nanobanana_sim")
 
 
@@ -77,7 +79,15 @@ class Provider:
 
     # -- shared plumbing -----------------------------------------------------------------------------
 
-    def route(self, path: str, handler: Handler, methods: list[str], operation: str) -> Route:
+    def route(self, path: str, handler: Handler, methods: list[str], operation: str,
+              refuse: Refuser | None = None) -> Route:
+        """A route whose requests meet rate limits, fault rules and the self-check first.
+
+        `refuse` renders forced errors when the route is not the provider's API (a CDN link answers
+        like an object store, not in the API's JSON envelope); by default `fault_response`.
+        """
+        render = refuse or self.fault_response
+
         async def endpoint(request: Request) -> Response:
             notes = context(request)
             notes["provider"] = self.slug
@@ -86,17 +96,38 @@ class Provider:
                 clock = self.engine.clock
                 if isinstance(clock, VirtualClock) and clock.tick > 0:
                     await self.engine.advance(clock.tick)
-                refusal, actions = await self._faults(request, operation)
+                refusal, actions = await self._faults(request, operation, render)
                 if refusal is not None:
-                    return refusal
+                    return self._self_checked(request, operation, refusal)
                 with task_faults(actions):
-                    return await handler(request)
+                    return self._self_checked(request, operation, await handler(request))
             except Exception as exc:  # a bug must still answer in the provider's shape, and be seen
                 log.exception("%s %s failed", self.slug, operation)
                 notes["note"] = "".join(traceback.format_exception_only(exc)).strip()
                 return self.error(500, "The simulator hit an internal error; see the journal note.")
 
         return Route(path, endpoint, methods=methods, name=f"{self.slug}:{operation}")
+
+    def _self_checked(self, request: Request, operation: str, response: Response) -> Response:
+        """The response, checked against the operations table (see simulator.self_check)."""
+        mode = self.sim.self_check
+        if mode is self_check.Mode.OFF or context(request).get("status_chosen"):
+            return response  # a status the user's fault rule chose is outside the contract on purpose
+        findings = self_check.check_response(self, operation, response.status_code,
+                                             response.headers.get("content-type"), getattr(response, "body", None))
+        if not findings:
+            return response
+        summary = self_check.describe(findings)
+        context(request)["self_check"] = findings
+        log.error("nanobanana-sim self-check: %s %s answered %s, which its contract does not allow: %s",
+                  self.slug, operation, response.status_code, summary)
+        if mode is self_check.Mode.STRICT:
+            return self.error(500, f"nanobanana-sim self-check failed (a simulator bug): {summary}")
+        return response
+
+    def status_that_counts(self, status: int, body: Any) -> int:
+        """The status a response means (a provider may answer HTTP 200 with an error code in the body)."""
+        return status
 
     # -- failure rehearsal -----------------------------------------------------------------------------
 
@@ -112,7 +143,8 @@ class Provider:
                 return found
         return None
 
-    async def _faults(self, request: Request, operation: str) -> tuple[Response | None, tuple[dict[str, Any], ...]]:
+    async def _faults(self, request: Request, operation: str,
+                      render: Refuser) -> tuple[Response | None, tuple[dict[str, Any], ...]]:
         """Rate limits first, then fault rules: a refusal to send instead, and the task faults to apply."""
         engine = self.engine
         if not engine.faults.rules and not engine.limits.limits:
@@ -138,13 +170,14 @@ class Provider:
             do = {"error": "rate_limited", "retry_after": verdict.retry_after, "reset_at": verdict.reset_at,
                   "limit": verdict.value, "limit_kind": verdict.kind, "per": verdict.limit.per,
                   "limit_name": verdict.limit.name}
-            return self.fault_response(request, do), ()
+            return render(request, do), ()
         refusal: Response | None = None
         actions: list[dict[str, Any]] = []
         for rule in engine.faults.fire(facts, now):
             fired_notes.append({"rule": rule.name, "do": rule.do})
             if "error" in rule.do and refusal is None:
-                refusal = self.fault_response(request, rule.do)
+                refusal = render(request, rule.do)
+                notes["status_chosen"] = "status" in rule.do or rule.do["error"] == "http"
             if "network" in rule.do:
                 notes["network"] = rule.do
             if "task" in rule.do:

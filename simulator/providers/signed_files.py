@@ -7,23 +7,27 @@ client's "download before the URL expires" logic meets what it will meet in prod
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from xml.sax.saxutils import escape
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from simulator.engine import Blob
+from simulator.faults.errors import error_spec, fault_headers
 from simulator.http.context import context
 from simulator.http.images import LinkState, check_link, image_response
 
 if TYPE_CHECKING:
     from simulator.providers.base import Provider
 
-DENIED = (
+STORE_ERROR = (
     '<?xml version="1.0" encoding="UTF-8"?>\n'
-    "<Error><Code>AccessDenied</Code><Message>{message}</Message></Error>"
+    "<Error><Code>{code}</Code><Message>{message}</Message></Error>"
 )
+# S3-style codes for the statuses a forced error on a result link can take.
+STORE_CODES = {400: "InvalidRequest", 403: "AccessDenied", 404: "NoSuchKey", 429: "SlowDown", 503: "SlowDown"}
 
 
 class SignedFiles:
@@ -40,7 +44,17 @@ class SignedFiles:
         return f"{base_url}{self.path(blob_id)}?expires={expires}&signature={signature}"
 
     def route(self) -> Route:
-        return self.provider.route(self.prefix + "/{blob_id}", self._serve, ["GET", "HEAD"], "DownloadImage")
+        return self.provider.route(self.prefix + "/{blob_id}", self._serve, ["GET", "HEAD"], "DownloadImage",
+                                   refuse=self._refuse)
+
+    def _refuse(self, request: Request, do: dict[str, Any]) -> Response:
+        """A forced error on a result link, in the object store's XML (the API's envelope never reaches a CDN)."""
+        spec = error_spec(self.provider.data.get("faults", {}), do)
+        status = int(spec["status"])
+        code = STORE_CODES.get(status, "InternalError" if status >= 500 else "AccessDenied")
+        response = _store_error(code, str(spec["message"]), status)
+        response.headers.update(fault_headers(spec, do))
+        return response
 
     async def _serve(self, request: Request) -> Response:
         engine = self.provider.engine
@@ -52,15 +66,17 @@ class SignedFiles:
             expires_at = 0.0
         state = check_link(engine, self.path(blob_id), expires, expires_at, request.query_params.get("signature", ""))
         if state is LinkState.TAMPERED:
-            return _denied("The request signature we calculated does not match the signature you provided.")
+            return _store_error("AccessDenied", "The request signature we calculated does not match the signature "
+                                                "you provided.")
         if state is LinkState.EXPIRED:
-            return _denied("Request has expired")
+            return _store_error("AccessDenied", "Request has expired")
         blob: Blob | None = engine.blobs.get(blob_id)
         if blob is None or blob.task.provider != self.provider.slug or blob.image.blocked:
-            return Response(status_code=404)
+            return _store_error("NoSuchKey", "The specified key does not exist.", 404)
         context(request)["task_id"] = blob.task.id
         return image_response(engine, blob, request)
 
 
-def _denied(message: str) -> Response:
-    return Response(DENIED.format(message=message), status_code=403, media_type="application/xml")
+def _store_error(code: str, message: str, status: int = 403) -> Response:
+    return Response(STORE_ERROR.format(code=code, message=escape(message)), status_code=status,
+                    media_type="application/xml")

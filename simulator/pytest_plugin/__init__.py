@@ -61,7 +61,7 @@ def _pool(config: pytest.Config) -> HarnessPool:
     if _POOL not in config.stash:
         from simulator.pytest_plugin.harness import HarnessPool
 
-        config.stash[_POOL] = HarnessPool()
+        config.stash[_POOL] = HarnessPool(config.getoption("nanobanana_self_check"))
     return config.stash[_POOL]
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from simulator import self_check
 from simulator.options import provider_data
 
 # Transport-level headers every HTTP client sends on its own; never part of a provider's contract.
@@ -122,6 +123,24 @@ def check(
         if problems:
             findings.append(Finding(entry, tuple(problems)))
     return findings
+
+
+def self_check_report(entries: Iterable[Mapping[str, Any]]) -> str | None:
+    """The simulator's own answers that broke the provider's contract (journal `self_check`), or None."""
+    broken = [entry for entry in entries if entry.get("self_check")]
+    if not broken:
+        return None
+    count = len(broken)
+    lines = [
+        f"nanobanana self-check: the simulator answered {count} request{'s' if count != 1 else ''} outside the "
+        "provider's documented contract.",
+        "This is a nanobanana-sim bug, not your client's: please report it with this text "
+        "(--nanobanana-self-check=off lets the tests go on meanwhile).",
+    ]
+    for number, entry in enumerate(broken, 1):
+        lines += ["", f"{number}. {request_line(entry)}"]
+        lines += [f"   ✗ {self_check.describe([finding])}" for finding in entry["self_check"]]
+    return "\n".join(lines)
 
 
 def missing_expected(entries: Iterable[Mapping[str, Any]], expected_paths: Iterable[str]) -> list[str]:

@@ -99,14 +99,15 @@ class HarnessPool:
     simulator of its own, because the clock is fixed when a simulator is built.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, self_check: str | None = None) -> None:
         self._harnesses: dict[tuple[str, bool], Harness] = {}
+        self.self_check = self_check
 
     def get(self, mode: str, real_clock: bool) -> Harness:
         key = (mode, real_clock)
         if key not in self._harnesses:
             clock = RealClock() if real_clock else VirtualClock(autojump=True)
-            self._harnesses[key] = HARNESSES[mode](Simulator(clock=clock))
+            self._harnesses[key] = HARNESSES[mode](Simulator(clock=clock, self_check=self.self_check))
         return self._harnesses[key]
 
     def close(self) -> None:

@@ -179,10 +179,13 @@ class Nanobanana:
         )
 
     def contract_report(self) -> str | None:
-        """Why this test breaks the provider's contract, or None (also None with `contract=False`)."""
+        """Why this test breaks the provider's contract (or met a simulator answer that breaks it), or None.
+
+        `contract=False` silences the first kind only: a broken answer invalidates any test."""
+        broken_answers = contract.self_check_report(self.journal(kind="http"))
         if not self.settings.contract:
-            return None
-        parts = []
+            return broken_answers
+        parts = [broken_answers] if broken_answers else []
         findings = self.findings()
         if findings:
             parts.append(contract.render(findings))

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from simulator.self_check import Mode as SelfCheckMode
+
 MODES = ("live", "inprocess")
 CLOCKS = ("virtual", "autojump", "real")
 DEFAULT_MODE = "live"
@@ -141,6 +143,10 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--nanobanana-strict", action="store_true", default=False,
                     help="also fail tests whose client sent a header or query parameter the provider does "
                          "not document")
+    group.addoption("--nanobanana-self-check", choices=[mode.value for mode in SelfCheckMode], default=None,
+                    help="check every simulator answer against the provider's response schemas: record (default; "
+                         "a test that met a broken answer fails with a report, since it is a simulator bug), "
+                         "strict (the broken answer becomes the provider's 500), off")
     group.addoption("--nanobanana-allow-header", action="append", default=[], metavar="NAME",
                     help="a header strict mode accepts on every provider (e.g. traceparent); repeatable")
     group.addoption("--nanobanana-rehearse", action="append", default=[], metavar="PROVIDER",

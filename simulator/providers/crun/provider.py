@@ -67,6 +67,11 @@ class CrunProvider(Provider):
     def _status(self, code: int) -> int:
         return code if self.options["error_http_status"] == "mirror" else 200
 
+    def status_that_counts(self, status: int, body: Any) -> int:
+        # With error_http_status=always_200 the body's code is the real status; it always equals it otherwise.
+        code = body.get("code") if isinstance(body, dict) else None
+        return code if isinstance(code, int) and not isinstance(code, bool) else status
+
     def _ok(self, data: dict[str, Any]) -> Response:
         return JSONResponse({"code": 200, "message": self.messages["success"], "data": data})
 

@@ -1,0 +1,85 @@
+"""What each operation takes and answers, as data: provider.json `operations` and `commonResponses`.
+
+One table per provider says, per operation, which request schema its body must satisfy and which
+response schema each status answers with. Two readers share it: the response self-check (every
+answer the simulator gives is checked against the table) and the OpenAPI export. Operations every
+file-serving provider has (`DownloadImage`) are written once, in `schemas/_shared/operations.json`,
+and named in a provider's table as `"_shared"`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from simulator.options import provider_data
+from simulator.resources import schemas_dir
+
+
+@dataclass(frozen=True)
+class ResponseSpec:
+    """What one status carries: a JSON body valid against any of `schemas`, a body of one of `media`, or none."""
+
+    schemas: tuple[str, ...] = ()
+    media: tuple[str, ...] = ()
+
+    @property
+    def empty(self) -> bool:
+        return not self.schemas and not self.media
+
+    @classmethod
+    def parse(cls, entry: Any) -> ResponseSpec:
+        if entry is None:
+            return cls()
+        if isinstance(entry, str):
+            return cls(schemas=(entry,))
+        if isinstance(entry, list):
+            return cls(schemas=tuple(entry))
+        if isinstance(entry, dict) and set(entry) == {"media"}:
+            return cls(media=tuple(entry["media"]))
+        raise ValueError(f"a response entry is a schema name, a list of them, null or {{media: [...]}}: {entry!r}")
+
+
+@dataclass(frozen=True)
+class Operation:
+    name: str
+    summary: str
+    request: str | None  # may hold `{option}` placeholders; see `request_schema`
+    responses: Mapping[str, ResponseSpec]  # the operation's own, then the provider's common ones
+
+    def request_schema(self, options: Mapping[str, Any]) -> str | None:
+        return self.request.format_map(options) if self.request else None
+
+    def response(self, status: int) -> ResponseSpec | None:
+        """The spec for a status: exact, else its class (`4XX`), else `default` (OpenAPI's order)."""
+        for key in (str(status), f"{status // 100}XX", "default"):
+            if key in self.responses:
+                return self.responses[key]
+        return None
+
+
+@cache
+def _shared() -> dict[str, Any]:
+    return json.loads((schemas_dir() / "_shared" / "operations.json").read_text(encoding="utf-8"))
+
+
+def _entries(table: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in table.items() if key != "$comment"}
+
+
+@cache
+def operations(slug: str) -> dict[str, Operation]:
+    data = provider_data(slug)
+    common = {status: ResponseSpec.parse(entry) for status, entry in _entries(data.get("commonResponses", {})).items()}
+    shared = _shared()
+    result: dict[str, Operation] = {}
+    for name, spec in _entries(data.get("operations", {})).items():
+        if spec == "_shared":  # an operation the shared modules serve the same way for every provider
+            spec = shared[name]
+        own = {status: ResponseSpec.parse(entry) for status, entry in spec.get("responses", {}).items()}
+        result[name] = Operation(name=name, summary=spec.get("summary", name), request=spec.get("request"),
+                                 responses={**own, **{k: v for k, v in common.items() if k not in own}})
+    return result

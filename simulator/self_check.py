@@ -1,0 +1,103 @@
+"""The response self-check: every answer the simulator gives is checked against the provider's own schemas.
+
+A simulator is only worth testing against while what it sends is what the provider documents. Each
+provider's operations table (`simulator.operations`) names the response schema per status; before a
+response leaves, its status and body are checked against that table. What fails is a simulator bug,
+never the client's fault, so it is reported as such:
+
+- `off`: nothing is checked (the fastest serving);
+- `record` (the default): findings go into the journal entry (`self_check`) and the log;
+- `strict`: as record, and the response is replaced by the provider's own 500, so no test can pass on it.
+
+`NANOBANANA_SELF_CHECK` sets the default mode of every simulator the process creates.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from simulator.operations import Operation, ResponseSpec, operations
+
+if TYPE_CHECKING:
+    from simulator.providers.base import Provider
+
+ENV = "NANOBANANA_SELF_CHECK"
+log = logging.getLogger("nanobanana_sim")
+
+
+class Mode(StrEnum):
+    OFF = "off"
+    RECORD = "record"
+    STRICT = "strict"
+
+
+def default_mode() -> Mode:
+    value = os.environ.get(ENV, Mode.RECORD.value).strip().lower()
+    try:
+        return Mode(value)
+    except ValueError:
+        raise ValueError(f"{ENV}={value!r}: choose one of {[mode.value for mode in Mode]}") from None
+
+
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def _is_json(media_type: str) -> bool:
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+def check_response(provider: Provider, operation: str, status: int, content_type: str | None,
+                   body: bytes | None) -> list[dict[str, Any]]:
+    """Findings for one response of `provider`'s `operation` (empty when it is what the table says)."""
+    table = operations(provider.slug)
+    spec_of: Operation | None = table.get(operation)
+    if spec_of is None:
+        return [{"problem": f"operation {operation!r} is not in {provider.slug}'s operations table"}]
+    media_type = _media_type(content_type)
+    parsed: Any = None
+    if body and _is_json(media_type):
+        try:
+            parsed = json.loads(body)
+        except ValueError as exc:
+            return [{"status": status, "problem": f"the body is not valid JSON: {exc}"}]
+    counted = provider.status_that_counts(status, parsed)
+    spec = spec_of.response(counted)
+    if spec is None:
+        return [{"status": counted, "problem": f"{operation} does not document status {counted}"}]
+    return _against(provider, spec, counted, media_type, body, parsed)
+
+
+def _against(provider: Provider, spec: ResponseSpec, status: int, media_type: str, body: bytes | None,
+             parsed: Any) -> list[dict[str, Any]]:
+    if spec.empty:
+        return [] if not body else [{"status": status, "problem": f"a body ({len(body)} bytes) where none is due"}]
+    if spec.media:
+        if media_type in spec.media:
+            return []
+        problem = f"media type {media_type or 'none'!r}, expected one of {list(spec.media)}"
+        return [{"status": status, "problem": problem}]
+    if not _is_json(media_type) or not body:
+        return [{"status": status, "problem": f"expected a JSON body ({' or '.join(spec.schemas)}), "
+                                              f"got {media_type or 'no media type'} with {len(body or b'')} bytes"}]
+    reports = [(name, provider.schemas.validate(name, parsed)) for name in spec.schemas]
+    if any(report.ok for _, report in reports):
+        return []
+    return [{"status": status, "schema": name, "violations": [v.as_dict() for v in report.violations[:5]]}
+            for name, report in reports]
+
+
+def describe(findings: list[dict[str, Any]]) -> str:
+    """One line per finding, for a log line or an error message."""
+    lines = []
+    for finding in findings:
+        if "problem" in finding:
+            lines.append(finding["problem"])
+            continue
+        first = finding["violations"][0] if finding["violations"] else {}
+        lines.append(f"not a valid {finding['schema']}: {first.get('path') or '(root)'}: {first.get('message')}")
+    return "; ".join(lines)

@@ -1,0 +1,172 @@
+"""The response self-check: the operations tables are complete, and a broken answer is caught in each mode.
+
+The project's own test run sets NANOBANANA_SELF_CHECK=strict (tests/conftest.py), so every answer every
+other test receives has been checked against its provider's response schemas.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from simulator.clock import VirtualClock
+from simulator.control_client import ControlClient
+from simulator.live import LiveServer
+from simulator.operations import operations
+from simulator.options import provider_data
+from simulator.providers import available
+from simulator.providers.qingbo.provider import QingboProvider
+from simulator.self_check import ENV, default_mode
+from simulator.sim import Simulator
+from simulator.validation import schema_set
+
+pytest_plugins = ["pytester"]
+
+SLUGS = available()
+KEY = "sk-self-check"
+
+
+def _route_operations(slug: str) -> set[str]:
+    sim = Simulator(clock=VirtualClock(), providers=[slug], self_check="off")
+    return {str(route.name).split(":", 1)[1] for route in sim.provider(slug).routes()}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_every_route_has_an_operations_entry_and_every_entry_a_route(slug: str) -> None:
+    table = set(operations(slug))
+    served = _route_operations(slug)
+    assert served - table == set(), f"{slug}: routes without an operations entry"
+    assert table - served == {"UnknownRoute"}, f"{slug}: operations entries without a route"
+
+
+@pytest.mark.parametrize("slug", SLUGS)
+def test_every_schema_the_tables_name_exists(slug: str) -> None:
+    known = set(schema_set(slug).names())
+    option_specs = provider_data(slug).get("options", {})
+    for name, operation in operations(slug).items():
+        if operation.request:
+            placeholders = [field for _, field, _, _ in string.Formatter().parse(operation.request) if field]
+            choices = [option_specs[field].get("choices", [option_specs[field]["default"]]) for field in placeholders]
+            for picked in zip(*choices, strict=True) if placeholders else [()]:
+                schema = operation.request_schema(dict(zip(placeholders, picked, strict=True)))
+                assert schema in known, f"{slug} {name}: request schema {schema} is missing"
+        for status, spec in operation.responses.items():
+            assert re.fullmatch(r"[1-5](\d\d|XX)|default", status), f"{slug} {name}: bad status key {status}"
+            for schema in spec.schemas:
+                assert schema in known, f"{slug} {name} {status}: response schema {schema} is missing"
+
+
+def test_the_environment_sets_the_default_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV, "OFF")
+    assert default_mode() == "off"
+    monkeypatch.setenv(ENV, "sometimes")
+    with pytest.raises(ValueError, match=r"off.*record.*strict"):
+        default_mode()
+
+
+# -- a simulator whose qingbo GetTask answers what qingbo never sends ------------------------------------------
+
+
+@pytest.fixture(params=["json", "text"])
+def broken_get_task(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    async def broken(self: QingboProvider, request_: Request) -> Response:
+        if request.param == "json":
+            return JSONResponse({"id": 42, "status": "sort of done"})
+        return PlainTextResponse("done!")
+
+    monkeypatch.setattr(QingboProvider, "get_task", broken)
+    return str(request.param)
+
+
+def _serve(mode: str) -> Iterator[tuple[httpx.Client, ControlClient]]:
+    sim = Simulator(clock=VirtualClock(autojump=True), providers=["qingbo"], self_check=mode)
+    with LiveServer(sim) as live, httpx.Client(base_url=live.provider_url("qingbo"),
+                                               headers={"Authorization": f"Bearer {KEY}"}, timeout=10) as http:
+        yield http, ControlClient(live.url)
+
+
+def _read_task(http: httpx.Client) -> httpx.Response:
+    submitted = http.post("/v1/tasks", json={"model": "gemini-3.1-flash-image-preview", "prompt": "a banana"})
+    assert submitted.status_code == 200, submitted.text
+    return http.get(f"/v1/tasks/{submitted.json()['task_id']}")
+
+
+def test_record_mode_passes_the_broken_answer_on_and_journals_why(broken_get_task: str) -> None:
+    for http, control in _serve("record"):
+        answer = _read_task(http)
+        assert answer.status_code == 200
+        entry = control.journal(operation="GetTask")[-1]
+        (finding,) = entry["self_check"]
+        if broken_get_task == "json":
+            assert finding["schema"] == "response/task"
+            assert finding["violations"] and finding["status"] == 200
+        else:
+            assert "expected a JSON body (response/task)" in finding["problem"]
+        assert control.journal(operation="SubmitTask")[-1]["self_check"] == []
+
+
+def test_strict_mode_answers_the_providers_own_500_instead(broken_get_task: str) -> None:
+    for http, control in _serve("strict"):
+        answer = _read_task(http)
+        assert answer.status_code == 500
+        error = answer.json()["error"]
+        assert set(error) == {"message", "code"} and "self-check failed" in error["message"]
+        assert control.journal(operation="GetTask")[-1]["self_check"]
+
+
+def test_off_checks_nothing(broken_get_task: str) -> None:
+    for http, control in _serve("off"):
+        assert _read_task(http).status_code == 200
+        assert control.journal(operation="GetTask")[-1]["self_check"] == []
+
+
+def test_a_status_the_users_fault_rule_chose_is_not_held_against_the_simulator() -> None:
+    for http, control in _serve("strict"):
+        control.add_faults({"match": {"operation": "GetTask"}, "do": {"error": "http", "status": 418}})
+        assert _read_task(http).status_code == 418
+        assert control.journal(operation="GetTask")[-1]["self_check"] == []
+
+
+# -- through the pytest plugin -----------------------------------------------------------------------------------
+
+PLUGIN_TEST = """
+import httpx
+import pytest
+from starlette.responses import JSONResponse
+
+from simulator.providers.qingbo.provider import QingboProvider
+
+
+@pytest.fixture
+def broken(monkeypatch):
+    async def get_task(self, request):
+        return JSONResponse({"id": 42})
+    monkeypatch.setattr(QingboProvider, "get_task", get_task)
+
+
+@pytest.mark.nanobanana("qingbo", contract=False)
+def test_reads_a_task(broken, nanobanana):
+    with httpx.Client(base_url=nanobanana.base_url("qingbo"), headers=nanobanana.auth_headers("qingbo")) as http:
+        task = http.post("/v1/tasks", json={"model": "gemini-3.1-flash-image-preview", "prompt": "a banana"}).json()
+        assert http.get(f"/v1/tasks/{task['task_id']}").status_code == 200
+"""
+
+
+def test_the_plugin_fails_a_test_that_met_a_broken_answer_and_says_whose_bug_it_is(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(PLUGIN_TEST)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--nanobanana-self-check=record")
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str()
+    assert "nanobanana self-check: the simulator answered 1 request outside the provider's documented" in output
+    assert "This is a nanobanana-sim bug, not your client's" in output
+    assert re.search(r"GET /qingbo/v1/tasks/\S+ → 200\s+\[qingbo GetTask\]", output)
+    assert "✗ not a valid response/task: " in output
+
+    pytester.makepyfile(PLUGIN_TEST)
+    pytester.runpytest_inprocess("-p", "no:cacheprovider", "--nanobanana-self-check=off").assert_outcomes(passed=1)
