@@ -9,6 +9,9 @@ never the client's fault, so it is reported as such:
 - `record` (the default): findings go into the journal entry (`self_check`) and the log;
 - `strict`: as record, and the response is replaced by the provider's own 500, so no test can pass on it.
 
+Callback payloads are checked the same way (provider.json `webhookPayloads`, by event); in strict mode a
+broken one is withheld instead of sent.
+
 `NANOBANANA_SELF_CHECK` sets the default mode of every simulator the process creates.
 """
 
@@ -18,6 +21,7 @@ import json
 import logging
 import os
 from enum import StrEnum
+from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
 from simulator.operations import Operation, ResponseSpec, operations
@@ -88,6 +92,22 @@ def _against(provider: Provider, spec: ResponseSpec, status: int, media_type: st
     if any(report.ok for _, report in reports):
         return []
     return [{"status": status, "schema": name, "violations": [v.as_dict() for v in report.violations[:5]]}
+            for name, report in reports]
+
+
+def check_payload(provider: Provider, event: str, payload: Any) -> list[dict[str, Any]]:
+    """Findings for a callback payload, against the schema provider.json `webhookPayloads` names for its event."""
+    table: dict[str, Any] = provider.data.get("webhookPayloads", {})
+    pattern = next((p for p in table if p != "$comment" and fnmatchcase(event, p)), None)
+    if pattern is None:
+        return [{"event": event, "problem": f"{provider.slug} documents no callback for event {event!r}"}]
+    spec = ResponseSpec.parse(table[pattern])
+    if spec.empty or spec.media:
+        return []  # not JSON (an upload's bytes): nothing to check
+    reports = [(name, provider.schemas.validate(name, payload)) for name in spec.schemas]
+    if any(report.ok for _, report in reports):
+        return []
+    return [{"event": event, "schema": name, "violations": [v.as_dict() for v in report.violations[:5]]}
             for name, report in reports]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -9,11 +10,14 @@ from starlette.types import ASGIApp
 
 from simulator.clock import Clock, RealClock, VirtualClock
 from simulator.engine import Engine, Moderation
+from simulator.engine.webhooks import Delivery
 from simulator.faults import scenario
 from simulator.http.app import build_app
 from simulator.providers import REGISTRY, available, provider_class
 from simulator.providers.base import Provider
-from simulator.self_check import Mode, default_mode
+from simulator.self_check import Mode, check_payload, default_mode, describe
+
+log = logging.getLogger("nanobanana_sim")
 
 # Idle keep-alive connections are kept open this long (s), like common load balancers: a client
 # that pools connections should not meet uvicorn's 5 s default as a spurious disconnect.
@@ -47,6 +51,7 @@ class Simulator:
         self.providers: dict[str, Provider] = {slug: provider_class(slug)(self) for slug in slugs}
         self._initial_options = {slug: dict(values) for slug, values in (options or {}).items()}
         self._apply_options()
+        self.engine.webhooks.inspect = self._inspect_delivery
         self._app: ASGIApp | None = None
         self.scenarios: list[dict[str, Any]] = []
 
@@ -54,6 +59,16 @@ class Simulator:
         for slug, values in self._initial_options.items():
             for name, value in values.items():
                 self.provider(slug).options.set(name, value)
+
+    def _inspect_delivery(self, delivery: Delivery) -> tuple[list[dict[str, Any]], bool]:
+        """The self-check of an outgoing callback: its findings, and whether strict mode withholds it."""
+        if self.self_check is Mode.OFF or delivery.content is not None or delivery.provider not in self.providers:
+            return [], False
+        findings = check_payload(self.providers[delivery.provider], delivery.event, delivery.payload)
+        if findings:
+            log.error("nanobanana-sim self-check: %s callback %s breaks its contract: %s",
+                      delivery.provider, delivery.event, describe(findings))
+        return findings, bool(findings) and self.self_check is Mode.STRICT
 
     @property
     def clock(self) -> Clock:

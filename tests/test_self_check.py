@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -24,6 +25,7 @@ from simulator.providers import available
 from simulator.providers.qingbo.provider import QingboProvider
 from simulator.self_check import ENV, default_mode
 from simulator.sim import Simulator
+from simulator.testing.receiver import WebhookReceiver
 from simulator.validation import schema_set
 
 pytest_plugins = ["pytester"]
@@ -133,6 +135,44 @@ def test_a_status_the_users_fault_rule_chose_is_not_held_against_the_simulator()
         assert control.journal(operation="GetTask")[-1]["self_check"] == []
 
 
+# -- callbacks -----------------------------------------------------------------------------------------------------
+
+
+def _callback_sent(http: httpx.Client, control: ControlClient, receiver: WebhookReceiver) -> dict[str, Any]:
+    body = {"model": "gemini-3.1-flash-image-preview", "prompt": "a banana", "callback_url": receiver.url}
+    assert http.post("/v1/tasks", json=body).status_code == 200
+    control.advance(600)
+    control.flush_webhooks()
+    (entry,) = control.journal(kind="webhook")
+    return entry
+
+
+@pytest.mark.parametrize("documented", [{"*": "response/cancel"}, {"processing": "response/callback"}],
+                         ids=["wrong-schema", "undocumented-event"])
+@pytest.mark.parametrize("mode", ["record", "strict"])
+def test_a_callback_payload_that_breaks_the_contract(mode: str, documented: dict[str, str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Recorded and sent in record mode, withheld in strict mode. The payload table is swapped for one the
+    (correct) payload cannot satisfy, which is how a provider bug would look from the outside."""
+    monkeypatch.setitem(provider_data("qingbo"), "webhookPayloads", documented)
+    with WebhookReceiver() as receiver:
+        for http, control in _serve(mode):
+            entry = _callback_sent(http, control, receiver)
+            (finding,) = entry["self_check"]
+            assert finding["event"] == "completed"
+            if mode == "record":
+                assert entry["detail"]["outcome"] == "delivered" and len(receiver.requests) == 1
+            else:
+                assert entry["detail"]["outcome"] == "withheld" and receiver.requests == []
+
+
+def test_a_good_callback_payload_passes() -> None:
+    with WebhookReceiver() as receiver:
+        for http, control in _serve("strict"):
+            entry = _callback_sent(http, control, receiver)
+            assert entry["self_check"] == [] and entry["detail"]["outcome"] == "delivered"
+
+
 # -- through the pytest plugin -----------------------------------------------------------------------------------
 
 PLUGIN_TEST = """
@@ -163,7 +203,7 @@ def test_the_plugin_fails_a_test_that_met_a_broken_answer_and_says_whose_bug_it_
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--nanobanana-self-check=record")
     result.assert_outcomes(failed=1)
     output = result.stdout.str()
-    assert "nanobanana self-check: the simulator answered 1 request outside the provider's documented" in output
+    assert "nanobanana self-check: 1 of the simulator's answers or callbacks fell outside the provider's" in output
     assert "This is a nanobanana-sim bug, not your client's" in output
     assert re.search(r"GET /qingbo/v1/tasks/\S+ → 200\s+\[qingbo GetTask\]", output)
     assert "✗ not a valid response/task: " in output

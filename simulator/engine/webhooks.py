@@ -42,6 +42,7 @@ class Delivery:
     method: str = "POST"
     content: bytes | None = None
     content_type: str = "application/json"
+    findings: list[dict[str, Any]] = field(default_factory=list)  # how the payload breaks its contract (a sim bug)
 
     def body(self) -> bytes:
         return self.content if self.content is not None else json.dumps(self.payload).encode()
@@ -77,6 +78,8 @@ class WebhookDispatcher:
         self.allow_external = False
         # Fault hook: the webhook actions fired for a delivery (drop, duplicate, delay, reorder).
         self.faults_for: Callable[[Delivery], list[dict[str, Any]]] = lambda delivery: []
+        # Self-check hook: findings against the provider's payload schema, and whether they withhold the delivery.
+        self.inspect: Callable[[Delivery], tuple[list[dict[str, Any]], bool]] = lambda delivery: ([], False)
         self._held: dict[str, Delivery] = {}
 
     def _http(self) -> httpx.AsyncClient:
@@ -85,6 +88,11 @@ class WebhookDispatcher:
         return self._client
 
     def enqueue(self, delivery: Delivery) -> None:
+        delivery.findings, withhold = self.inspect(delivery)
+        if withhold:
+            self._record(delivery, self.clock.now(), None, "not sent: its payload failed the self-check "
+                         "(a simulator bug; see self_check)", "withheld")
+            return
         fault = next((do for do in self.faults_for(delivery) if "webhook" in do), None)
         kind = fault["webhook"] if fault else None
         if fault is None:
@@ -161,7 +169,7 @@ class WebhookDispatcher:
             request_headers=dict(delivery.headers),
             request_body=delivery.payload if delivery.content is None else {"bytes": len(delivery.content)},
             status=status,
-            finished_at=self.clock.now(), task_id=delivery.task_id, note=note,
+            finished_at=self.clock.now(), task_id=delivery.task_id, note=note, self_check=delivery.findings,
             detail={"attempt": delivery.attempts, "event": delivery.event, "outcome": outcome},
         )
 

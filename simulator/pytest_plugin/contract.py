@@ -126,14 +126,14 @@ def check(
 
 
 def self_check_report(entries: Iterable[Mapping[str, Any]]) -> str | None:
-    """The simulator's own answers that broke the provider's contract (journal `self_check`), or None."""
+    """The simulator's own answers and callbacks that broke the provider's contract (journal `self_check`)."""
     broken = [entry for entry in entries if entry.get("self_check")]
     if not broken:
         return None
     count = len(broken)
     lines = [
-        f"nanobanana self-check: the simulator answered {count} request{'s' if count != 1 else ''} outside the "
-        "provider's documented contract.",
+        f"nanobanana self-check: {count} of the simulator's answers or callbacks fell outside the provider's "
+        "documented contract.",
         "This is a nanobanana-sim bug, not your client's: please report it with this text "
         "(--nanobanana-self-check=off lets the tests go on meanwhile).",
     ]

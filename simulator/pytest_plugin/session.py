@@ -182,7 +182,7 @@ class Nanobanana:
         """Why this test breaks the provider's contract (or met a simulator answer that breaks it), or None.
 
         `contract=False` silences the first kind only: a broken answer invalidates any test."""
-        broken_answers = contract.self_check_report(self.journal(kind="http"))
+        broken_answers = contract.self_check_report(self.journal())
         if not self.settings.contract:
             return broken_answers
         parts = [broken_answers] if broken_answers else []
