@@ -147,14 +147,16 @@ async def app_cost(total: int) -> list[tuple[str, float]]:
                 raise SystemExit(f"{name}: expected {expect}, got {status}")
         return name, (time.perf_counter() - started) / total * 1e6
 
-    sim = Simulator(clock=VirtualClock(), providers=["civitai"])
     api = "/civitai/v2/consumer/workflows"
     good, bad = json.dumps(BODY).encode(), json.dumps(BAD_BODY).encode()
     rows = [await timed("baseline: fixed JSON", baseline_app(), "GET", "/ok", b"", 200)]
-    rows.append(await timed("submit (202)", sim.app, "POST", api, good, 202))
-    task_id = sim.engine.tasks.all()[0].id
-    rows.append(await timed("poll GET (202)", sim.app, "GET", f"{api}/{task_id}", b"", 202))
-    rows.append(await timed("invalid submit (400)", sim.app, "POST", api, bad, 400))
+    # The response self-check (default `record`) against `off`: what checking every answer costs.
+    for mode in ("record", "off"):
+        sim = Simulator(clock=VirtualClock(), providers=["civitai"], self_check=mode)
+        rows.append(await timed(f"submit (202), check {mode}", sim.app, "POST", api, good, 202))
+        task_id = sim.engine.tasks.all()[0].id
+        rows.append(await timed(f"poll GET (202), check {mode}", sim.app, "GET", f"{api}/{task_id}", b"", 202))
+        rows.append(await timed(f"invalid (400), check {mode}", sim.app, "POST", api, bad, 400))
     return rows
 
 
@@ -180,9 +182,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
     costs = asyncio.run(app_cost(args.requests))
-    print(f"{'in the app (ASGI, sequential)':<30}{'µs/req':>9}{'ratio':>8}")
+    print(f"{'in the app (ASGI, sequential)':<34}{'µs/req':>9}{'ratio':>8}")
     for name, micros in costs:
-        print(f"{name:<30}{micros:>9.0f}{micros / costs[0][1]:>8.1f}")
+        print(f"{name:<34}{micros:>9.0f}{micros / costs[0][1]:>8.1f}")
     print()
     results = asyncio.run(run(args.requests, args.concurrency))
     baseline = results[0].rate
