@@ -11,6 +11,7 @@ from typing import Any
 from simulator import __version__
 from simulator.clock import Clock, RealClock, VirtualClock
 from simulator.providers import REGISTRY, available
+from simulator.self_check import Mode as SelfCheckMode
 
 EXAMPLE_BODY = {
     "steps": [{
@@ -56,6 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="with --virtual-clock: move the clock on this much before every provider request")
     serve.add_argument("--option", action="append", type=_parse_option, default=[], metavar="P.NAME=VALUE",
                        help="set a provider option, e.g. civitai.blob_redirect_status=301 (repeatable)")
+    serve.add_argument("--self-check", choices=[mode.value for mode in SelfCheckMode], default=None,
+                       help="check every answer and callback against the provider's schemas: record (default; "
+                            "findings in the journal and the log), strict (a broken answer becomes a 500), off")
+    spec = sub.add_parser("openapi", help="print one provider's contract as an OpenAPI 3.1 document (JSON)")
+    spec.add_argument("slug", choices=sorted(REGISTRY), metavar="SLUG",
+                      help=f"the provider: {', '.join(sorted(REGISTRY))}")
+    spec.add_argument("--output", "-o", metavar="FILE", help="write the document to FILE instead of stdout")
+    spec.add_argument("--server-url", metavar="URL",
+                      help="the one server to list (default: the real host, then http://127.0.0.1:8000/SLUG)")
     return parser
 
 
@@ -95,7 +105,8 @@ def serve(args: argparse.Namespace) -> int:
     for slug, name, value in args.option:
         options.setdefault(slug, {})[name] = value
     try:
-        sim = Simulator(seed=args.seed, clock=_clock(args), default_provider=args.provider, options=options)
+        sim = Simulator(seed=args.seed, clock=_clock(args), default_provider=args.provider, options=options,
+                        self_check=args.self_check)
     except (ValueError, KeyError) as exc:
         print(f"nanobanana-sim: {exc}", file=sys.stderr)
         return 2
@@ -128,10 +139,29 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def openapi(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from simulator.openapi import openapi_document
+
+    text = json.dumps(openapi_document(args.slug, server_url=args.server_url), indent=2, ensure_ascii=False) + "\n"
+    if args.output is None:
+        sys.stdout.write(text)
+        return 0
+    try:
+        Path(args.output).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"nanobanana-sim: cannot write {args.output}: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return serve(args)
+    if args.command == "openapi":
+        return openapi(args)
     return 2
 
 

@@ -73,6 +73,13 @@ class ControlClient:
     def set_options(self, provider: str, **values: Any) -> dict[str, Any]:
         return dict(self._call("PUT", f"/options/{provider}", json=values)["options"])
 
+    def self_check(self, mode: str | None = None) -> dict[str, Any]:
+        """The response self-check's mode (off / record / strict; set it with `mode`) and how many journal
+        entries it found broken."""
+        if mode is None:
+            return dict(self._call("GET", "/self-check"))
+        return dict(self._call("PUT", "/self-check", json={"mode": mode}))
+
     def set_moderation(self, patterns: list[str]) -> None:
         self._call("PUT", "/moderation", json={"patterns": patterns})
 
@@ -99,6 +106,10 @@ class ControlClient:
 
     def clear_scenarios(self) -> None:
         self._call("DELETE", "/scenarios")
+
+    def openapi(self, slug: str) -> dict[str, Any]:
+        """The served provider's OpenAPI 3.1 document, its server being this simulator."""
+        return dict(self._call("GET", f"/openapi/{slug}"))
 
     def flush_webhooks(self) -> int:
         return int(self._call("POST", "/webhooks/flush")["pending"])

@@ -49,6 +49,7 @@ class Operation:
     summary: str
     request: str | None  # may hold `{option}` placeholders; see `request_schema`
     responses: Mapping[str, ResponseSpec]  # the operation's own, then the provider's common ones
+    auth: str = "required"  # "none": the URL is the credential; "optional": another credential may stand in
 
     def request_schema(self, options: Mapping[str, Any]) -> str | None:
         return self.request.format_map(options) if self.request else None
@@ -81,5 +82,6 @@ def operations(slug: str) -> dict[str, Operation]:
             spec = shared[name]
         own = {status: ResponseSpec.parse(entry) for status, entry in spec.get("responses", {}).items()}
         result[name] = Operation(name=name, summary=spec.get("summary", name), request=spec.get("request"),
-                                 responses={**own, **{k: v for k, v in common.items() if k not in own}})
+                                 responses={**own, **{k: v for k, v in common.items() if k not in own}},
+                                 auth=spec.get("auth", "required"))
     return result

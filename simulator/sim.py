@@ -36,7 +36,8 @@ class Simulator:
         journal_capacity: int = 50_000,
         self_check: str | None = None,
     ) -> None:
-        self.self_check = Mode(self_check) if self_check is not None else default_mode()
+        self._initial_self_check = Mode(self_check) if self_check is not None else default_mode()
+        self.self_check = self._initial_self_check
         self.engine = Engine(clock or RealClock(), seed, journal_capacity=journal_capacity)
         self._clock_start = self.clock.now()
         self._autojump = isinstance(self.clock, VirtualClock) and self.clock.autojump
@@ -90,6 +91,7 @@ class Simulator:
         for provider in self.providers.values():
             provider.reset()
         self._apply_options()
+        self.self_check = self._initial_self_check
         for loaded in self.scenarios:
             scenario.apply(self, loaded)
 

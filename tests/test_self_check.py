@@ -16,6 +16,7 @@ import pytest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+from simulator.cli import build_parser
 from simulator.clock import VirtualClock
 from simulator.control_client import ControlClient
 from simulator.live import LiveServer
@@ -210,3 +211,25 @@ def test_the_plugin_fails_a_test_that_met_a_broken_answer_and_says_whose_bug_it_
 
     pytester.makepyfile(PLUGIN_TEST)
     pytester.runpytest_inprocess("-p", "no:cacheprovider", "--nanobanana-self-check=off").assert_outcomes(passed=1)
+
+
+# -- the control plane and the CLI -------------------------------------------------------------------------------
+
+
+def test_the_mode_is_set_and_read_over_the_control_plane_and_reset_restores_it(broken_get_task: str) -> None:
+    for http, control in _serve("record"):
+        assert control.self_check() == {"mode": "record", "broken": 0}
+        assert control.self_check("strict")["mode"] == "strict"
+        assert _read_task(http).status_code == 500
+        assert control.self_check() == {"mode": "strict", "broken": 1}
+        assert [entry["operation"] for entry in control.journal(self_check="true")] == ["GetTask"]
+        assert httpx.put(f"{control.base_url}/_sim/self-check", json={"mode": "loud"}).status_code == 400
+        control.reset()
+        assert control.self_check() == {"mode": "record", "broken": 0}
+
+
+def test_serve_takes_the_mode(capsys: pytest.CaptureFixture[str]) -> None:
+    assert build_parser().parse_args(["serve", "--self-check", "off"]).self_check == "off"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "--self-check", "loud"])
+    assert "invalid choice: 'loud'" in capsys.readouterr().err

@@ -74,6 +74,7 @@ class Journal:
         until: float | None = None,
         after_seq: int | None = None,
         faulted: bool | None = None,
+        broken: bool | None = None,
         limit: int | None = None,
     ) -> list[JournalEntry]:
         statuses = {status} if isinstance(status, int) else set(status) if status is not None else None
@@ -89,5 +90,6 @@ class Journal:
             and (until is None or e.at <= until)
             and (after_seq is None or e.seq > after_seq)
             and (faulted is None or bool(e.faults) == faulted)
+            and (broken is None or bool(e.self_check) == broken)
         ]
         return out[-limit:] if limit else out

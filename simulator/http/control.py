@@ -14,7 +14,10 @@ from starlette.routing import Route
 from simulator.clock import VirtualClock
 from simulator.faults import scenario
 from simulator.faults.plan import PlanError
+from simulator.http.context import public_base
+from simulator.openapi import openapi_document
 from simulator.options import OptionError
+from simulator.self_check import Mode as SelfCheckMode
 
 if TYPE_CHECKING:
     from simulator.sim import Simulator
@@ -77,6 +80,7 @@ def control_routes(sim: Simulator) -> list[Route]:
             "default_provider": sim.default_provider,
             "tasks": len(engine.tasks),
             "journal": {"entries": len(engine.journal), "dropped": engine.journal.dropped},
+            "self_check": sim.self_check.value,
         })
 
     async def reset(request: Request) -> Response:
@@ -129,6 +133,7 @@ def control_routes(sim: Simulator) -> list[Route]:
             since=number("since"), until=number("until"),
             after_seq=int(q["after"]) if "after" in q else None,
             faulted=q["faulted"].lower() == "true" if "faulted" in q else None,
+            broken=q["self_check"].lower() == "true" if "self_check" in q else None,
             limit=int(q["limit"]) if "limit" in q else None,
         )
         return JSONResponse({"entries": [e.as_dict() for e in entries], "dropped": engine.journal.dropped})
@@ -222,6 +227,23 @@ def control_routes(sim: Simulator) -> list[Route]:
             "shipped": scenario.shipped(),
         })
 
+    async def openapi(request: Request) -> Response:
+        provider = provider_or_404(request)
+        # Where this simulator serves the provider, as the caller addressed it, so the document drives it as is.
+        document = openapi_document(provider.slug, server_url=f"{public_base(request)}/{provider.slug}",
+                                    provider=provider)
+        return JSONResponse(document)
+
+    async def self_check(request: Request) -> Response:
+        if request.method == "PUT":
+            mode = (await _body(request)).get("mode")
+            choices = [m.value for m in SelfCheckMode]
+            if mode not in choices:
+                raise ControlError(400, f"mode must be one of {choices}")
+            sim.self_check = SelfCheckMode(mode)
+        broken = engine.journal.entries(broken=True)
+        return JSONResponse({"mode": sim.self_check.value, "broken": len(broken)})
+
     async def flush_webhooks(request: Request) -> Response:
         await engine.webhooks.flush()
         return JSONResponse({"pending": engine.webhooks.pending()})
@@ -244,6 +266,8 @@ def control_routes(sim: Simulator) -> list[Route]:
         ("/faults", faults, ["GET", "POST", "DELETE"]),
         ("/limits", limits, ["GET", "PUT"]),
         ("/scenarios", scenarios, ["GET", "POST", "DELETE"]),
+        ("/openapi/{provider}", openapi, ["GET"]),
+        ("/self-check", self_check, ["GET", "PUT"]),
     ]
     return [Route(path, _guard(handler), methods=methods) for path, handler, methods in table]
 
