@@ -181,8 +181,9 @@ def test_signed_url_redirects_to_the_content(
         {"exp": "2030-01-01T00:00:00.0000000Z"},
         {"exp": "not a time"},
         {"sig": ""},
+        {"sig": "sïgnätüre"},
     ],
-    ids=["sig", "exp-later", "exp-garbage", "sig-empty"],
+    ids=["sig", "exp-later", "exp-garbage", "sig-empty", "sig-non-ascii"],
 )
 def test_tampered_signed_url_is_403(downloader: httpx.Client, image: dict[str, Any], tamper: dict[str, str]) -> None:
     assert_problem(downloader.get(with_query(image["url"], **tamper)), 403)

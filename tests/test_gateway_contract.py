@@ -213,6 +213,7 @@ def test_result_links_expire_after_24_hours_and_refuse_tampering(gw: Gateway, co
     expires = int(re.search(r"expires=(\d+)", url).group(1))  # type: ignore[union-attr]
     assert expires == int(finished["timeline"]["finished_at"] + DAY)
     assert httpx.get(url.replace("signature=", "signature=x")).status_code == 403
+    assert httpx.get(re.sub(r"signature=[^&]*", "signature=%C3%A9t%C3%A9", url)).status_code == 403  # non-ASCII
     control.advance_to(expires - 1)
     assert httpx.get(url).status_code == 200
     assert gw.result_urls(gw.task(created["id"])) == [url]  # links are fixed at completion, not per read

@@ -22,7 +22,9 @@ class URLSigner:
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
     def verify(self, path: str, expires: str, signature: str) -> bool:
-        return hmac.compare_digest(self.signature(path, expires), signature)
+        # As bytes: compare_digest refuses str with non-ASCII characters, and a forged link may carry any.
+        expected = self.signature(path, expires).encode()
+        return hmac.compare_digest(expected, signature.encode("utf-8", "surrogateescape"))
 
 
 @dataclass(frozen=True)
