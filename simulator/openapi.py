@@ -71,12 +71,17 @@ def openapi_document(slug: str, *, server_url: str | None = None, provider: Prov
     roots: list[str] = []
     for path, method, name, operation_id in _exported_routes(provider.routes()):
         spec = table.get(name)
+        if spec is not None and spec.enabled_by and not values.get(spec.enabled_by):
+            continue  # switched off under these options: the simulator answers 404 there
         request = spec.request_schema(values) if spec is not None else None
+        typed = spec.parameters if spec is not None else {}
         entry: dict[str, Any] = {"operationId": operation_id, "summary": spec.summary if spec else name}
         parameters = [
-            *({"name": param, "in": "path", "required": True, "schema": {"type": "string"}}
+            *({"name": param, "in": "path", "required": True,
+               "schema": dict(typed.get("path", {}).get(param, {"type": "string"}))}
               for param in _PATH_PARAM.findall(path)),
-            *({"name": param, "in": "query", "required": False, "schema": {"type": "string"}}
+            *({"name": param, "in": "query", "required": False,
+               "schema": dict(typed.get("query", {}).get(param, {"type": "string"}))}
               for param in _documented(data, "query", name)),
             *({"name": _header_case(header), "in": "header", "required": False, "schema": {"type": "string"}}
               for header in map(str.lower, _documented(data, "headers", name))

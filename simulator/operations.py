@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -50,6 +50,8 @@ class Operation:
     request: str | None  # may hold `{option}` placeholders; see `request_schema`
     responses: Mapping[str, ResponseSpec]  # the operation's own, then the provider's common ones
     auth: str = "required"  # "none": the URL is the credential; "optional": another credential may stand in
+    parameters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # {"query"|"path": {name: schema}}
+    enabled_by: str | None = None  # a boolean option without which the route answers 404 (an opt-in legacy route)
 
     def request_schema(self, options: Mapping[str, Any]) -> str | None:
         return self.request.format_map(options) if self.request else None
@@ -83,5 +85,6 @@ def operations(slug: str) -> dict[str, Operation]:
         own = {status: ResponseSpec.parse(entry) for status, entry in spec.get("responses", {}).items()}
         result[name] = Operation(name=name, summary=spec.get("summary", name), request=spec.get("request"),
                                  responses={**own, **{k: v for k, v in common.items() if k not in own}},
-                                 auth=spec.get("auth", "required"))
+                                 auth=spec.get("auth", "required"), parameters=spec.get("parameters", {}),
+                                 enabled_by=spec.get("enabledBy"))
     return result

@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from simulator.faults.network import NetworkFaults
 from simulator.http.context import context
@@ -23,10 +23,14 @@ if TYPE_CHECKING:
 
 def build_app(sim: Simulator) -> ASGIApp:
     routes: list[BaseRoute] = [Mount("/_sim", routes=control_routes(sim))]
+    fallbacks = {slug: _fallback(provider) for slug, provider in sim.providers.items()}
     for slug, provider in sim.providers.items():
-        routes.append(Mount(f"/{slug}", routes=[*provider.routes(), _fallback(provider)]))
-    routes.append(Route("/{path:path}", _unknown_provider(sim), methods=_ALL_METHODS))
-    app: ASGIApp = Starlette(routes=routes)
+        routes.append(Mount(f"/{slug}", routes=[*provider.routes(), fallbacks[slug]]))
+    unknown = _unknown_provider(sim)
+    routes.append(Route("/{path:path}", unknown, methods=_ALL_METHODS))
+    starlette = Starlette(routes=routes)
+    starlette.router.default = _unmatched(fallbacks, unknown)
+    app: ASGIApp = starlette
     hosts = {host: slug for slug, provider in sim.providers.items() for host in provider.hosts}
     app = HostRouting(app, hosts, set(sim.providers), sim.default_provider)
     app = SimulatedDate(JournalRecorder(app, sim.engine.journal, sim.engine.now), sim.engine.now)
@@ -42,6 +46,22 @@ def _fallback(provider: Provider) -> Route:
         return provider.error(404, f"No route for {request.method} {path}.")
 
     return provider.route("/{path:path}", not_found, _ALL_METHODS, "UnknownRoute")
+
+
+def _unmatched(fallbacks: dict[str, Route], unknown: Callable[[Request], Awaitable[Response]]) -> ASGIApp:
+    """What answers a path no route pattern matches at all (one with a newline: patterns stop at line ends),
+    so even that gets the provider's own 404 rather than a bare text one."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        fallback = fallbacks.get(str(context(request).get("provider")))
+        if fallback is not None:
+            await fallback.handle(scope, receive, send)
+            return
+        response = await unknown(request)
+        await response(scope, receive, send)
+
+    return app
 
 
 def _unknown_provider(sim: Simulator) -> Callable[[Request], Awaitable[Response]]:
