@@ -807,6 +807,7 @@ def test_hostile_bodies_are_journaled_as_400(civitai: httpx.Client, control: Con
         ("DELETE", "/"),
         ("GET", WORKFLOWS + "/x/steps"),
         ("OPTIONS", WORKFLOWS + "/x/steps/$0/extra"),
+        ("GET", WORKFLOWS + "/a%0Ab"),  # a newline no route pattern matches: still Civitai's own 404
     ],
 )
 def test_unknown_routes_are_civitai_404s(civitai: httpx.Client, method: str, path: str) -> None:

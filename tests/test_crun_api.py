@@ -211,9 +211,10 @@ def test_tasks_are_private_to_their_key(crun: httpx.Client, control: ControlClie
 
 
 def test_unknown_routes_answer_in_the_envelope(crun: httpx.Client) -> None:
-    response = crun.get(f"{JOB}/CancelTask")
-    assert response.status_code == 404
-    assert response.json()["code"] == 404 and response.json()["data"] is None
+    for path in (f"{JOB}/CancelTask", f"{JOB}/Task%0AInfo"):  # a newline no route pattern matches, too
+        response = crun.get(path)
+        assert response.status_code == 404
+        assert response.json()["code"] == 404 and response.json()["data"] is None
 
 
 def test_real_hostname_routes_to_crun(server: LiveServer, anonymous: httpx.Client) -> None:
