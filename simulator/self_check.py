@@ -18,7 +18,6 @@ broken one is withheld instead of sent.
 from __future__ import annotations
 
 import json
-import logging
 import os
 from enum import StrEnum
 from fnmatch import fnmatchcase
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
     from simulator.providers.base import Provider
 
 ENV = "NANOBANANA_SELF_CHECK"
-log = logging.getLogger("nanobanana_sim")
 
 
 class Mode(StrEnum):
@@ -92,10 +90,16 @@ def _against(provider: Provider, spec: ResponseSpec, status: int, media_type: st
                                               f"got {media_type or 'no media type'} with {len(body or b'')} bytes"}]
     if _known_good(provider.slug, spec.schemas, body):
         return []
-    reports = [(name, provider.schemas.validate(name, parsed)) for name in spec.schemas]
+    return _schema_findings(provider, spec.schemas, parsed, {"status": status})
+
+
+def _schema_findings(provider: Provider, schemas: tuple[str, ...], instance: Any,
+                     where: dict[str, Any]) -> list[dict[str, Any]]:
+    """Nothing when `instance` fits one of `schemas`, else what is wrong with it against each."""
+    reports = [(name, provider.schemas.validate(name, instance)) for name in schemas]
     if any(report.ok for _, report in reports):
         return []
-    return [{"status": status, "schema": name, "violations": [v.as_dict() for v in report.violations[:5]]}
+    return [{**where, "schema": name, "violations": [v.as_dict() for v in report.violations[:5]]}
             for name, report in reports]
 
 
@@ -117,11 +121,7 @@ def check_payload(provider: Provider, event: str, payload: Any) -> list[dict[str
     spec = ResponseSpec.parse(table[pattern])
     if spec.empty or spec.media:
         return []  # not JSON (an upload's bytes): nothing to check
-    reports = [(name, provider.schemas.validate(name, payload)) for name in spec.schemas]
-    if any(report.ok for _, report in reports):
-        return []
-    return [{"event": event, "schema": name, "violations": [v.as_dict() for v in report.violations[:5]]}
-            for name, report in reports]
+    return _schema_findings(provider, spec.schemas, payload, {"event": event})
 
 
 def describe(findings: list[dict[str, Any]]) -> str:
