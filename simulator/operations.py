@@ -83,8 +83,9 @@ def operations(slug: str) -> dict[str, Operation]:
         if spec == "_shared":  # an operation the shared modules serve the same way for every provider
             spec = shared[name]
         own = {status: ResponseSpec.parse(entry) for status, entry in spec.get("responses", {}).items()}
+        inherited = common if spec.get("common", True) else {}  # false: not the API's (a CDN link's errors)
         result[name] = Operation(name=name, summary=spec.get("summary", name), request=spec.get("request"),
-                                 responses={**own, **{k: v for k, v in common.items() if k not in own}},
+                                 responses={**own, **{k: v for k, v in inherited.items() if k not in own}},
                                  auth=spec.get("auth", "required"), parameters=spec.get("parameters", {}),
                                  enabled_by=spec.get("enabledBy"))
     return result

@@ -398,3 +398,38 @@ def test_window_text() -> None:
     assert [window_text(s) for s in (3600, 60, 300, 90, 0.5, 86_400, 7200)] == [
         "1h", "1m", "5m", "90s", "0.5s", "1d", "2h",
     ]
+
+
+# -- result links: a CDN, not the API (simulator/providers/signed_files.py, shared by every link provider) -----
+
+
+@pytest.mark.parametrize(
+    ("kind", "status", "code"),
+    [("forbidden", 403, "AccessDenied"), ("not_found", 404, "NoSuchKey"), ("rate_limited", 429, "SlowDown"),
+     ("service_unavailable", 503, "SlowDown"), ("server_error", 500, "InternalError")],
+)
+def test_forced_errors_on_a_result_link_answer_like_an_object_store(
+    api: httpx.Client, control: ControlClient, kind: str, status: int, code: str
+) -> None:
+    task = submitted(api, task_body())
+    control.advance(600)
+    [url] = [u for item in fetch(api, task["task_id"])["result"]["images"] for u in item["url"]]
+    control.add_faults(rule({"error": kind, "retry_after": 3}, {"operation": "DownloadImage"}, times=1))
+    refused = httpx.get(url)
+    assert refused.status_code == status
+    assert refused.headers["content-type"] == "application/xml"
+    assert f"<Code>{code}</Code>" in refused.text and refused.headers["retry-after"] == "3"
+    assert "quota" not in refused.text  # a CDN's words, not the API's
+    assert control.journal(operation="DownloadImage")[-1]["self_check"] == []
+    assert httpx.get(url).status_code == 200  # the rule is spent
+
+
+def test_a_link_to_nothing_is_no_such_key(api: httpx.Client, control: ControlClient) -> None:
+    task = submitted(api, task_body())
+    control.advance(600)
+    [url] = [u for item in fetch(api, task["task_id"])["result"]["images"] for u in item["url"]]
+    path, query = url.split("?", 1)
+    control.reset()  # the blob is gone; its link still carries a valid signature for its path
+    missing = httpx.get(url)
+    assert (missing.status_code, missing.headers["content-type"]) == (404, "application/xml")
+    assert "<Code>NoSuchKey</Code>" in missing.text and path and query

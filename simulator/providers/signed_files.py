@@ -26,8 +26,15 @@ STORE_ERROR = (
     '<?xml version="1.0" encoding="UTF-8"?>\n'
     "<Error><Code>{code}</Code><Message>{message}</Message></Error>"
 )
-# S3-style codes for the statuses a forced error on a result link can take.
+# S3-style codes, and their wording, for the statuses a forced error on a result link can take.
 STORE_CODES = {400: "InvalidRequest", 403: "AccessDenied", 404: "NoSuchKey", 429: "SlowDown", 503: "SlowDown"}
+STORE_MESSAGES = {
+    "InvalidRequest": "Invalid Request",
+    "AccessDenied": "Access Denied",
+    "NoSuchKey": "The specified key does not exist.",
+    "SlowDown": "Please reduce your request rate.",
+    "InternalError": "We encountered an internal error. Please try again.",
+}
 
 
 class SignedFiles:
@@ -52,7 +59,8 @@ class SignedFiles:
         spec = error_spec(self.provider.data.get("faults", {}), do)
         status = int(spec["status"])
         code = STORE_CODES.get(status, "InternalError" if status >= 500 else "AccessDenied")
-        response = _store_error(code, str(spec["message"]), status)
+        # The API's wording would not come from a CDN; a rule's own message still wins.
+        response = _store_error(code, str(do.get("message") or STORE_MESSAGES[code]), status)
         response.headers.update(fault_headers(spec, do))
         return response
 
@@ -72,7 +80,7 @@ class SignedFiles:
             return _store_error("AccessDenied", "Request has expired")
         blob: Blob | None = engine.blobs.get(blob_id)
         if blob is None or blob.task.provider != self.provider.slug or blob.image.blocked:
-            return _store_error("NoSuchKey", "The specified key does not exist.", 404)
+            return _store_error("NoSuchKey", STORE_MESSAGES["NoSuchKey"], 404)
         context(request)["task_id"] = blob.task.id
         return image_response(engine, blob, request)
 
