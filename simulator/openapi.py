@@ -94,7 +94,7 @@ def openapi_document(slug: str, *, server_url: str | None = None, provider: Prov
             content: dict[str, Any] = {"schema": {"$ref": COMPONENTS + names[request]}}
             if request in examples:  # a copy each: operations sharing a schema must not share mutable objects
                 content["examples"] = copy.deepcopy(examples[request])
-            entry["requestBody"] = {"required": True, "content": {JSON: content}}
+            entry["requestBody"] = {"required": True, "content": {spec.request_media if spec else JSON: content}}
         entry["responses"] = _responses(spec, schemas, names, head=method == "head")
         roots.extend(schema for response in (spec.responses.values() if spec else ()) for schema in response.schemas)
         if spec is not None and spec.auth == "none":

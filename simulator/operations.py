@@ -52,6 +52,7 @@ class Operation:
     auth: str = "required"  # "none": the URL is the credential; "optional": another credential may stand in
     parameters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # {"query"|"path": {name: schema}}
     enabled_by: str | None = None  # a boolean option without which the route answers 404 (an opt-in legacy route)
+    request_media: str = "application/json"
 
     def request_schema(self, options: Mapping[str, Any]) -> str | None:
         return self.request.format_map(options) if self.request else None
@@ -87,5 +88,6 @@ def operations(slug: str) -> dict[str, Operation]:
         result[name] = Operation(name=name, summary=spec.get("summary", name), request=spec.get("request"),
                                  responses={**own, **{k: v for k, v in inherited.items() if k not in own}},
                                  auth=spec.get("auth", "required"), parameters=spec.get("parameters", {}),
-                                 enabled_by=spec.get("enabledBy"))
+                                 enabled_by=spec.get("enabledBy"),
+                                 request_media=spec.get("requestMediaType", "application/json"))
     return result

@@ -865,3 +865,69 @@ def test_same_seed_same_requests_same_everything(civitai: httpx.Client, control:
     seven = run(7)
     assert run(7) == seven
     assert [w["job"] for w in run(8)] != [w["job"] for w in seven]  # job (and so blob) ids come from the seed
+
+
+# -- PATCH (JSON Patch) --------------------------------------------------------------------------------------
+
+PATCH_HEADERS = {"Content-Type": "application/json-patch+json"}
+
+
+def patch(civitai: httpx.Client, path: str, operations: Any) -> httpx.Response:
+    return civitai.patch(path, content=json.dumps(operations), headers=PATCH_HEADERS)
+
+
+@pytest.mark.parametrize(
+    ("operations", "error_key"),
+    [
+        ({"op": "add", "path": "/tags/-", "value": "x"}, "$"),  # an object, not an array of operations
+        ([{"op": "add", "path": "/tags/-"}], "[1].value"),  # add needs a value
+        ([{"op": "merge", "path": "/tags"}], "[1].op"),
+        ([{"op": "move", "path": "/tags/0"}], "[1].from"),
+        ([{"op": "add", "path": "tags", "value": []}], "[1].path"),  # not a JSON Pointer
+        ([{"op": "remove", "path": "/nope"}], "[1]"),  # nothing there to remove
+        ([{"op": "test", "path": "/tags", "value": ["other"]}], "[1]"),  # a failed test refuses the whole patch
+        ([{"op": "add", "path": "/priority", "value": "high"}], "priority"),  # not something a patch can change
+        ([{"op": "replace", "path": "/status", "value": "succeeded"}], "status"),  # only "canceled" can be written
+    ],
+    ids=["not-an-array", "add-without-value", "unknown-op", "move-without-from", "bad-pointer", "missing-target",
+         "failed-test", "unknown-member", "status-not-canceled"],
+)
+def test_a_bad_patch_is_a_validation_problem_and_changes_nothing(civitai: httpx.Client, operations: Any,
+                                                                  error_key: str) -> None:
+    workflow = submitted(civitai, {**nb2_body(), "tags": ["first"]})
+    # A valid first operation does not survive a refused patch: all or nothing.
+    whole = operations if isinstance(operations, dict) else [{"op": "add", "path": "/tags/-", "value": "second"},
+                                                             *operations]
+    problem = assert_validation_problem(patch(civitai, f"{WORKFLOWS}/{workflow['id']}", whole))
+    assert error_key in problem["errors"], problem["errors"]
+    assert get_workflow(civitai, workflow["id"]).json()["tags"] == ["first"]
+
+
+def test_patch_of_an_unknown_workflow_or_without_a_token(civitai: httpx.Client, live_server: LiveServer) -> None:
+    assert_problem(patch(civitai, f"{WORKFLOWS}/nope", []), 404)
+    workflow = submitted(civitai, nb2_body())
+    anonymous = httpx.patch(live_server.provider_url("civitai") + f"{WORKFLOWS}/{workflow['id']}", content="[]",
+                            headers=PATCH_HEADERS)
+    assert_problem(anonymous, 401)
+
+
+def test_an_empty_patch_changes_nothing_and_a_test_that_holds_lets_the_rest_apply(civitai: httpx.Client) -> None:
+    workflow = submitted(civitai, {**nb2_body(), "tags": ["first"]})
+    path = f"{WORKFLOWS}/{workflow['id']}"
+    assert patch(civitai, path, []).status_code == 204
+    operations = [{"op": "test", "path": "/tags/0", "value": "first"},
+                  {"op": "replace", "path": "/tags/0", "value": "renamed"}]
+    assert patch(civitai, path, operations).status_code == 204
+    after = get_workflow(civitai, workflow["id"]).json()
+    assert after["tags"] == ["renamed"] and after["status"] == workflow["status"]
+
+
+def test_patch_step_metadata(civitai: httpx.Client) -> None:
+    workflow = submitted(civitai, nb2_body())
+    step = f"{WORKFLOWS}/{workflow['id']}/steps/$0"
+    assert patch(civitai, step, [{"op": "add", "path": "/metadata/reviewer", "value": "ada"}]).status_code == 204
+    assert patch(civitai, step, [{"op": "copy", "from": "/metadata/reviewer", "path": "/metadata/owner"}]) \
+        .status_code == 204
+    assert civitai.get(step).json()["metadata"] == {"reviewer": "ada", "owner": "ada"}
+    assert_validation_problem(patch(civitai, step, [{"op": "remove", "path": "/metadata/nobody"}]), "[0]")
+    assert_problem(patch(civitai, f"{WORKFLOWS}/{workflow['id']}/steps/$9", []), 404)

@@ -125,7 +125,7 @@ def test_every_exported_operation_has_its_table_entry(slug: str, documents: dict
         assert op["summary"] == spec.summary
         assert list(op["responses"]) == list(spec.responses)
         request = spec.request_schema(defaults)
-        body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+        body = op.get("requestBody", {}).get("content", {}).get(spec.request_media, {}).get("schema")
         assert body == ({"$ref": f"#/components/schemas/{names[request]}"} if request else None)
         params = {(p["in"], p["name"]) for p in op.get("parameters", [])}
         assert {name for where, name in params if where == "path"} == set(re.findall(r"\{(\w+)\}", path))
@@ -216,7 +216,7 @@ def test_attached_request_examples_are_valid_against_the_exported_schema(
     for _, _, op in operations_in(document):
         if "requestBody" not in op:
             continue
-        media = op["requestBody"]["content"]["application/json"]
+        [media] = op["requestBody"]["content"].values()
         validator = exported(document, media["schema"]["$ref"])
         request = names[media["schema"]["$ref"]]
         attached = media.get("examples", {})

@@ -261,7 +261,7 @@ def test_a_refusal(nanobanana):
         "*= nanobanana contract coverage =*",
         "2 test(s) used the simulator",
         "civitai (2 test(s))",
-        "  routes     5/14: SubmitWorkflow (2), GetBlob (1), GetBlobContent (1), GetWorkflow (1), QueryWorkflows (1)",
+        "  routes     5/16: SubmitWorkflow (2), GetBlob (1), GetBlobContent (1), GetWorkflow (1), QueryWorkflows (1)",
         "             not exercised: UpdateWorkflow, *",
         "  statuses   200 (3), 308 (1), 400 (1), 429 (1)",
         "  errors     validation (1), forced:rate_limited (1)",

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute
 
+from simulator import json_patch
 from simulator.engine import Delivery, Phase, RetryPolicy, Task
 from simulator.faults.errors import error_spec
 from simulator.formats import parse_iso_utc
@@ -56,12 +57,14 @@ class CivitaiProvider(Provider):
             r(WORKFLOWS, self.query, ["GET"], "QueryWorkflows"),
             r(WORKFLOWS + "/{workflow_id}", self.get_workflow, ["GET"], "GetWorkflow"),
             r(WORKFLOWS + "/{workflow_id}", self.update_workflow, ["PUT"], "UpdateWorkflow"),
+            r(WORKFLOWS + "/{workflow_id}", self.patch_workflow, ["PATCH"], "PatchWorkflow"),
             r(WORKFLOWS + "/{workflow_id}", self.delete_workflow, ["DELETE"], "DeleteWorkflow"),
             r(WORKFLOWS + "/{workflow_id}/tags", self.add_tag, ["POST"], "AddWorkflowTag"),
             r(WORKFLOWS + "/{workflow_id}/tags", self.remove_all_tags, ["DELETE"], "RemoveAllWorkflowTags"),
             r(WORKFLOWS + "/{workflow_id}/tags/{tag}", self.remove_tag, ["DELETE"], "RemoveWorkflowTag"),
             r(WORKFLOWS + "/{workflow_id}/steps/{step_name}", self.get_step, ["GET"], "GetWorkflowStep"),
             r(WORKFLOWS + "/{workflow_id}/steps/{step_name}", self.update_step, ["PUT"], "UpdateWorkflowStep"),
+            r(WORKFLOWS + "/{workflow_id}/steps/{step_name}", self.patch_step, ["PATCH"], "PatchWorkflowStep"),
             r(BLOBS + "/content/{token}", self.blob_content, ["GET", "HEAD"], "GetBlobContent"),
             # HeadBlob first: Starlette lets a GET route answer HEAD too, which would redirect instead of 204.
             r(BLOBS + "/{blob_id}", self.head_blob, ["HEAD"], "HeadBlob"),
@@ -350,6 +353,37 @@ class CivitaiProvider(Provider):
         body = await self._json_body(request)
         if isinstance(body, Response):
             return body
+        return self._update_workflow(request, task, body)
+
+    async def patch_workflow(self, request: Request) -> Response:
+        """JSON Patch over what PUT can change ("cancel a workflow, update metadata and add additional tags")."""
+        task = self._workflow_of(request)
+        if isinstance(task, Response):
+            return task
+        workflow = task.extra["workflow"]
+        updatable = {"status": None, "metadata": workflow.get("metadata"), "tags": list(task.tags),
+                     "allowMatureContent": workflow.get("allowMatureContent")}
+        patched = await self._patched(request, updatable)
+        if isinstance(patched, Response):
+            return patched
+        if isinstance(patched, dict) and patched.get("status") is None:
+            patched.pop("status", None)  # unchanged: only "canceled" can be written
+        return self._update_workflow(request, task, patched)
+
+    async def _patched(self, request: Request, target: dict[str, Any]) -> Any:
+        """`target` with the request's JSON Patch applied, or the 400 that refuses the patch (nothing applied)."""
+        body = await self._json_body(request)
+        if isinstance(body, Response):
+            return body
+        report = self.schemas.validate("request/json-patch", body)
+        if not report.ok:
+            return self.reject(request, report.violations)
+        try:
+            return json_patch.apply(target, body)
+        except json_patch.PatchError as exc:
+            return self._field_error(request, f"[{exc.index}]", str(exc), "jsonPatch", body[exc.index])
+
+    def _update_workflow(self, request: Request, task: Task, body: Any) -> Response:
         report = self.schemas.validate("request/update-workflow", body)
         tags = list(dict.fromkeys(body.get("tags") or [])) if report.ok else []
         if len(tags) > MAX_TAGS:  # WorkflowTemplate's limit holds for replaced tags too; checked before any change
@@ -450,6 +484,19 @@ class CivitaiProvider(Provider):
         body = await self._json_body(request)
         if isinstance(body, Response):
             return body
+        return self._update_step(request, task, index, body)
+
+    async def patch_step(self, request: Request) -> Response:
+        found = self._step_of(request)
+        if isinstance(found, Response):
+            return found
+        task, index = found
+        patched = await self._patched(request, {"metadata": task.extra["steps"][index].get("metadata") or {}})
+        if isinstance(patched, Response):
+            return patched
+        return self._update_step(request, task, index, patched)
+
+    def _update_step(self, request: Request, task: Task, index: int, body: Any) -> Response:
         report = self.schemas.validate("request/update-step", body)
         if not report.ok:
             return self.reject(request, report.violations)
