@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from simulator.faults.network import NetworkFaults
 from simulator.http.context import context
@@ -23,14 +24,12 @@ if TYPE_CHECKING:
 
 def build_app(sim: Simulator) -> ASGIApp:
     routes: list[BaseRoute] = [Mount("/_sim", routes=control_routes(sim))]
-    fallbacks = {slug: _fallback(provider) for slug, provider in sim.providers.items()}
     for slug, provider in sim.providers.items():
-        routes.append(Mount(f"/{slug}", routes=[*provider.routes(), fallbacks[slug]]))
-    unknown = _unknown_provider(sim)
-    routes.append(Route("/{path:path}", unknown, methods=_ALL_METHODS))
-    starlette = Starlette(routes=routes)
-    starlette.router.default = _unmatched(fallbacks, unknown)
-    app: ASGIApp = starlette
+        routes.append(_spanning_lines(Mount(f"/{slug}", routes=[
+            *(_spanning_lines(route) for route in provider.routes()), _spanning_lines(_fallback(provider)),
+        ])))
+    routes.append(_spanning_lines(Route("/{path:path}", _unknown_provider(sim), methods=_ALL_METHODS)))
+    app: ASGIApp = Starlette(routes=routes)
     hosts = {host: slug for slug, provider in sim.providers.items() for host in provider.hosts}
     app = HostRouting(app, hosts, set(sim.providers), sim.default_provider)
     app = SimulatedDate(JournalRecorder(app, sim.engine.journal, sim.engine.now), sim.engine.now)
@@ -48,20 +47,15 @@ def _fallback(provider: Provider) -> Route:
     return provider.route("/{path:path}", not_found, _ALL_METHODS, "UnknownRoute")
 
 
-def _unmatched(fallbacks: dict[str, Route], unknown: Callable[[Request], Awaitable[Response]]) -> ASGIApp:
-    """What answers a path no route pattern matches at all (one with a newline: patterns stop at line ends),
-    so even that gets the provider's own 404 rather than a bare text one."""
+RouteT = TypeVar("RouteT", Route, Mount)
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, receive)
-        fallback = fallbacks.get(str(context(request).get("provider")))
-        if fallback is not None:
-            await fallback.handle(scope, receive, send)
-            return
-        response = await unknown(request)
-        await response(scope, receive, send)
 
-    return app
+def _spanning_lines(route: RouteT) -> RouteT:
+    """The route with `.` in its pattern matching a newline too. A path may carry one (`%0A`), and Starlette's
+    `{name:path}` and mount patterns stop at it: such a request would miss the provider's routes and its own
+    404 and get a bare text one."""
+    route.path_regex = re.compile(route.path_regex.pattern, re.DOTALL)
+    return route
 
 
 def _unknown_provider(sim: Simulator) -> Callable[[Request], Awaitable[Response]]:
