@@ -201,6 +201,14 @@ class CivitaiProvider(Provider):
             message = f"{exc} Path: $ | LineNumber: {exc.line} | BytePositionInLine: {exc.column}."
             return self._field_error(request, "$", message, exc.rule)
 
+    async def _valid_body(self, request: Request, schema: str) -> Any:
+        """The JSON body if it satisfies `schema`, else the 400 that refuses it."""
+        body = await self._json_body(request)
+        if isinstance(body, Response):
+            return body
+        report = self.schemas.validate(schema, body)
+        return body if report.ok else self.reject(request, report.violations)
+
     def _workflow_response(self, request: Request, task: Task, status: int | None = None) -> Response:
         body = render_workflow(self._view(request), task)
         if status is None:
@@ -221,12 +229,9 @@ class CivitaiProvider(Provider):
         if isinstance(flags, Response):
             return flags
         whatif = flags["whatif"]
-        body = await self._json_body(request)
+        body = await self._valid_body(request, "request/workflow-template")
         if isinstance(body, Response):
             return body
-        report = self.schemas.validate("request/workflow-template", body)
-        if not report.ok:
-            return self.reject(request, report.violations)
         template = self.schemas.with_defaults("request/workflow-template", body)
         problems = self._semantic_violations(template, wait)
         if problems:
@@ -372,12 +377,9 @@ class CivitaiProvider(Provider):
 
     async def _patched(self, request: Request, target: dict[str, Any]) -> Any:
         """`target` with the request's JSON Patch applied, or the 400 that refuses the patch (nothing applied)."""
-        body = await self._json_body(request)
+        body = await self._valid_body(request, "request/json-patch")
         if isinstance(body, Response):
             return body
-        report = self.schemas.validate("request/json-patch", body)
-        if not report.ok:
-            return self.reject(request, report.violations)
         try:
             return json_patch.apply(target, body)
         except json_patch.PatchError as exc:
