@@ -37,6 +37,9 @@ class ProviderOptions:
     def __getitem__(self, name: str) -> Any:
         return self._values[name]
 
+    def has(self, name: str) -> bool:
+        return name in self._spec
+
     def set(self, name: str, value: Any) -> None:
         spec = self._spec.get(name)
         if spec is None:

@@ -931,3 +931,21 @@ def test_patch_step_metadata(civitai: httpx.Client) -> None:
     assert civitai.get(step).json()["metadata"] == {"reviewer": "ada", "owner": "ada"}
     assert_validation_problem(patch(civitai, step, [{"op": "remove", "path": "/metadata/nobody"}]), "[0]")
     assert_problem(patch(civitai, f"{WORKFLOWS}/{workflow['id']}/steps/$9", []), 404)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("PUT", WORKFLOWS, "GET, HEAD, POST"),
+        ("POST", WORKFLOWS + "/abc", "DELETE, GET, HEAD, PATCH, PUT"),
+        ("GET", f"{BLOBS}/abc/refresh", "POST"),
+    ],
+)
+def test_a_known_path_with_a_method_it_does_not_serve_is_405_with_allow(
+    civitai: httpx.Client, control: ControlClient, method: str, path: str, allowed: str
+) -> None:
+    refused = civitai.request(method, path)
+    problem = assert_problem(refused, 405)
+    assert problem["title"] == "Method Not Allowed" and refused.headers["allow"] == allowed
+    control.set_options("civitai", wrong_method_status=404)  # the named option for a client that expects 404
+    assert_problem(civitai.request(method, path), 404)

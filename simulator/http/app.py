@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, TypeVar
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Match, Mount, Route
 from starlette.types import ASGIApp
 
 from simulator.faults.network import NetworkFaults
@@ -42,9 +42,23 @@ _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 def _fallback(provider: Provider) -> Route:
     async def not_found(request: Request) -> Response:
         path = context(request).get("client_path", request.url.path)
+        allowed = _methods_at(provider, request)
+        if allowed and provider.wrong_method_status() == 405:
+            response = provider.error(405, f"{request.method} is not allowed on {path}; allowed: {', '.join(allowed)}.")
+            response.headers["Allow"] = ", ".join(allowed)
+            return response
         return provider.error(404, f"No route for {request.method} {path}.")
 
     return provider.route("/{path:path}", not_found, _ALL_METHODS, "UnknownRoute")
+
+
+def _methods_at(provider: Provider, request: Request) -> list[str]:
+    """The methods the provider serves at this request's path (none: the path itself is unknown)."""
+    methods: set[str] = set()
+    for route in provider.routes():
+        if isinstance(route, Route) and route.matches(request.scope)[0] is Match.PARTIAL:
+            methods |= route.methods or set()
+    return sorted(methods)
 
 
 RouteT = TypeVar("RouteT", Route, Mount)

@@ -125,6 +125,10 @@ class Provider:
             return self.error(500, f"nanobanana-sim self-check failed (a simulator bug): {summary}")
         return response
 
+    def wrong_method_status(self) -> int:
+        """What a known path answers to a method it does not serve: 404 unless the provider's option says 405."""
+        return int(self.options["wrong_method_status"]) if self.options.has("wrong_method_status") else 404
+
     def status_that_counts(self, status: int, body: Any) -> int:
         """The status a response means (a provider may answer HTTP 200 with an error code in the body)."""
         return status
