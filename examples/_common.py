@@ -386,7 +386,8 @@ class CallbackHandler:
         self._finished: OrderedDict[Hashable, None] = OrderedDict()
 
     def key(self, event: Mapping[str, Any]) -> Hashable:
-        raise NotImplementedError
+        """What makes a delivery the same event: by default (subject, status), one event per state."""
+        return self.subject(event)
 
     def subject(self, event: Mapping[str, Any]) -> tuple[Hashable, str | None]:
         """(what the event is about, its status)."""

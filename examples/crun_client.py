@@ -139,6 +139,3 @@ class CrunCallbackHandler(CallbackHandler):
         if not isinstance(data, Mapping):  # the documented body is the bare `data` object; tolerate an envelope
             data = event
         return data.get("task_id"), data.get("status")
-
-    def key(self, event: Mapping[str, Any]) -> tuple[Any, ...]:
-        return self.subject(event)

@@ -113,6 +113,3 @@ class EvolinkCallbackHandler(CallbackHandler):
 
     def subject(self, event: Mapping[str, Any]) -> tuple[Any, str | None]:
         return event.get("id"), event.get("status")
-
-    def key(self, event: Mapping[str, Any]) -> tuple[Any, ...]:
-        return self.subject(event)

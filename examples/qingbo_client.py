@@ -133,6 +133,3 @@ class QingboCallbackHandler(CallbackHandler):
 
     def subject(self, event: Mapping[str, Any]) -> tuple[Any, str | None]:
         return event.get("task_id"), event.get("status")
-
-    def key(self, event: Mapping[str, Any]) -> tuple[Any, ...]:
-        return self.subject(event)

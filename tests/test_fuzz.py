@@ -46,13 +46,13 @@ def _auth(slug: str) -> dict[str, str]:
 def _fuzz(slug: str) -> Callable[..., None]:
     schema = schemathesis.openapi.from_asgi(f"/_sim/openapi/{slug}", SIM.app)
 
+    excluded = EXCLUDED if SIM.provider(slug).wrong_method_status() == 405 else [*EXCLUDED, unsupported_method]
+
     @schema.parametrize()
     @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))
     def test(case: Any) -> None:
         case.call_and_validate(headers=_auth(slug), excluded_checks=excluded)
-
-    excluded = EXCLUDED if SIM.provider(slug).wrong_method_status() == 405 else [*EXCLUDED, unsupported_method]
 
     return test
 

@@ -25,9 +25,9 @@ if TYPE_CHECKING:
 def build_app(sim: Simulator) -> ASGIApp:
     routes: list[BaseRoute] = [Mount("/_sim", routes=control_routes(sim))]
     for slug, provider in sim.providers.items():
-        routes.append(_spanning_lines(Mount(f"/{slug}", routes=[
-            *(_spanning_lines(route) for route in provider.routes()), _spanning_lines(_fallback(provider)),
-        ])))
+        served = [_spanning_lines(route) for route in provider.routes()]
+        fallback = _spanning_lines(_fallback(provider, served))
+        routes.append(_spanning_lines(Mount(f"/{slug}", routes=[*served, fallback])))
     routes.append(_spanning_lines(Route("/{path:path}", _unknown_provider(sim), methods=_ALL_METHODS)))
     app: ASGIApp = Starlette(routes=routes)
     hosts = {host: slug for slug, provider in sim.providers.items() for host in provider.hosts}
@@ -39,10 +39,10 @@ def build_app(sim: Simulator) -> ASGIApp:
 _ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
-def _fallback(provider: Provider) -> Route:
+def _fallback(provider: Provider, served: list[BaseRoute]) -> Route:
     async def not_found(request: Request) -> Response:
         path = context(request).get("client_path", request.url.path)
-        allowed = _methods_at(provider, request)
+        allowed = _methods_at(served, request)
         if allowed and provider.wrong_method_status() == 405:
             response = provider.error(405, f"{request.method} is not allowed on {path}; allowed: {', '.join(allowed)}.")
             response.headers["Allow"] = ", ".join(allowed)
@@ -52,10 +52,10 @@ def _fallback(provider: Provider) -> Route:
     return provider.route("/{path:path}", not_found, _ALL_METHODS, "UnknownRoute")
 
 
-def _methods_at(provider: Provider, request: Request) -> list[str]:
-    """The methods the provider serves at this request's path (none: the path itself is unknown)."""
+def _methods_at(served: list[BaseRoute], request: Request) -> list[str]:
+    """The methods the provider's routes serve at this request's path (none: the path itself is unknown)."""
     methods: set[str] = set()
-    for route in provider.routes():
+    for route in served:
         if isinstance(route, Route) and route.matches(request.scope)[0] is Match.PARTIAL:
             methods |= route.methods or set()
     return sorted(methods)
