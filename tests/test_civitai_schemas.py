@@ -15,6 +15,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+from support_schemas import schema_references
 
 from simulator.examples import expand as _expand
 from simulator.resources import schemas_dir
@@ -139,23 +140,6 @@ def test_schema_file_is_valid_draft_2020_12(path: Path) -> None:
     Draft202012Validator.check_schema(document)
 
 
-def _references(node: Any) -> list[str]:
-    found: list[str] = []
-    if isinstance(node, dict):
-        if isinstance(node.get("$ref"), str):
-            found.append(node["$ref"])
-        discriminator = node.get("discriminator")
-        if isinstance(discriminator, dict):
-            found.extend(discriminator["mapping"].values())
-        for key, value in node.items():
-            if key != "discriminator":
-                found.extend(_references(value))
-    elif isinstance(node, list):
-        for item in node:
-            found.extend(_references(item))
-    return found
-
-
 def test_every_reference_resolves() -> None:
     documents = [_load(p) for p in _schema_files()]
     shared = [_load(p) for p in sorted((schemas_dir() / "_shared").rglob("*.json"))]
@@ -165,7 +149,7 @@ def test_every_reference_resolves() -> None:
     )
     for document in documents:
         resolver = registry.resolver(base_uri=document["$id"])
-        for reference in _references(document):
+        for reference in schema_references(document):
             resolver.lookup(reference)  # raises if the target is missing
 
 
@@ -173,7 +157,7 @@ def test_cross_file_references_target_defs() -> None:
     """A `$ref` to a whole other document loses `discriminator` (jsonschema's `evolve` re-picks the
     validator class from that document's `$schema`), so cross-file references point into `$defs`."""
     for path in _schema_files():
-        for reference in _references(_load(path)):
+        for reference in schema_references(_load(path)):
             target, _, fragment = reference.partition("#")
             if target:
                 assert fragment.startswith("/$defs/"), f"{path.name}: {reference}"

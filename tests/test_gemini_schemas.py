@@ -16,6 +16,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
+from support_schemas import schema_references
 
 from simulator.examples import load_example
 from simulator.faults.errors import DEFAULT_ERRORS
@@ -77,22 +78,6 @@ def test_schema_file_is_valid_draft_2020_12(path: Path) -> None:
     Draft202012Validator.check_schema(document)
 
 
-def _references(node: Any) -> list[str]:
-    found: list[str] = []
-    if isinstance(node, dict):
-        if isinstance(node.get("$ref"), str):
-            found.append(node["$ref"])
-        if isinstance(node.get("discriminator"), dict):
-            found.extend(node["discriminator"]["mapping"].values())
-        for key, value in node.items():
-            if key != "discriminator":
-                found.extend(_references(value))
-    elif isinstance(node, list):
-        for item in node:
-            found.extend(_references(item))
-    return found
-
-
 def test_every_reference_resolves_and_cross_file_ones_target_defs() -> None:
     documents = [_load(p) for p in _schema_files()]
     registry: Registry[Any] = Registry().with_resources(
@@ -100,7 +85,7 @@ def test_every_reference_resolves_and_cross_file_ones_target_defs() -> None:
     )
     for document in documents:
         resolver = registry.resolver(base_uri=document["$id"])
-        for reference in _references(document):
+        for reference in schema_references(document):
             resolver.lookup(reference)  # raises if the target is missing
             target, _, fragment = reference.partition("#")
             if target:  # a whole other document would lose the `discriminator` keyword below it

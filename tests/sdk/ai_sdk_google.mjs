@@ -9,6 +9,7 @@
 // default of 2 retries with 2 s backoff would make a failing test slow). Exits 0 either way.
 import { createGoogle } from '@ai-sdk/google';
 import { APICallError, generateImage, generateText, NoImageGeneratedError, RetryError } from 'ai';
+import { imageSize } from './image_size.mjs';
 
 const [baseURL, scenario, rawOptions] = process.argv.slice(2);
 const options = rawOptions ? JSON.parse(rawOptions) : {};
@@ -16,19 +17,6 @@ const google = createGoogle({ baseURL, apiKey: options.apiKey ?? 'sim-gemini-key
 const modelId = options.model ?? 'gemini-3.1-flash-image-preview';
 const prompt = options.prompt ?? 'A banana astronaut floating above the Earth';
 const maxRetries = options.maxRetries ?? 0;
-
-// (width, height) of a PNG or JPEG, read from its header as a user's imaging library would.
-function imageSize(bytes) {
-  const buffer = Buffer.from(bytes);
-  if (buffer.subarray(0, 4).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47]))) return [buffer.readUInt32BE(16), buffer.readUInt32BE(20)];
-  let offset = 2;
-  while (buffer[0] === 0xff && buffer[1] === 0xd8 && offset + 9 < buffer.length) {
-    const marker = buffer[offset + 1];
-    if (marker >= 0xc0 && marker <= 0xc2) return [buffer.readUInt16BE(offset + 7), buffer.readUInt16BE(offset + 5)];
-    offset += 2 + buffer.readUInt16BE(offset + 2);
-  }
-  return null;
-}
 
 const describeFile = (file) => ({ mediaType: file.mediaType, size: imageSize(file.uint8Array) });
 

@@ -2,8 +2,8 @@
 
 The SDK versions the proof tests pin live in `gemini-sdks.json` beside this file. Each driver takes a base URL,
 a scenario name and options as JSON, and prints one JSON object (`{"ok": true, ...}` or `{"ok": false,
-"error": {...}}`). Node resolves packages from the script's own folder, so the Node drivers are copied into
-the npm folder before they run.
+"error": {...}}`). Node resolves packages from the script's own folder, so the Node drivers (and the helper
+modules they import) are copied into the npm folder before they run.
 """
 
 from __future__ import annotations
@@ -46,5 +46,6 @@ def run_python(base_url: str, scenario: str, **options: Any) -> dict[str, Any]:
 def run_node(script: str, base_url: str, scenario: str, **options: Any) -> dict[str, Any]:
     """`gemini_js.mjs` (@google/genai) or `ai_sdk_google.mjs` (@ai-sdk/google + ai) against `base_url`."""
     home = node_sdks()
-    shutil.copyfile(HERE / script, home / script)
+    for module in HERE.glob("*.mjs"):  # the driver and the helpers it imports
+        shutil.copyfile(module, home / module.name)
     return _result(["node", str(home / script), base_url, scenario, json.dumps(options)], cwd=home)

@@ -9,6 +9,7 @@
 import { GoogleGenAI } from '@google/genai';
 import { OAuth2Client } from 'google-auth-library';
 import { deflateSync } from 'node:zlib';
+import { imageSize } from './image_size.mjs';
 
 const [baseUrl, scenario, rawOptions] = process.argv.slice(2);
 const options = rawOptions ? JSON.parse(rawOptions) : {};
@@ -54,18 +55,6 @@ function png(width, height) {
   header.writeUInt32BE(width, 0); header.writeUInt32BE(height, 4); header.set([8, 2, 0, 0, 0], 8);
   return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', header),
     chunk('IDAT', deflateSync(Buffer.concat(Array(height).fill(row)))), chunk('IEND', Buffer.alloc(0))]);
-}
-
-// (width, height) of a PNG or JPEG, read from its header as a user's imaging library would.
-function imageSize(bytes) {
-  if (bytes.subarray(0, 4).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47]))) return [bytes.readUInt32BE(16), bytes.readUInt32BE(20)];
-  let offset = 2;
-  while (bytes[0] === 0xff && bytes[1] === 0xd8 && offset + 9 < bytes.length) {
-    const marker = bytes[offset + 1];
-    if (marker >= 0xc0 && marker <= 0xc2) return [bytes.readUInt16BE(offset + 7), bytes.readUInt16BE(offset + 5)];
-    offset += 2 + bytes.readUInt16BE(offset + 2);
-  }
-  return null;
 }
 
 function describe(response) {
