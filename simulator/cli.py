@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from simulator import __version__
 from simulator.clock import Clock, RealClock, VirtualClock
@@ -26,6 +26,11 @@ from simulator.settings import (
     json_text,
     resolve,
 )
+
+if TYPE_CHECKING:
+    import socket
+
+    from simulator.serving import SimulatorServer
 
 PRECEDENCE = (
     "Every setting can also come from the environment (NANOBANANA_PORT, NANOBANANA_SEED, ...; shown in brackets) or "
@@ -162,7 +167,7 @@ def serve(settings: Resolved) -> int:
     return 0
 
 
-def run_until_signalled(server: Any, sock: Any) -> str | None:
+def run_until_signalled(server: SimulatorServer, sock: socket.socket) -> str | None:
     """Serve until SIGINT or SIGTERM; the name of the signal that stopped it (None if it stopped by itself).
 
     uvicorn shuts down gracefully on either signal and then raises it again for the handler it found installed:

@@ -17,7 +17,6 @@ import socket
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from simulator.options import OptionError, ProviderOptions
@@ -420,7 +419,3 @@ RULES: tuple[Rule, ...] = (
 def flags_from(namespace: Any) -> dict[str, Any]:
     """The settings given on the command line (argparse leaves the others out of the namespace)."""
     return {setting.name: getattr(namespace, setting.dest) for setting in SETTINGS if hasattr(namespace, setting.dest)}
-
-
-def config_path(resolved: Resolved) -> Path | None:
-    return Path(resolved["config"]) if resolved["config"] is not None else None
