@@ -299,10 +299,14 @@ def _file_values(path: str, problems: list[str]) -> dict[str, Any]:
     for key, raw in document.items():
         name = key.replace("_", "-")
         setting = BY_NAME.get(name)
-        if setting is None or not setting.in_file:
-            near = difflib.get_close_matches(name, [s.name for s in SETTINGS if s.in_file], n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else f"; settings: {', '.join(s.name for s in SETTINGS)}"
-            problems.append(f"{path}: {key!r} is not a setting a config file can hold{hint}")
+        if setting is not None and not setting.in_file:
+            problems.append(f"{path}: {key!r} cannot be set inside a config file; use {setting.flag} or {setting.env}")
+            continue
+        if setting is None:
+            names = [s.name for s in SETTINGS if s.in_file]
+            near = difflib.get_close_matches(name, names, n=1)
+            hint = f"did you mean {near[0]!r}?" if near else f"settings: {', '.join(names)}"
+            problems.append(f"{path}: {key!r} is not a setting; {hint}")
             continue
         try:
             values[name] = _from_toml(setting, raw)

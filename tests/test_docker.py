@@ -78,7 +78,8 @@ def test_the_image_command_serves_every_provider_on_all_interfaces_with_a_random
     assert command == ["nanobanana-sim", "serve"]
     env = image_environment()
     assert env["NANOBANANA_HOST"] == "0.0.0.0" and env["NANOBANANA_CONTROL_TOKEN"] == "random"
-    with served(*command[2:], env={**env, "NANOBANANA_PORT": "0"}) as server:
+    # A free port, and the clock sped up so the curl's ?wait=60 needs no real queue time.
+    with served(*command[2:], env={**env, "NANOBANANA_PORT": "0", "NANOBANANA_SPEED": "1000"}) as server:
         assert "(bound to 0.0.0.0:" in server.banner[0]
         [control] = [line for line in server.banner if line.strip().startswith("control")]
         token = re.search(r"token (\S+) \(send 'Authorization: Bearer (\S+)'\)", control)
@@ -116,8 +117,8 @@ def test_the_built_image_answers_the_readme_curl_from_outside_the_container() ->
     build = subprocess.run(["docker", "build", "-q", "-t", TAG, str(ROOT)], capture_output=True, text=True,
                            timeout=900)
     assert build.returncode == 0, build.stderr
-    container = subprocess.run(["docker", "run", "-d", "-p", "127.0.0.1::8000", TAG], capture_output=True, text=True,
-                               check=True).stdout.strip()
+    container = subprocess.run(["docker", "run", "-d", "-p", "127.0.0.1::8000", "-e", "NANOBANANA_SPEED=1000", TAG],
+                               capture_output=True, text=True, check=True).stdout.strip()
     try:
         port = subprocess.run(["docker", "port", container, "8000/tcp"], capture_output=True, text=True,
                               check=True).stdout.split(":")[-1].strip()
