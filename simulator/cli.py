@@ -21,6 +21,7 @@ from simulator.settings import (
     Resolved,
     Setting,
     SettingsError,
+    display,
     flags_from,
     is_loopback,
     json_text,
@@ -53,8 +54,9 @@ def _argument_type(setting: Setting) -> Callable[[str], Any]:
 def add_settings(parser: argparse.ArgumentParser) -> None:
     """One argument per row of the settings table; an absent flag stays out of the namespace (it did not speak)."""
     for setting in SETTINGS:
+        default = f"; default {display(setting, setting.default)}" if setting.default not in (None, ()) else ""
         options: dict[str, Any] = {"dest": setting.dest, "default": argparse.SUPPRESS,
-                                   "help": f"{setting.help} [{setting.env}]"}
+                                   "help": f"{setting.help} [{setting.env}{default}]"}
         if setting.switch:
             parser.add_argument(setting.flag, action=argparse.BooleanOptionalAction, **options)
         else:

@@ -125,7 +125,7 @@ def checked_option(slug: str, option: str, value: Any) -> ProviderOption:
 
 def option_table(table: Mapping[str, Any]) -> list[ProviderOption]:
     """TOML's natural form, `[option.civitai]` with `url_ttl_seconds = 60` under it."""
-    out = []
+    out: list[ProviderOption] = []
     for slug, values in table.items():
         if not isinstance(values, Mapping):
             raise ValueError(f"option.{slug} must be a table of option = value")
@@ -237,7 +237,7 @@ class Resolved:
 
     def changed(self, name: str) -> bool:
         """Set to something other than its default (an explicit default changes nothing, so it contradicts nothing)."""
-        return self.values[name] != BY_NAME[name].default
+        return bool(self.values[name] != BY_NAME[name].default)
 
     def given_as(self, name: str) -> str:
         """How the user wrote the setting, for messages: `--tick`, `NANOBANANA_TICK`, `tick in sim.toml`."""

@@ -193,4 +193,4 @@ def test_options_lists_every_named_option_on_one_line_each() -> None:
 def test_the_scenario_help_points_at_the_scenarios_command_not_the_source_tree() -> None:
     help_text = run("serve", "--help").stdout
     assert "nanobanana-sim scenarios" in help_text and "contracts/scenarios" not in help_text
-    assert "[NANOBANANA_PORT]" in help_text and "--config" in help_text
+    assert "[NANOBANANA_PORT; default 8000]" in help_text and "--config" in help_text

@@ -44,10 +44,12 @@ def final_stage() -> list[tuple[str, str]]:
 
 
 def image_environment() -> dict[str, str]:
-    env = {}
+    env: dict[str, str] = {}
     for keyword, rest in final_stage():
         if keyword == "ENV":
-            env.update(pair.split("=", 1) for pair in shlex.split(rest))
+            for pair in shlex.split(rest):
+                name, _, value = pair.partition("=")
+                env[name] = value
     return env
 
 
