@@ -1,29 +1,37 @@
-# The README's two commands: `make serve` and `make test`. Both build the project's own
-# virtualenv from pyproject.toml first, so a fresh machine needs nothing but python3.
+# The README's two commands: `make serve` and `make test`. Both build the project's own virtualenv from
+# pyproject.toml first, so a fresh machine needs nothing but python3. `make serve` installs only what serving
+# needs; `make test` adds the dev extras (pytest, ruff, the fuzzers and SDKs the suite drives) to the same venv.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+SERVE_STAMP := $(VENV)/.installed-serve
+DEV_STAMP := $(VENV)/.installed-dev
 ARGS ?=
 
 .PHONY: serve test lint bench clean
 
-$(STAMP): pyproject.toml
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
 
-serve: $(STAMP)
+$(SERVE_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@ $(SERVE_STAMP)
+
+serve: $(SERVE_STAMP)
 	$(BIN)/nanobanana-sim serve $(ARGS)
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 
 test: lint
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/throughput.py $(ARGS)
 
 clean:

@@ -1,65 +1,84 @@
-"""`nanobanana-sim serve`: every provider on one port, or one provider at the root."""
+"""`nanobanana-sim`: serve the simulated provider APIs, show the settings, list what is shipped, export contracts."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import secrets
+import signal
 import sys
-from collections.abc import Sequence
-from typing import Any
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from simulator import __version__
 from simulator.clock import Clock, RealClock, VirtualClock
-from simulator.providers import REGISTRY, available
-from simulator.self_check import Mode as SelfCheckMode
+from simulator.providers import REGISTRY
+from simulator.settings import (
+    RANDOM_TOKEN,
+    SETTINGS,
+    Resolved,
+    Setting,
+    SettingsError,
+    display,
+    flags_from,
+    is_loopback,
+    json_text,
+    resolve,
+)
 
-EXAMPLE_BODY = {
-    "steps": [{
-        "$type": "imageGen",
-        "input": {"engine": "google", "model": "nano-banana-2", "prompt": "A banana astronaut, studio light",
-                  "aspectRatio": "16:9", "resolution": "1K", "numImages": 1},
-    }],
-}
+if TYPE_CHECKING:
+    import socket
+
+    from simulator.serving import SimulatorServer
+
+PRECEDENCE = (
+    "Every setting can also come from the environment (NANOBANANA_PORT, NANOBANANA_SEED, ...; shown in brackets) or "
+    "a TOML file (--config sim.toml, keys as the flags without dashes: port = 9000). The command line overrides the "
+    "file, the file overrides the environment; `nanobanana-sim config` prints the outcome and where each came from."
+)
 
 
-def _parse_option(text: str) -> tuple[str, str, Any]:
-    name, sep, raw = text.partition("=")
-    slug, dot, option = name.partition(".")
-    if not sep or not dot:
-        raise argparse.ArgumentTypeError(f"expected PROVIDER.OPTION=VALUE, got {text!r}")
-    try:
-        value: Any = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
-    return slug, option, value
+def _argument_type(setting: Setting) -> Callable[[str], Any]:
+    def parse(value: str) -> Any:
+        try:
+            return setting.parse(value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = setting.name
+    return parse
+
+
+def add_settings(parser: argparse.ArgumentParser) -> None:
+    """One argument per row of the settings table; an absent flag stays out of the namespace (it did not speak)."""
+    for setting in SETTINGS:
+        default = f"; default {display(setting, setting.default)}" if setting.default not in (None, ()) else ""
+        options: dict[str, Any] = {"dest": setting.dest, "default": argparse.SUPPRESS,
+                                   "help": f"{setting.help} [{setting.env}{default}]"}
+        if setting.switch:
+            parser.add_argument(setting.flag, action=argparse.BooleanOptionalAction, **options)
+        else:
+            parser.add_argument(setting.flag, type=_argument_type(setting), metavar=setting.metavar,
+                                action="append" if setting.repeat else "store", **options)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nanobanana-sim", description=__doc__)
     parser.add_argument("--version", action="version", version=f"nanobanana-sim {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-    serve = sub.add_parser("serve", help="serve the simulated provider APIs over HTTP")
-    serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
-    serve.add_argument("--provider", choices=sorted(REGISTRY), help="also serve this provider at the root")
-    serve.add_argument("--seed", type=int, default=0, help="seed for IDs, timings and pixels (default 0)")
-    serve.add_argument("--speed", type=float, default=1.0,
-                       help="real clock speed-up: 50 makes a 20 s queue take 0.4 s (default 1)")
-    serve.add_argument("--virtual-clock", action="store_true",
-                       help="start a virtual clock that only moves via POST /_sim/clock/advance")
-    serve.add_argument("--autojump", action="store_true",
-                       help="with --virtual-clock: a waiting request jumps the clock to what it waits for")
-    serve.add_argument("--scenario", action="append", default=[], metavar="NAME|FILE",
-                       help="load a failure scenario: a shipped name (see contracts/scenarios) or a YAML file")
-    serve.add_argument("--external-webhooks", action="store_true",
-                       help="deliver callbacks to non-loopback hosts too (default: loopback receivers only)")
-    serve.add_argument("--tick", type=float, default=0.0, metavar="SECONDS",
-                       help="with --virtual-clock: move the clock on this much before every provider request")
-    serve.add_argument("--option", action="append", type=_parse_option, default=[], metavar="P.NAME=VALUE",
-                       help="set a provider option, e.g. civitai.blob_redirect_status=301 (repeatable)")
-    serve.add_argument("--self-check", choices=[mode.value for mode in SelfCheckMode], default=None,
-                       help="check every answer and callback against the provider's schemas: record (default; "
-                            "findings in the journal and the log), strict (a broken answer becomes a 500), off")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = sub.add_parser("serve", help="serve the simulated provider APIs over HTTP", epilog=PRECEDENCE,
+                           description="Serve every provider on one port (and one at the root with --provider).")
+    add_settings(serve)
+    config = sub.add_parser("config", help="print the settings `serve` would use and where each comes from",
+                            epilog=PRECEDENCE, description="Takes serve's flags; prints, does not serve.")
+    add_settings(config)
+    scenarios = sub.add_parser("scenarios", help="list the shipped failure scenarios, one line each")
+    scenarios.add_argument("name", nargs="?", metavar="NAME", help="print this scenario's description and rules")
+    options = sub.add_parser("options", help="list the providers' named compatibility options, one line each")
+    options.add_argument("slug", nargs="?", choices=sorted(REGISTRY), metavar="SLUG",
+                         help=f"only this provider: {', '.join(sorted(REGISTRY))}")
     spec = sub.add_parser("openapi", help="print one provider's contract as an OpenAPI 3.1 document (JSON)")
     spec.add_argument("slug", choices=sorted(REGISTRY), metavar="SLUG",
                       help=f"the provider: {', '.join(sorted(REGISTRY))}")
@@ -69,73 +88,150 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _clock(args: argparse.Namespace) -> Clock:
-    if args.virtual_clock:
-        return VirtualClock(autojump=args.autojump, tick=args.tick)
-    return RealClock(speed=args.speed)
+def fail(message: str) -> int:
+    print(f"nanobanana-sim: {message}", file=sys.stderr)
+    return 2
 
 
-def banner(base: str, provider: str | None) -> str:
-    root = f"{base}/civitai" if provider != "civitai" else base
-    body = json.dumps(EXAMPLE_BODY, separators=(",", ":"))
-    lines = [
-        f"nanobanana-sim {__version__} serving on {base}",
-        *(f"  {slug:<8} {base}/{slug}" for slug in available()),
-        f"  control  {base}/_sim",
-        "",
-        "Try it (any non-empty token is accepted):",
-        f"  curl -s -X POST '{root}/v2/consumer/workflows?wait=60' \\",
-        "    -H 'Authorization: Bearer sim-token' -H 'Content-Type: application/json' \\",
-        f"    -d '{body}'",
-    ]
-    return "\n".join(lines)
+def settings_of(args: argparse.Namespace, environ: Mapping[str, str]) -> Resolved | None:
+    try:
+        return resolve(flags_from(args), environ)
+    except SettingsError as exc:
+        for problem in exc.problems:
+            fail(problem)
+        return None
 
 
-def serve(args: argparse.Namespace) -> int:
-    import socket
+def table(rows: Iterable[Sequence[str]]) -> str:
+    rows = list(rows)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return "\n".join(
+        "  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[-1]]).rstrip()
+        for row in rows
+    )
 
-    import uvicorn
 
+# -- serve ---------------------------------------------------------------------------------------------------------
+
+
+def make_clock(settings: Resolved) -> Clock:
+    if settings["virtual-clock"]:
+        return VirtualClock(autojump=settings["autojump"], tick=settings["tick"])
+    return RealClock(speed=settings["speed"])
+
+
+def serve(settings: Resolved) -> int:
+    from simulator import logs, serving
+    from simulator.access_log import AccessLog
+    from simulator.banner import Facts, banner, goodbye
     from simulator.faults import scenario
     from simulator.faults.plan import PlanError
     from simulator.options import OptionError
-    from simulator.sim import KEEP_ALIVE, Simulator
+    from simulator.sim import Simulator
 
+    quiet = settings["quiet"]
+    level = settings["log-level"] if not quiet or settings["log-level"] == "error" else "warning"
+    logs.configure(level, settings["log-format"])
+    token, made = settings["control-token"], False
+    if token == RANDOM_TOKEN:
+        token, made = secrets.token_urlsafe(18), True
     options: dict[str, dict[str, Any]] = {}
-    for slug, name, value in args.option:
+    for slug, name, value in settings["option"]:
         options.setdefault(slug, {})[name] = value
+    signing_key = settings["signing-key"]
     try:
-        sim = Simulator(seed=args.seed, clock=_clock(args), default_provider=args.provider, options=options,
-                        self_check=args.self_check)
-    except (ValueError, KeyError) as exc:
-        print(f"nanobanana-sim: {exc}", file=sys.stderr)
-        return 2
-    sim.engine.webhooks.allow_external = args.external_webhooks
-    try:
-        for name in args.scenario:
+        sim = Simulator(seed=settings["seed"], clock=make_clock(settings), default_provider=settings["provider"],
+                        options=options, self_check=settings["self-check"], control_token=token,
+                        signing_key=signing_key.encode() if signing_key is not None else None)
+        sim.engine.webhooks.allow_external = settings["external-webhooks"]
+        for name in settings["scenario"]:
             sim.load_scenario(scenario.load(name))
-    except (PlanError, OptionError, KeyError) as exc:
-        print(f"nanobanana-sim: {exc}", file=sys.stderr)
-        return 2
-    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY on accepted sockets
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    except (ValueError, KeyError, PlanError, OptionError) as exc:
+        return fail(str(exc).strip("'\""))
     try:
-        sock.bind((args.host, args.port))
-        # Listen before printing the banner, so the curl it shows can be run the moment it appears.
-        sock.listen(2048)
+        sock = serving.listen(settings["host"], settings["port"])
     except OSError as exc:
-        print(f"nanobanana-sim: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 2
-    host = f"[{args.host}]" if ":" in args.host else args.host
-    print(banner(f"http://{host}:{sock.getsockname()[1]}", args.provider), flush=True)
-    if args.scenario:
-        print(f"\nScenarios in force: {', '.join(s['name'] for s in sim.scenarios)} (GET /_sim/faults)", flush=True)
-    config = uvicorn.Config(
-        sim.app, log_level="warning", lifespan="off", timeout_keep_alive=KEEP_ALIVE, date_header=False
-    )
-    server = uvicorn.Server(config)
-    server.run(sockets=[sock])
+        return fail(f"cannot listen on {settings['host']}:{settings['port']}: {exc.strerror or exc}")
+    access = AccessLog()
+    sim.engine.journal.subscribe(access)
+    if not quiet:
+        host, port = sock.getsockname()[:2]
+        print(banner(Facts(
+            base=serving.base_url(sock), bound=f"{host}:{port}", exposed=not is_loopback(host),
+            providers=list(sim.providers), root_provider=settings["provider"], clock=sim.clock,
+            seed=settings["seed"], scenarios=[str(loaded["name"]) for loaded in sim.scenarios],
+            self_check=settings["self-check"], control_token=token, token_was_made=made, config=settings["config"],
+        )), flush=True)
+    started = time.monotonic()
+    stopped_by = run_until_signalled(serving.build_server(sim), sock)
+    if not quiet:
+        print(goodbye(stopped_by, time.monotonic() - started, access.requests), flush=True)
+    return 0
+
+
+def run_until_signalled(server: SimulatorServer, sock: socket.socket) -> str | None:
+    """Serve until SIGINT or SIGTERM; the name of the signal that stopped it (None if it stopped by itself).
+
+    uvicorn shuts down gracefully on either signal and then raises it again for the handler it found installed:
+    this one notes it, so the process ends with a goodbye and exit status 0 instead of a traceback or a kill.
+    """
+    stopped_by: list[str] = []
+
+    def note(signum: int, frame: object) -> None:
+        stopped_by.append(signal.Signals(signum).name)
+        server.should_exit = True  # a signal before uvicorn took over the handlers still stops it
+
+    previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run(sockets=[sock])
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return stopped_by[0] if stopped_by else None
+
+
+# -- config, scenarios, options, openapi -----------------------------------------------------------------------------
+
+
+def config(settings: Resolved) -> int:
+    print(table([("setting", "value", "from"), *settings.rows()]))
+    return 0
+
+
+def summary(description: str) -> str:
+    """A scenario's first paragraph on one line, without its leading `name —`."""
+    first = " ".join(description.split("\n\n", 1)[0].split())
+    return first.split(" — ", 1)[-1]
+
+
+def scenarios(name: str | None) -> int:
+    from simulator.faults.scenario import load, scenarios_dir, shipped
+
+    listed = shipped()
+    if name is None:
+        print(table((entry["name"], summary(entry["description"])) for entry in listed))
+        print("\nLoad with `nanobanana-sim serve --scenario NAME` (repeatable), or POST /_sim/scenarios "
+              "{\"name\": NAME}; `nanobanana-sim scenarios NAME` prints one in full.")
+        return 0
+    if name not in {entry["name"] for entry in listed}:
+        return fail(f"no shipped scenario {name!r}; shipped: {', '.join(entry['name'] for entry in listed)}")
+    load(name)  # the shipped file parses, as `serve --scenario` would load it
+    sys.stdout.write((scenarios_dir() / f"{name}.yaml").read_text(encoding="utf-8"))
+    return 0
+
+
+def options(slug: str | None) -> int:
+    from simulator.options import provider_data
+
+    rows = []
+    for provider in [slug] if slug else sorted(REGISTRY):
+        for name, spec in sorted(provider_data(provider).get("options", {}).items()):
+            choices = spec.get("choices")
+            allowed = f"one of {'|'.join(map(json_text, choices))}" if choices else ""
+            rows.append((f"{provider}.{name}={json_text(spec['default'])}", allowed, spec.get("doc", "")))
+    print(table(rows))
+    print("\nSet with `nanobanana-sim serve --option PROVIDER.NAME=VALUE` (repeatable) or PUT /_sim/options/PROVIDER; "
+          "each provider's contract notes (schemas/<slug>/README.md) explain the choice.")
     return 0
 
 
@@ -151,18 +247,22 @@ def openapi(args: argparse.Namespace) -> int:
     try:
         Path(args.output).write_text(text, encoding="utf-8")
     except OSError as exc:
-        print(f"nanobanana-sim: cannot write {args.output}: {exc}", file=sys.stderr)
-        return 2
+        return fail(f"cannot write {args.output}: {exc.strerror or exc}")
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "serve":
-        return serve(args)
-    if args.command == "openapi":
-        return openapi(args)
-    return 2
+    if args.command in ("serve", "config"):
+        settings = settings_of(args, os.environ if environ is None else environ)
+        if settings is None:
+            return 2
+        return serve(settings) if args.command == "serve" else config(settings)
+    if args.command == "scenarios":
+        return scenarios(args.name)
+    if args.command == "options":
+        return options(args.slug)
+    return openapi(args)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,10 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-import uvicorn
 from starlette.types import ASGIApp
 
-from simulator.sim import KEEP_ALIVE, Simulator
+from simulator.serving import SimulatorServer, build_server, listen
+from simulator.sim import Simulator
 
 T = TypeVar("T")
 
@@ -25,7 +25,7 @@ class LiveServer:
         self.host = host
         self._requested_port = port
         self._socket: socket.socket | None = None
-        self._server: uvicorn.Server | None = None
+        self._server: SimulatorServer | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
@@ -44,17 +44,8 @@ class LiveServer:
         return f"{self.url}/{slug}"
 
     def start(self) -> LiveServer:
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        # proto IPPROTO_TCP: asyncio only disables Nagle on accepted sockets it can see are TCP, and
-        # without that every response waits ~40 ms for the client's delayed ACK.
-        self._socket = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind((self.host, self._requested_port))
-        config = uvicorn.Config(
-            self.app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=KEEP_ALIVE,
-            date_header=False,
-        )
-        self._server = uvicorn.Server(config)
+        self._socket = listen(self.host, self._requested_port)
+        self._server = build_server(self.sim, self.app)
         self._thread = threading.Thread(target=self._run, name="nanobanana-sim", daemon=True)
         self._thread.start()
         if not self._ready.wait(10):
@@ -67,7 +58,6 @@ class LiveServer:
         assert self._server is not None and self._socket is not None
         self._loop.call_soon(self._wait_started)
         self._loop.run_until_complete(self._server.serve(sockets=[self._socket]))
-        self._loop.run_until_complete(self.sim.engine.webhooks.aclose())
         self._loop.close()
 
     def _wait_started(self) -> None:

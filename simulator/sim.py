@@ -19,10 +19,6 @@ from simulator.self_check import Mode, check_payload, default_mode, describe
 
 log = logging.getLogger("nanobanana_sim")
 
-# Idle keep-alive connections are kept open this long (s), like common load balancers: a client
-# that pools connections should not meet uvicorn's 5 s default as a spurious disconnect.
-KEEP_ALIVE = 75
-
 
 class Simulator:
     def __init__(
@@ -35,7 +31,12 @@ class Simulator:
         options: Mapping[str, Mapping[str, Any]] | None = None,
         journal_capacity: int = 50_000,
         self_check: str | None = None,
+        control_token: str | None = None,
+        signing_key: bytes | None = None,
     ) -> None:
+        # `serve --control-token` / `--signing-key`, kept as given.
+        self.control_token = control_token
+        self.signing_key = signing_key
         self._initial_self_check = Mode(self_check) if self_check is not None else default_mode()
         self.self_check = self._initial_self_check
         self.engine = Engine(clock or RealClock(), seed, journal_capacity=journal_capacity)

@@ -65,6 +65,9 @@ def completed(crun: httpx.Client, control: ControlClient, request: dict[str, Any
     return info(crun, task_id)
 
 
+MISSING_KEY = "API key missing: send it in the x-api-key header"  # the documented words, then the header
+
+
 def assert_error(response: httpx.Response, code: int, message: str, status: int | None = None) -> None:
     assert response.status_code == (code if status is None else status), response.text
     assert response.json() == {"code": code, "message": message, "data": None}
@@ -80,7 +83,7 @@ def assert_error(response: httpx.Response, code: int, message: str, status: int 
 ])
 def test_every_route_wants_an_api_key(server: LiveServer, anonymous: httpx.Client, method: str, path: str) -> None:
     response = anonymous.request(method, server.provider_url("crun") + path, json=body())
-    assert_error(response, 401, "API key missing")
+    assert_error(response, 401, MISSING_KEY)
 
 
 def test_key_header_name_is_case_insensitive_and_bearer_is_not_a_key(
@@ -88,7 +91,7 @@ def test_key_header_name_is_case_insensitive_and_bearer_is_not_a_key(
 ) -> None:
     url = server.provider_url("crun") + BALANCE
     assert anonymous.get(url, headers={"X-API-KEY": KEY}).status_code == 200
-    assert_error(anonymous.get(url, headers={"Authorization": f"Bearer {KEY}"}), 401, "API key missing")
+    assert_error(anonymous.get(url, headers={"Authorization": f"Bearer {KEY}"}), 401, MISSING_KEY)
     control.set_options("crun", accept_bearer=True)
     assert anonymous.get(url, headers={"Authorization": f"Bearer {KEY}"}).status_code == 200
 
@@ -107,7 +110,7 @@ def test_error_http_status_option_answers_200_with_the_code_in_the_body(
     control.set_options("crun", error_http_status="200")
     assert_error(crun.get(f"{JOB}/TaskInfo", params={"task_id": "nope"}), 404, "Task not found", status=200)
     assert_error(crun.get(f"{JOB}/TaskInfo", params={"task_id": "x"}, headers={"x-api-key": ""}),
-                 401, "API key missing", status=200)
+                 401, MISSING_KEY, status=200)
     invalid = crun.post(f"{JOB}/CreateTask", json={"model": "google/nano-banana"})
     assert invalid.status_code == 200 and invalid.json()["code"] == 422
 

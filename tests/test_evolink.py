@@ -84,7 +84,7 @@ def test_empty_wallet_402_body_is_the_documented_one(evo: Gateway, control: Cont
 # --------------------------------------------------------------------------- task route
 
 
-def test_task_route_errors(evo: Gateway, server: LiveServer) -> None:
+def test_task_route_errors(evo: Gateway, server: LiveServer, control: ControlClient) -> None:
     bad = evo.error(evo.detail("12345"), "invalid_task_id")
     assert bad == {
         "code": "invalid_task_id", "message": "Invalid task ID format, must start with 'task-unified-'",
@@ -97,7 +97,10 @@ def test_task_route_errors(evo: Gateway, server: LiveServer) -> None:
     assert forbidden["code"] == "permission_denied"
     other.close()
     anonymous = httpx.get(evo.url("task", task_id=created["id"]))
-    assert evo.error(anonymous, "unauthorized", TASK_OP)["message"] == "Authentication required"
+    assert evo.error(anonymous, "missing_auth", TASK_OP)["message"].startswith("Authentication required: send ")
+    control.set_tokens(SLUG, ["sk-known"])
+    unknown = httpx.get(evo.url("task", task_id=created["id"]), headers={"Authorization": "Bearer sk-unknown"})
+    assert evo.error(unknown, "unauthorized", TASK_OP)["message"] == "Authentication required"
 
 
 def test_detail_leaves_out_what_does_not_apply(evo: Gateway, control: ControlClient) -> None:

@@ -24,7 +24,10 @@ fox = gateway_fixture(SLUG, name="fox")
 
 def test_documented_error_bodies_carry_message_and_type_only(fox: Gateway) -> None:
     unauthorized = httpx.post(fox.url("create"), json=fox.body())
-    assert unauthorized.json() == {"error": {"message": "Invalid API key", "type": "authentication_error"}}
+    assert unauthorized.json() == {
+        "error": {"message": "Invalid API key: send it as 'Authorization: Bearer <API key>'",
+                  "type": "authentication_error"}
+    }
     missing = fox.detail("task-unified-1767225600-aaaaaaaa")
     assert missing.json() == {"error": {"message": "task not found", "type": "not_found"}}
 

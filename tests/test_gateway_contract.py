@@ -251,12 +251,12 @@ def test_match_input_ratio_for_an_unfetched_url_uses_the_named_fallback(gw: Gate
 def test_missing_or_unknown_keys_get_the_providers_401(gw: Gateway, control: ControlClient, server: LiveServer) -> None:
     anonymous = httpx.Client(base_url=server.provider_url(gw.slug))
     routes = gw.card["routes"]
-    gw.error(anonymous.post(gw.path("create"), json=gw.body()), "unauthorized", routes["create"]["operation"])
+    gw.error(anonymous.post(gw.path("create"), json=gw.body()), "missing_auth", routes["create"]["operation"])
     task_path = gw.path("task", task_id="task-unified-1-abcdefgh")
-    gw.error(anonymous.get(task_path), "unauthorized", routes["task"]["operation"])
-    gw.error(anonymous.get(gw.path("credits")), "unauthorized", routes["credits"]["operation"])
+    gw.error(anonymous.get(task_path), "missing_auth", routes["task"]["operation"])
+    gw.error(anonymous.get(gw.path("credits")), "missing_auth", routes["credits"]["operation"])
     basic = anonymous.post(gw.path("create"), json=gw.body(), headers={"Authorization": f"Basic {TOKEN}"})
-    gw.error(basic, "unauthorized")
+    assert "Authorization: Bearer" in gw.error(basic, "missing_auth")["message"]  # told the scheme it reads
     control.set_tokens(gw.slug, ["sk-good"])
     gw.error(gw.create(gw.body()), "unauthorized")
     good = Gateway(server, gw.slug, token="sk-good")

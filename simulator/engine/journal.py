@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -45,12 +45,20 @@ class Journal:
         self._entries: deque[JournalEntry] = deque(maxlen=capacity)
         self._seq = itertools.count(1)
         self.dropped = 0
+        self._observers: list[Callable[[JournalEntry], None]] = []
+
+    def subscribe(self, observer: Callable[[JournalEntry], None]) -> Callable[[], None]:
+        """Call `observer(entry)` with each entry as it is recorded, from any transport; returns the unsubscribe."""
+        self._observers.append(observer)
+        return lambda: self._observers.remove(observer)
 
     def record(self, kind: str, at: float, **fields: Any) -> JournalEntry:
         if len(self._entries) == self.capacity:
             self.dropped += 1
         entry = JournalEntry(seq=next(self._seq), kind=kind, at=at, **fields)
         self._entries.append(entry)
+        for observer in self._observers:
+            observer(entry)
         return entry
 
     def clear(self) -> None:

@@ -47,7 +47,7 @@ CALLBACK_OPTIONS = frozenset({"callback_retry_delays", "callback_timeout_seconds
 # only by a card that enforces the Content-Type or lists unsupported options, and `invalid_task_id` and
 # `task_forbidden` are optional (without them a malformed or foreign task ID is simply not found).
 REQUIRED_ERRORS = frozenset({
-    "unauthorized", "invalid_json", "invalid_request", "model_access_denied", "insufficient_credits",
+    "unauthorized", "missing_auth", "invalid_json", "invalid_request", "model_access_denied", "insufficient_credits",
     "task_not_found", "route_not_found", "internal",
 })
 FAULT_ENTRY_KEYS = frozenset({"condition", "message", "code", "headers", "byOperation"})

@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute
 
 from simulator.engine import Phase, Task
 from simulator.faults.errors import DEFAULT_ERRORS, error_spec, fault_headers
-from simulator.http.context import BodyError, context, public_base, read_json
+from simulator.http.context import BodyError, bearer_token, context, public_base, read_json
 from simulator.providers.base import Provider
 from simulator.providers.gateway.callbacks import Callbacks
 from simulator.providers.gateway.card import GatewayCard
@@ -90,12 +90,16 @@ class GatewayProvider(Provider):
     def _fail(self, request: Request, condition: str, **details: Any) -> Response:
         return self.errors.response(condition, operation=context(request).get("operation"), **details)
 
+    def _unauthorized(self, request: Request) -> Response:
+        """The 401; a request that carries no bearer token at all is told which header to send."""
+        return self._fail(request, "unauthorized" if bearer_token(request) else "missing_auth")
+
     # -- create --------------------------------------------------------------------------------------
 
     async def create(self, request: Request) -> Response:
         owner = self.authenticate(request)
         if owner is None:
-            return self._fail(request, "unauthorized")
+            return self._unauthorized(request)
         content_type = request.headers.get("content-type", "")
         if self.card.require_json_content_type and "json" not in content_type.split(";")[0].lower():
             return self._fail(request, "bad_content_type", content_type=content_type or "(none)")
@@ -161,7 +165,7 @@ class GatewayProvider(Provider):
     async def get_task(self, request: Request) -> Response:
         owner = self.authenticate(request)
         if owner is None:
-            return self._fail(request, "unauthorized")
+            return self._unauthorized(request)
         task_id = request.path_params["task_id"]
         prefix = self.card.task_id.prefix
         if self.errors.has("invalid_task_id") and not task_id.startswith(prefix):
@@ -178,7 +182,7 @@ class GatewayProvider(Provider):
     async def credits(self, request: Request) -> Response:
         owner = self.authenticate(request)
         if owner is None:
-            return self._fail(request, "unauthorized")
+            return self._unauthorized(request)
         used = sum(
             t.cost for t in self.engine.tasks.all(self.slug) if t.owner == owner and not t.extra["refunded"]
         )

@@ -1,0 +1,194 @@
+"""The log a person watches: one line per request from `nanobanana-sim serve`, as text or JSON, or none at all."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from support_cli import Served, served
+
+from simulator.access_log import AccessLog
+from simulator.clock import VirtualClock
+from simulator.logs import ACCESS, PROGRESS, Progress
+from simulator.sim import Simulator
+from simulator.testing.receiver import WebhookReceiver
+
+STAMP = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}"
+AUTH = {"Authorization": "Bearer sim-token"}
+SUBMIT = "/civitai/v2/consumer/workflows"
+
+
+def workflow(**extra: Any) -> dict[str, Any]:
+    step_input = {"engine": "google", "model": "nano-banana-2", "prompt": "a banana", **extra}
+    return {"steps": [{"$type": "imageGen", "input": step_input}]}
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Served]:
+    with served("--port", "0", "--virtual-clock", "--autojump") as running:
+        yield running
+
+
+def test_a_request_is_one_line_with_time_provider_operation_status_task_and_clock(server: Served) -> None:
+    answer = httpx.post(f"{server.base}{SUBMIT}", params={"wait": 60}, headers=AUTH, json=workflow())
+    task = answer.json()["id"]
+    line = server.wait_for(lambda text: f"task={task}" in text, "for the submit")
+    assert re.fullmatch(
+        rf"{STAMP} civitai SubmitWorkflow POST {SUBMIT}\?wait=60 -> 200 task={re.escape(task)} "
+        r"clock=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z took=\d+\.\d{3}s", line)
+
+
+def test_a_rejected_request_names_each_field_and_rule(server: Served) -> None:
+    httpx.post(f"{server.base}{SUBMIT}", headers=AUTH, json=workflow(aspectRatio="16:10", prompt=None))
+    line = server.wait_for(lambda text: "-> 400" in text, "for the rejected submit")
+    assert re.search(r" rejected: steps\[0\]\.input\.aspectRatio \[enum\] nearest \"[\d:]+\"; "
+                     r"steps\[0\]\.input\.prompt \[type\]", line), line
+
+
+def test_a_faulted_exchange_names_the_rule_that_fired(server: Served) -> None:
+    rule = {"name": "third-submit-throttled", "match": {"operation": "SubmitTask"}, "do": {"error": "rate_limited"}}
+    httpx.post(f"{server.base}/_sim/faults", json={"rules": [rule]}).raise_for_status()
+    try:
+        httpx.post(f"{server.base}/qingbo/v1/tasks", headers=AUTH, json={"model": "x", "prompt": "p"})
+        line = server.wait_for(lambda text: "qingbo SubmitTask" in text, "for the faulted submit")
+    finally:
+        httpx.delete(f"{server.base}/_sim/faults").raise_for_status()
+    assert re.fullmatch(rf"{STAMP} qingbo SubmitTask POST /qingbo/v1/tasks -> 429 clock=\S+ "
+                        r"fault: rule 'third-submit-throttled' error rate_limited", line), line
+
+
+def test_a_webhook_attempt_and_an_unknown_route_are_lines_too(server: Served) -> None:
+    with WebhookReceiver() as receiver:
+        callbacks = [{"url": receiver.url, "type": ["workflow:succeeded"]}]
+        body = {**workflow(), "callbacks": callbacks}
+        httpx.post(f"{server.base}{SUBMIT}", params={"wait": 60}, headers=AUTH, json=body).raise_for_status()
+        line = server.wait_for(lambda text: " webhook " in text, "for the callback")
+    assert re.fullmatch(rf"{STAMP} civitai webhook workflow:succeeded POST {re.escape(receiver.url)} -> 200 "
+                        r"delivered attempt=1 task=\S+ clock=\S+", line), line
+    httpx.get(f"{server.base}/no/such/route")
+    assert re.fullmatch(rf"{STAMP} - - GET /no/such/route -> 404 clock=\S+",
+                        server.wait_for(lambda text: "/no/such/route" in text, "for the 404"))
+
+
+def test_json_lines_carry_the_same_facts_as_keys() -> None:
+    with served("--port", "0", "--virtual-clock", "--autojump", "--log-format", "json") as server:
+        httpx.post(f"{server.base}{SUBMIT}", headers=AUTH, json=workflow(aspectRatio="16:10"))
+        submitted = httpx.post(f"{server.base}{SUBMIT}", params={"wait": 60}, headers=AUTH, json=workflow()).json()
+        server.wait_for(lambda text: submitted["id"] in text, "for the submit")
+        rejected, accepted = (json.loads(line) for line in server.log[:2])
+    assert rejected["logger"] == ACCESS and rejected["level"] == "info"
+    assert (rejected["provider"], rejected["operation"], rejected["status"]) == ("civitai", "SubmitWorkflow", 400)
+    assert [(v["path"], v["rule"]) for v in rejected["violations"]] == [("steps[0].input.aspectRatio", "enum")]
+    assert accepted["task_id"] == submitted["id"] and accepted["query"] == "wait=60"
+    assert accepted["clock"] == "2026-01-01T00:00:00.000Z"
+    assert rejected["message"].startswith("civitai SubmitWorkflow POST") and "time" in rejected
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _answer_when_up(url: str) -> httpx.Response:
+    deadline = time.monotonic() + 60  # a bound on a hang, not a speed assertion
+    while True:
+        try:
+            return httpx.get(url)
+        except httpx.ConnectError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def test_quiet_prints_no_banner_no_log_no_goodbye() -> None:
+    port = _free_port()
+    with served("--port", str(port), "--quiet", banner=False) as server:
+        assert _answer_when_up(f"http://127.0.0.1:{port}/qingbo/v1/tasks/x").status_code == 401
+        out = server.stop()
+    assert server.returncode == 0 and out == "" and server.log == []
+
+
+def test_log_level_warning_keeps_the_banner_and_drops_the_access_lines() -> None:
+    with served("--port", "0", "--log-level", "warning") as server:
+        httpx.get(f"{server.base}/qingbo/v1/tasks/x")
+        out = server.stop()
+    assert "1 request(s) served" in out and server.log == []
+
+
+# -- the same line whatever the transport, in-process ---------------------------------------------------------
+
+
+def test_an_in_process_exchange_is_logged_like_a_served_one(caplog: pytest.LogCaptureFixture) -> None:
+    sim = Simulator(clock=VirtualClock(autojump=True))
+    sim.engine.journal.subscribe(AccessLog())
+
+    async def exchange() -> None:
+        transport = httpx.ASGITransport(app=sim.app)
+        async with httpx.AsyncClient(transport=transport, base_url="https://orchestration.civitai.com") as client:
+            await client.post("/v2/consumer/workflows", headers=AUTH, json=workflow(aspectRatio="16:10"))
+
+    with caplog.at_level(logging.INFO, logger=ACCESS):
+        asyncio.run(exchange())
+    [record] = caplog.records
+    # The path as the client sent it: on the real host there is no /civitai prefix.
+    assert record.getMessage().startswith("civitai SubmitWorkflow POST /v2/consumer/workflows -> 400 "
+                                          "clock=2026-01-01T00:00:00.000Z rejected: steps[0].input.aspectRatio [enum]")
+    assert record.fields["status"] == 400  # type: ignore[attr-defined]
+
+
+def test_unsubscribing_stops_the_lines() -> None:
+    sim = Simulator(clock=VirtualClock())
+    access = AccessLog()
+    unsubscribe = sim.engine.journal.subscribe(access)
+    sim.engine.journal.record("http", 0.0)
+    unsubscribe()
+    sim.engine.journal.record("http", 0.0)
+    assert access.requests == 1
+
+
+# -- progress of long work -----------------------------------------------------------------------------------------
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_short_work_stays_silent(caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeTime()
+    with caplog.at_level(logging.INFO, logger=PROGRESS), Progress("render", total=4, clock=clock) as progress:
+        for _ in range(4):
+            clock.now += 0.1
+            progress.advance()
+    assert caplog.records == []
+
+
+def test_long_work_reports_after_a_while_then_at_intervals_and_when_done(caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeTime()
+    with caplog.at_level(logging.INFO, logger=PROGRESS), \
+            Progress("render 4096x4096 PNG", total=10, unit="bands", after=2, every=5, clock=clock) as progress:
+        for _ in range(10):
+            clock.now += 1.5
+            progress.advance()
+    assert [record.getMessage() for record in caplog.records] == [
+        "render 4096x4096 PNG: 2/10 bands (20%), 3.0 s",
+        "render 4096x4096 PNG: 6/10 bands (60%), 9.0 s",
+        "render 4096x4096 PNG: 10/10 bands (100%), 15.0 s",
+        "render 4096x4096 PNG done: 10 bands in 15.0 s",
+    ]
+    assert caplog.records[-1].name == PROGRESS
+    assert caplog.records[-1].fields == {  # type: ignore[attr-defined]
+        "work": "render 4096x4096 PNG", "done": 10, "total": 10, "unit": "bands", "elapsed": 15.0, "finished": True,
+    }
