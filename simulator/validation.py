@@ -13,6 +13,8 @@ from __future__ import annotations
 import copy
 import difflib
 import json
+import math
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -230,15 +232,56 @@ def _dedupe(violations: Iterable[Violation]) -> list[Violation]:
 
 
 def _nearest(value: Any, candidates: Iterable[Any]) -> Any:
+    """The candidate nearest to `value` in the value's own terms: an aspect ratio by its ratio, a pixel size
+    by its sides, a number (or a tier such as `2K`) by its magnitude, anything else by its spelling."""
     options = list(candidates)
     if not options:
         return None
+    point = _measure(value)
+    if point is not None:
+        kind, where = point
+        scored = [
+            (math.dist(where, other[1]), index)
+            for index, option in enumerate(options)
+            if (other := _measure(option)) is not None and other[0] == kind
+        ]
+        if scored:
+            return options[min(scored)[1]]  # ties go to the candidate listed first
+    return _nearest_spelling(value, options)
+
+
+def _nearest_spelling(value: Any, options: list[Any]) -> Any:
     text = str(value)
     for option in options:
         if str(option).lower() == text.lower():
             return option
     match = difflib.get_close_matches(text, [str(o) for o in options], n=1, cutoff=0.0)
     return next((o for o in options if str(o) == match[0]), None) if match else None
+
+
+_RATIO = re.compile(r"\s*(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)\s*")
+_PIXELS = re.compile(r"\s*(\d+)\s*[x\u00d7*]\s*(\d+)\s*", re.IGNORECASE)
+_TIER = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*", re.IGNORECASE)  # 0.5K, 1K, 2K, 4K
+
+
+def _measure(value: Any) -> tuple[str, tuple[float, ...]] | None:
+    """What kind of quantity a value spells, and where it lies; only values of one kind are compared.
+
+    Ratios and sizes are placed in log space, so 2:1 and 1:2 are as far from 1:1, and a size is near
+    another when both of its sides are; a tier (`2K`) is compared with tiers of the same unit only."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return "number", (float(value),)
+    if not isinstance(value, str):
+        return None
+    if (ratio := _RATIO.fullmatch(value)) and float(ratio[1]) and float(ratio[2]):
+        return "ratio", (math.log(float(ratio[1]) / float(ratio[2])),)
+    if (size := _PIXELS.fullmatch(value)) and int(size[1]) and int(size[2]):
+        return "pixels", (math.log(int(size[1])), math.log(int(size[2])))
+    if (tier := _TIER.fullmatch(value)) and float(tier[1]):
+        return f"tier {tier[2].upper()}", (math.log(float(tier[1])),)
+    return None
 
 
 def _violations(error: ValidationError, schema_name: str) -> Iterator[Violation]:

@@ -75,7 +75,7 @@ def test_wrong_field(nanobanana, slug):
     civitai = output.split("test_wrong_field[civitai]", 1)[1]
     prefix = "/civitai" if mode == "live" else "orchestration.civitai.com"
     assert f"1. POST {prefix}/v2/consumer/workflows?wait=60 → 400  [civitai SubmitWorkflow]" in civitai
-    assert '"aspectRatio": "16:10"' in civitai and "nearest valid:  '1:1'" in civitai
+    assert '"aspectRatio": "16:10"' in civitai and "nearest valid:  '3:2'" in civitai
 
 
 def test_strict_mode_catches_undocumented_headers_and_query_parameters(pytester: pytest.Pytester) -> None:

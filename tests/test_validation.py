@@ -127,3 +127,29 @@ def test_messages_fill_provider_templates() -> None:
     )
     assert render_message({}, violation) == "x"
     assert dotted_path(violation.path) == "steps[0].input.resolution"
+
+
+@pytest.mark.parametrize(("sent", "candidates", "nearest"), [
+    # Ratios by their ratio (in log space): 16:10 is 1.6, nearer 3:2 (1.5) than 16:9 (1.78), far from 1:1.
+    ("16:10", ["21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16"], "3:2"),
+    ("1:4", ["1:1", "2:3", "9:16", "16:9"], "9:16"),
+    ("17:9", ["auto", "1:1", "16:9"], "16:9"),  # a word among the ratios is not a ratio
+    # Pixel sizes by both sides; tiers by magnitude within their unit; numbers by magnitude.
+    ("1000x1000", ["1376x768", "1024x1024", "768x1376"], "1024x1024"),
+    ("1400\u00d7800", ["1024x1024", "1376x768"], "1376x768"),
+    ("8K", ["0.5K", "1K", "2K", "4K"], "4K"),
+    ("4k", ["1K", "2K", "4K"], "4K"),
+    (11, [1, 2, 10], 10),
+    (3.9, [1, 4, 8], 4),
+    # Anything else by its spelling.
+    ("blu", ["red", "blue"], "blue"),
+    ("PNG", ["png", "jpeg"], "png"),
+])
+def test_the_nearest_value_is_nearest_in_the_value_s_own_terms(tmp_path: Path, sent: object, candidates: list[object],
+                                                              nearest: object) -> None:
+    (tmp_path / "_shared").mkdir()
+    (tmp_path / "toy").mkdir()
+    schema = {"$schema": SCHEMA["$schema"], "properties": {"value": {"enum": candidates}}}
+    (tmp_path / "toy" / "body.json").write_text(json.dumps(schema))
+    (violation,) = SchemaSet("toy", root=tmp_path).validate("body", {"value": sent}).violations
+    assert (violation.rule, violation.nearest) == ("enum", nearest)
