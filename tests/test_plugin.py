@@ -255,7 +255,7 @@ def test_a_refusal(nanobanana):
     with httpx.Client(base_url=nanobanana.base_url("civitai"), headers=nanobanana.auth_headers("civitai")) as c:
         assert c.get("/v2/consumer/workflows/x").status_code == 429
         assert c.get("/v2/consumer/workflows", params={"take": 1}).status_code == 200
-""", "--nanobanana-coverage=coverage.json")
+""", "--nanobanana-coverage-json=coverage.json")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines([
         "*= nanobanana contract coverage =*",
@@ -280,6 +280,30 @@ def test_a_refusal(nanobanana):
     assert written["providers"]["runware"]["lifecycle"] == {"sync": 1}
     assert "async" in written["providers"]["runware"]["lifecycle_not_exercised"]
     assert written["providers"]["civitai"]["errors"] == {"validation": 1, "forced:rate_limited": 1}
+    assert written["format"] == "nanobanana-sim contract coverage"
+
+
+def test_the_coverage_option_never_takes_or_destroys_a_user_s_file(pytester: pytest.Pytester) -> None:
+    test_file = pytester.makepyfile(test_it="def test_it(nanobanana):\n    nanobanana.base_url('qingbo')\n")
+    source = test_file.read_text()
+    notes = pytester.path / "notes.json"
+    notes.write_text('{"mine": true}\n')
+    # The flag takes no value: the test file after it is the file to test, not the report's name.
+    pytester.runpytest_inprocess(*RUN, "--nanobanana-coverage", "test_it.py").assert_outcomes(passed=1)
+    for wrong, why in [
+        ("test_it.py", "must end in .json"),
+        (".", "is a folder"),
+        ("notes.json", "refusing to overwrite notes.json: it is not a coverage report"),
+        ("missing/coverage.json", "the folder missing does not exist"),
+    ]:
+        refused = pytester.runpytest_inprocess(*RUN, "--nanobanana-coverage-json", wrong, "test_it.py")
+        assert refused.ret == pytest.ExitCode.USAGE_ERROR, wrong
+        assert why in refused.stderr.str(), (wrong, refused.stderr.str())
+    assert test_file.read_text() == source and notes.read_text() == '{"mine": true}\n'
+    # A report of its own kind is replaced by the next run's.
+    for _ in range(2):
+        pytester.runpytest_inprocess(*RUN, "--nanobanana-coverage-json=cov.json").assert_outcomes(passed=1)
+        assert json.loads((pytester.path / "cov.json").read_text())["tests"] == 1
 
 
 def _readme_examples() -> list[tuple[str, str, list[str], str | None]]:

@@ -16,13 +16,13 @@ a report naming the request, the JSON path, the rule, the expected and nearest v
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from simulator.pytest_plugin import coverage_file
 from simulator.pytest_plugin.settings import MARKER, MARKER_DOC, Settings, SettingsError, add_options
 
 if TYPE_CHECKING:  # the simulator itself is imported only when a test asks for it
@@ -36,6 +36,7 @@ _POOL: pytest.StashKey[HarnessPool] = pytest.StashKey()
 _COVERAGE: pytest.StashKey[Coverage] = pytest.StashKey()
 _CATALOGUES: pytest.StashKey[dict[int, dict[str, Catalogue]]] = pytest.StashKey()  # by id() of the simulator
 _ACTIVE: pytest.StashKey[Nanobanana] = pytest.StashKey()
+_COVERAGE_FILE: pytest.StashKey[Path] = pytest.StashKey()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -44,7 +45,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_DOC)
-    if config.option.nanobanana_coverage is not None:
+    if config.option.nanobanana_coverage_json is not None:
+        try:  # before any test runs: a wrong name must not cost a whole run, nor destroy a file at its end
+            config.stash[_COVERAGE_FILE] = coverage_file.checked(config.option.nanobanana_coverage_json)
+        except coverage_file.CoverageFileError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    if config.option.nanobanana_coverage or _COVERAGE_FILE in config.stash:
         from simulator.pytest_plugin.coverage import Coverage
 
         config.stash[_COVERAGE] = Coverage()
@@ -164,7 +170,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     terminalreporter.write_sep("=", "nanobanana contract coverage")
     for line in coverage.render():
         terminalreporter.write_line(line)
-    target = config.option.nanobanana_coverage
-    if target != "-":
-        Path(target).write_text(json.dumps(coverage.as_dict(), indent=2) + "\n", encoding="utf-8")
-        terminalreporter.write_line(f"written to {target}")
+    target = config.stash.get(_COVERAGE_FILE, None)
+    if target is not None:
+        try:
+            coverage_file.write(target, coverage.as_dict())
+        except (coverage_file.CoverageFileError, OSError) as exc:
+            terminalreporter.write_line(f"not written: {exc}", red=True)
+        else:
+            terminalreporter.write_line(f"written to {target}")
