@@ -26,6 +26,7 @@ from jsonschema.validators import extend
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from simulator import field_names
 from simulator.resources import schemas_dir
 
 BASE_URI = "https://nanobanana-sim.dev/schemas/"
@@ -292,13 +293,10 @@ def _violations(error: ValidationError, schema_name: str) -> Iterator[Violation]
     doc = _doc(error)
     if rule == "additionalProperties" and isinstance(instance, dict):
         known = set(schema.get("properties", {}))
-        # `x-did-you-mean` maps well-known wrong names (another provider's spelling) to the right one.
-        aliases = schema.get("x-did-you-mean", {})
         for name in sorted(set(instance) - known):
-            nearest = aliases.get(name) or _nearest_property(name, known)
             yield Violation(
                 (*path, name), rule, f"'{name}' is not a valid property", instance[name],
-                sorted(known), nearest, schema_name, doc,
+                sorted(known), field_names.meant(name, known), schema_name, doc,
             )
         return
     if rule == "required" and isinstance(instance, dict):
@@ -326,14 +324,6 @@ def _doc(error: ValidationError) -> str | None:
             return str(parent.schema["x-doc"])
         parent = parent.parent
     return None
-
-
-def _nearest_property(name: str, known: set[str]) -> str | None:
-    lowered = {k.lower(): k for k in known}
-    if name.lower() in lowered:
-        return lowered[name.lower()]
-    match = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
-    return match[0] if match else None
 
 
 def render_message(templates: Mapping[str, str], violation: Violation) -> str:

@@ -120,6 +120,41 @@ def test_marked_lenient(nanobanana):
     allowed.assert_outcomes(passed=3, failed=1)
 
 
+def test_a_field_the_provider_silently_ignores_warns_and_fails_in_strict_mode(pytester: pytest.Pytester) -> None:
+    source = """
+def send(nanobanana, slug, path, body):
+    with httpx.Client(base_url=nanobanana.base_url(slug), headers=nanobanana.auth_headers(slug)) as client:
+        assert client.post(path, json=body).status_code == 200  # the provider took it: the client cannot tell
+
+def test_evolink_aspect_ratio(nanobanana):
+    body = {"model": "gemini-3.1-flash-image-preview", "prompt": "a wide banner", "aspect_ratio": "16:9"}
+    send(nanobanana, "evolink", "/v1/images/generations", body)
+
+@pytest.mark.nanobanana(options={"runware": {"unknown_parameters": "ignore"}})
+def test_runware_num_images(nanobanana):
+    task = {"taskType": "imageInference", "taskUUID": "6ec9a6b1-8d3e-4a5c-9f1d-2b7e4c8a9d10", "model": "google:4@3",
+            "positivePrompt": "a cat", "width": 1024, "height": 1024, "num_images": 2}
+    send(nanobanana, "runware", "/v1", [task])
+"""
+    lenient = _run(pytester, source)
+    lenient.assert_outcomes(passed=2, warnings=2)
+    lenient.stdout.fnmatch_lines([
+        "*test_a_field_the_provider_silently_ignores_warns_and_fails_in_strict_mode.py:*: IgnoredFieldWarning: "
+        "nanobanana contract check: 1 request carried fields the provider silently ignores*",
+        "*! aspect_ratio  [[]ignored-field] evolink does not document 'aspect_ratio' and ignores it: the real API "
+        "answers as if it was never sent: did you mean 'size' (the aspect ratio)",
+        "*sent:           '16:9'",
+        "*did you mean:   'size'",
+    ])
+    assert "did you mean 'numberResults' (the number of images)" in lenient.stdout.str()
+    strict = pytester.runpytest_inprocess(*RUN, "--nanobanana-strict")
+    strict.assert_outcomes(failed=2)
+    strict.stdout.fnmatch_lines([
+        "*nanobanana contract check: 1 request broke the provider's documented contract",
+        "*✗ aspect_ratio  [[]ignored-field] evolink does not document 'aspect_ratio' and ignores it*",
+    ])
+
+
 def test_the_marker_and_options_choose_seed_scenario_and_clock(pytester: pytest.Pytester) -> None:
     pytester.makefile(".yaml", first_submit_429="""
 name: first-submit-429

@@ -36,7 +36,6 @@ SHAPE = {
                 "size": {"type": "string", "enum": ["512", "1K"]},
             },
             "additionalProperties": False,
-            "x-did-you-mean": {"diameter": "radius"},
         },
         "Square": {
             "type": "object",
@@ -89,9 +88,16 @@ def test_each_unknown_property_is_its_own_violation_with_a_nearest_name(schemas:
     assert found["items[0].zzz"].nearest is None
 
 
-def test_near_miss_carries_aliases_and_the_doc_reference(schemas: SchemaSet) -> None:
-    found = by_path(schemas, {"items": [{"kind": "circle", "diameter": 4, "colour": "pink"}]})
-    assert found["items[0].diameter"].nearest == "radius"
+def test_an_unknown_field_suggests_the_same_concept_under_the_schema_s_name(schemas: SchemaSet) -> None:
+    # `size`, `color`: no concept of the shared table is spelled like them, so spelling decides.
+    found = by_path(schemas, {"items": [{"kind": "circle", "color": "red", "aspectRatio": "1:1", "num_images": 2}]})
+    assert found["items[0].color"].nearest == "colour"
+    assert found["items[0].aspectRatio"].nearest == "size"  # the aspect-ratio concept, not the spelling
+    assert found["items[0].num_images"].nearest is None  # the concept has no name in this schema
+
+
+def test_near_miss_carries_the_doc_reference(schemas: SchemaSet) -> None:
+    found = by_path(schemas, {"items": [{"kind": "circle", "colour": "pink"}]})
     assert found["items[0].colour"].doc == "toy guide / colours"
     assert found["items[0].colour"].as_dict()["doc"] == "toy guide / colours"
 
@@ -153,3 +159,28 @@ def test_the_nearest_value_is_nearest_in_the_value_s_own_terms(tmp_path: Path, s
     (tmp_path / "toy" / "body.json").write_text(json.dumps(schema))
     (violation,) = SchemaSet("toy", root=tmp_path).validate("body", {"value": sent}).violations
     assert (violation.rule, violation.nearest) == ("enum", nearest)
+
+
+@pytest.mark.parametrize(("slug", "schema", "body", "field", "meant"), [
+    ("evolink", "request/image-generation", {"model": "gemini-3.1-flash-image-preview", "prompt": "p"},
+     "aspect_ratio", "size"),
+    ("evolink", "request/image-generation", {"model": "gemini-3.1-flash-image-preview", "prompt": "p"},
+     "resolution", "quality"),
+    ("civitai", "request/image-gen-input", {"engine": "google", "model": "nano-banana-2", "prompt": "p"},
+     "n", "numImages"),
+    ("civitai", "request/image-gen-input", {"engine": "google", "model": "nano-banana-2", "prompt": "p"},
+     "image_urls", "images"),
+    ("qingbo", "request/task-en", {"model": "gemini-3.1-flash-image-preview", "prompt": "p"},
+     "numImages", "n"),
+    ("runware", "request/task", {"taskType": "imageInference", "taskUUID": "0b8bd1b8-3c5a-4d5a-9f3b-6c1f1a1e2d3c",
+                                 "model": "google:4@1", "positivePrompt": "p"}, "num_images", "numberResults"),
+    ("runware", "request/task", {"taskType": "imageInference", "taskUUID": "0b8bd1b8-3c5a-4d5a-9f3b-6c1f1a1e2d3c",
+                                 "model": "google:4@1", "positivePrompt": "p"}, "aspectRatio", "width+height"),
+])
+def test_an_unknown_field_names_the_provider_s_own_field_for_the_same_thing(slug: str, schema: str, body: dict,
+                                                                           field: str, meant: str) -> None:
+    from simulator.validation import schema_set
+
+    violations = schema_set(slug).validate(schema, {**body, field: "x"}).violations
+    unknown = [v for v in violations if v.rule == "additionalProperties"]
+    assert [(dotted_path(v.path), v.nearest) for v in unknown] == [(field, meant)]

@@ -16,6 +16,7 @@ a report naming the request, the JSON path, the rule, the expected and nearest v
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,13 +25,14 @@ import pytest
 
 from simulator.pytest_plugin import coverage_file
 from simulator.pytest_plugin.settings import MARKER, MARKER_DOC, Settings, SettingsError, add_options
+from simulator.pytest_plugin.warning_types import IgnoredFieldWarning
 
 if TYPE_CHECKING:  # the simulator itself is imported only when a test asks for it
     from simulator.pytest_plugin.coverage import Catalogue, Coverage
     from simulator.pytest_plugin.harness import HarnessPool
     from simulator.pytest_plugin.session import Nanobanana
 
-__all__ = ["Settings", "nanobanana"]
+__all__ = ["IgnoredFieldWarning", "Settings", "nanobanana"]
 
 _POOL: pytest.StashKey[HarnessPool] = pytest.StashKey()
 _COVERAGE: pytest.StashKey[Coverage] = pytest.StashKey()
@@ -138,6 +140,10 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     report = simulator.contract_report() if simulator is not None else None
     if report:
         pytest.fail(report, pytrace=False)
+    ignored = simulator.ignored_fields_report() if simulator is not None else None
+    if ignored:  # shown against the test itself, not this hook
+        path, line, _ = item.location
+        warnings.warn_explicit(IgnoredFieldWarning(ignored), IgnoredFieldWarning, path, (line or 0) + 1)
     return result
 
 

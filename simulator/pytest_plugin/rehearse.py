@@ -680,12 +680,12 @@ def judge(rehearsal: Rehearsal, evidence: Evidence) -> list[Check]:
     if evidence.findings:
         # A client that copes with a failure by sending requests the provider's contract forbids has not
         # passed: the real provider would have answered those differently.
-        from simulator.pytest_plugin import contract
+        from simulator.pytest_plugin import request_report
 
         first = evidence.findings[0].problems[0]
         checks.append(Check("contract", False, f"{len(evidence.findings)} request(s) broke the provider's contract "
                             f"(first: {first.path} [{first.rule}] {first.message})",
-                            contract.render(evidence.findings).splitlines()[2:14]))
+                            request_report.render(evidence.findings).splitlines()[2:14]))
     return checks
 
 

@@ -1,20 +1,21 @@
-"""The contract check: which of a test's requests broke the provider's documented contract, and a report.
+"""The contract check: which of a test's requests broke the provider's documented contract.
 
 The providers already validate every request against their schemas and documented rules and journal each
-rejection's `violations` (JSON path, rule, expected and nearest valid value, doc reference); this module
-reads them back from the journal, adds requests to routes the provider does not have, and in strict mode
-headers and query parameters its documents do not list (`documentedRequest` in `provider.json`).
+rejection's `violations` (JSON path, rule, expected and nearest valid value, doc reference), and each
+undocumented field they dropped without a word (`ignored`: Evolink and FoxAPI under `unknown_fields=ignore`,
+Runware under `unknown_parameters=ignore`). This module reads them back from the journal and adds requests
+to routes the provider does not have. Strict mode adds the ignored fields (the real API would have answered
+as if they were never sent) and headers and query parameters the provider's documents do not list
+(`documentedRequest` in `provider.json`); otherwise the ignored fields are warnings.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
-from simulator import self_check
+from simulator import field_names
 from simulator.options import provider_data
 
 # Transport-level headers every HTTP client sends on its own; never part of a provider's contract.
@@ -23,8 +24,7 @@ STANDARD_HEADERS = frozenset({
     "transfer-encoding",
 })
 UNKNOWN_ROUTE = "UnknownRoute"  # the operation of each provider's fallback route (simulator.http.app)
-BODY_EXCERPT = 600
-MAX_LISTED = 12
+IGNORED_RULE = "ignored-field"
 
 
 @dataclass(frozen=True)
@@ -65,6 +65,28 @@ def _schema_problems(entry: Mapping[str, Any]) -> list[Problem]:
         )
         for v in entry.get("violations", [])
     ]
+
+
+def _ignored_problems(entry: Mapping[str, Any]) -> list[Problem]:
+    slug = entry.get("provider")
+    problems = []
+    for field in entry.get("ignored", []):
+        path = str(field.get("path") or "$")
+        name = path.rpartition(".")[2].rpartition("]")[2] or path
+        meant = field.get("nearest")
+        concept = field_names.concept_of(name) or (field_names.concept_of(meant) if meant else None)
+        hint = f": did you mean {_fields(meant)}" + (f" (the {concept.label})" if concept else "") if meant else ""
+        problems.append(Problem(
+            path=path, rule=IGNORED_RULE, value=field.get("value"), nearest=meant, doc=field.get("doc"),
+            message=f"{slug} does not document {name!r} and ignores it: the real API answers as if it was never "
+                    f"sent{hint}",
+            source=f"schemas/{slug}/{field['schema']}.json" if field.get("schema") else None,
+        ))
+    return problems
+
+
+def _fields(meant: str) -> str:
+    return " and ".join(repr(part) for part in meant.split(field_names.JOINED))
 
 
 def _route_problems(entry: Mapping[str, Any]) -> list[Problem]:
@@ -117,30 +139,12 @@ def check(
             continue
         problems = _route_problems(entry) + _schema_problems(entry)
         if strict:
-            problems += _strict_problems(entry, allow)
+            problems += _ignored_problems(entry) + _strict_problems(entry, allow)
         if expected is not None:
             problems = [p for p in problems if expected and p.path not in expected]
         if problems:
             findings.append(Finding(entry, tuple(problems)))
     return findings
-
-
-def self_check_report(entries: Iterable[Mapping[str, Any]]) -> str | None:
-    """The simulator's own answers and callbacks that broke the provider's contract (journal `self_check`)."""
-    broken = [entry for entry in entries if entry.get("self_check")]
-    if not broken:
-        return None
-    count = len(broken)
-    lines = [
-        f"nanobanana self-check: {count} of the simulator's answers or callbacks fell outside the provider's "
-        "documented contract.",
-        "This is a nanobanana-sim bug, not your client's: please report it with this text "
-        "(--nanobanana-self-check=off lets the tests go on meanwhile).",
-    ]
-    for number, entry in enumerate(broken, 1):
-        lines += ["", f"{number}. {request_line(entry)}"]
-        lines += [f"   ✗ {self_check.describe([finding])}" for finding in entry["self_check"]]
-    return "\n".join(lines)
 
 
 def missing_expected(entries: Iterable[Mapping[str, Any]], expected_paths: Iterable[str]) -> list[str]:
@@ -149,63 +153,11 @@ def missing_expected(entries: Iterable[Mapping[str, Any]], expected_paths: Itera
     return [path for path in expected_paths if path not in seen]
 
 
-# -- the report ---------------------------------------------------------------------------------------
-
-
-def _show(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
-
-
-def _listing(expected: Any) -> str:
-    if isinstance(expected, list):
-        shown = ", ".join(str(item) for item in expected[:MAX_LISTED])
-        more = f", … ({len(expected) - MAX_LISTED} more)" if len(expected) > MAX_LISTED else ""
-        return f"one of {shown}{more}" if expected else "(none documented)"
-    return str(expected)
-
-
-def request_line(entry: Mapping[str, Any]) -> str:
-    query = entry.get("query") or {}
-    host = str((entry.get("request_headers") or {}).get("host", ""))
-    # In-process the host says which real hostname the client used; on loopback it only repeats the port.
-    shown_host = "" if host.startswith(("127.", "localhost", "[")) else host
-    target = shown_host + str(entry.get("path"))
-    if query:
-        target += "?" + urlencode([(name, value) for name, values in query.items() for value in values])
-    where = " ".join(str(part) for part in (entry.get("provider"), entry.get("operation")) if part)
-    return f"{entry.get('method')} {target} → {entry.get('status')}" + (f"  [{where}]" if where else "")
-
-
-def body_excerpt(body: Any, limit: int = BODY_EXCERPT) -> str:
-    text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
-    return text if len(text) <= limit else text[:limit] + f"… ({len(text)} characters)"
-
-
-def _problem_lines(problem: Problem) -> list[str]:
-    lines = [f"   ✗ {problem.path}  [{problem.rule}] {problem.message}"]
-    details = [
-        ("sent", _show(problem.value) if problem.value is not None else None),
-        ("expected", _listing(problem.expected) if problem.expected is not None else None),
-        ("nearest valid", _show(problem.nearest) if problem.nearest is not None else None),
-        ("doc", problem.doc),
-        ("rule file", problem.source),
-    ]
-    lines += [f"       {label + ':':<15} {text}" for label, text in details if text]
-    return lines
-
-
-def render(findings: Sequence[Finding], *, title: str | None = None) -> str:
-    count = len(findings)
-    heading = title or (
-        f"nanobanana contract check: {count} request{'s' if count != 1 else ''} "
-        "broke the provider's documented contract"
-    )
-    lines = [heading]
-    for number, finding in enumerate(findings, 1):
-        entry = finding.entry
-        lines += ["", f"{number}. {request_line(entry)}"]
-        if entry.get("request_body") not in (None, ""):
-            lines.append(f"   body: {body_excerpt(entry['request_body'])}")
-        for problem in finding.problems:
-            lines += _problem_lines(problem)
-    return "\n".join(lines)
+def ignored(entries: Iterable[Mapping[str, Any]]) -> list[Finding]:
+    """The requests whose undocumented fields the provider dropped: warnings outside strict mode."""
+    findings = []
+    for entry in entries:
+        problems = _ignored_problems(entry) if entry.get("kind") == "http" else []
+        if problems:
+            findings.append(Finding(entry, tuple(problems)))
+    return findings
