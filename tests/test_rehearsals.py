@@ -16,7 +16,9 @@ import pytest
 from simulator.clock import VirtualClock
 from simulator.providers import REGISTRY
 from simulator.pytest_plugin.coverage import Catalogue
-from simulator.pytest_plugin.rehearse import CHECKS, Guidance, Rehearsal, rehearsals_dir, shipped
+from simulator.pytest_plugin.rehearsals.checks import CHECKS
+from simulator.pytest_plugin.rehearsals.files import Rehearsal, RehearsalError, rehearsals_dir, shipped
+from simulator.pytest_plugin.rehearsals.guidance import Guidance
 from simulator.sim import Simulator
 
 pytest_plugins = ["pytester"]
@@ -35,7 +37,7 @@ from examples.evolink_client import EvolinkCallbackHandler, EvolinkClient
 from examples.foxapi_client import FoxapiClient
 from examples.qingbo_client import QingboCallbackHandler, QingboClient
 from examples.runware_client import RunwareClient, RunwareWebhookHandler
-from simulator.pytest_plugin.rehearse import AdapterResult
+from simulator.pytest_plugin.rehearsals import AdapterResult
 
 CLIENTS = {
     "civitai": (CivitaiClient, CivitaiCallbackHandler, "num_images",
@@ -255,6 +257,26 @@ def test_each_rehearsal_documents_itself_and_uses_known_expectations(name: str) 
     assert set(rehearsal.expect) <= set(CHECKS) and "outcome" in rehearsal.expect
     for rule in rehearsal.faults:  # finite faults: a client that never gives up still returns and is judged
         assert "times" in rule.get("when", {}) or rule["do"].get("task") == "slow" or "webhook" in rule["do"], rule
+
+
+def test_the_rehearsal_format_lists_exactly_the_checks() -> None:
+    schema = json.loads((ROOT / "schemas" / "_formats" / "rehearsal.json").read_text(encoding="utf-8"))
+    assert set(schema["properties"]["expect"]["properties"]) == set(CHECKS)
+
+
+@pytest.mark.parametrize(("change", "why"), [
+    ("expect: {outcome: result, retry_afer: true}", "expect: unknown key(s) ['retry_afer']"),
+    ("faults: [{match: {operation: $sumbit}, do: {error: rate_limited}}]", "is not one of ['$submit'"),
+    ("faults: [{match: {operation: $submit}, do: {error: 7}}]", "error names a kind"),
+    ("tick: -1", "tick: -1 is less than the minimum of 0"),
+])
+def test_a_broken_rehearsal_file_stops_the_load_saying_where(change: str, why: str) -> None:
+    text = "name: x\ntitle: t\nexpect: {outcome: any}\n" + change + "\n"
+    if change.startswith("expect"):
+        text = "name: x\ntitle: t\n" + change + "\n"
+    with pytest.raises(RehearsalError, match=r"^broken: ") as caught:
+        Rehearsal.parse(text, "broken")
+    assert why in str(caught.value)
 
 
 def test_the_issue_s_rehearsals_are_shipped() -> None:

@@ -150,7 +150,7 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
 def pytest_collectstart(collector: pytest.Collector) -> None:
     # Rehearsals hang from a test module that sees the adapter fixture, even one with no tests of its own.
     if collector.config.option.nanobanana_rehearse and isinstance(collector, pytest.Module):
-        from simulator.pytest_plugin.rehearse import note_module
+        from simulator.pytest_plugin.rehearsals.runner import note_module
 
         note_module(collector)
 
@@ -160,14 +160,14 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     """`--nanobanana-rehearse=PROVIDER`: the rehearsals replace the collected tests. First, so that `-k` and `-m`
     then select among the rehearsals."""
     if config.option.nanobanana_rehearse:
-        from simulator.pytest_plugin.rehearse import collect
+        from simulator.pytest_plugin.rehearsals.runner import collect
 
         collect(session, config, items)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     if config.option.nanobanana_rehearse:
-        from simulator.pytest_plugin.rehearse import terminal_summary
+        from simulator.pytest_plugin.rehearsals.runner import terminal_summary
 
         terminal_summary(terminalreporter, config)
     coverage = config.stash.get(_COVERAGE, None)

@@ -1,11 +1,4 @@
-"""Provider contract cases: what each simulated provider must answer, as data, and the runner that checks them.
-
-A case file (`contracts/providers/<slug>.yaml`) lists the documented requests and behaviours one provider
-must show: each case names its doc reference, sets the simulator up through the control plane (wallet,
-faults, options, clock), sends one request or a sequence of steps (submit → advance → poll → terminal), and
-says what must come back: the status, a response JSON Schema of `schemas/<slug>/response/`, key fields by
-dotted path, headers, the route the journal resolved, and for refused requests the violated fields. The
-format is described in `contracts/README.md`.
+"""Running conformance cases against a simulator, as a client would see it.
 
 `run_case(case, target)` runs one case against a running simulator and returns an `Outcome` (passed, and
 why not). A `Target` is built from the pytest plugin's `nanobanana` fixture (`Target.from_session`) or from
@@ -16,188 +9,39 @@ the simulator's internals, so it checks exactly what a client would see.
 from __future__ import annotations
 
 import copy
-import io
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
-import yaml
 
+from simulator.conformance.cases import Case, CaseFileError
+from simulator.conformance.matchers import (
+    MISSING,
+    Json,
+    excerpt,
+    image_problems,
+    lookup,
+    match,
+    schema_problems,
+)
 from simulator.control_client import ControlClient, ControlError
 from simulator.examples import load_example
 from simulator.options import provider_data
-from simulator.resources import contracts_dir, schemas_dir
+from simulator.resources import schemas_dir
 from simulator.testing import WebhookReceiver
-from simulator.validation import dotted_path, schema_set
 
 if TYPE_CHECKING:
     from simulator.pytest_plugin.session import Nanobanana
 
-Json = Any
-
-CASE_KEYS = frozenset({"name", "doc", "setup", "request", "expect", "save", "steps"})
-STEP_ACTIONS = ("request", "poll", "advance", "setup", "callbacks")
-STEP_KEYS = frozenset({*STEP_ACTIONS, "expect", "save", "note"})
-REQUEST_KEYS = frozenset({"method", "path", "url", "query", "headers", "auth", "body", "raw"})
-EXPECT_KEYS = frozenset({"status", "schema", "operation", "fields", "headers", "violations", "content_type",
-                         "image", "seen"})
-SETUP_KEYS = frozenset({"balance", "tokens", "options", "faults", "limits", "moderation", "advance", "autojump"})
-POLL_KEYS = frozenset({"request", "every", "until", "within"})
-CALLBACK_KEYS = frozenset({"count", "at_least", "schema", "fields", "events", "after"})
-MATCHERS = frozenset({"$type", "$in", "$absent", "$present", "$matches", "$contains", "$length", "$gte", "$lte",
-                      "$not"})
 TEMPLATE = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
-JSON_TYPES: dict[str, type | tuple[type, ...]] = {
-    "string": str, "integer": int, "number": (int, float), "boolean": bool, "array": list, "object": dict,
-    "null": type(None),
-}
-_MISSING = object()
-
-
-class ContractError(ValueError):
-    """A case file that does not follow the format (a typo in a key, a missing request): a bug in the data."""
 
 
 class CaseFailed(Exception):
     """A step could not go on (a saved value is missing, the simulator refused a control action)."""
-
-
-# -- cases ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Case:
-    provider: str
-    name: str
-    doc: str
-    spec: Mapping[str, Any]
-    source: Path
-
-    @property
-    def id(self) -> str:
-        return f"{self.provider}:{self.name}"
-
-    def steps(self) -> list[Mapping[str, Any]]:
-        """The case as steps: a single-request case is one `request` step."""
-        if "steps" in self.spec:
-            return list(self.spec["steps"])
-        return [{key: self.spec[key] for key in ("request", "expect", "save") if key in self.spec}]
-
-    def operations(self) -> set[str]:
-        """The routes this case asserts it reached (`expect.operation` of its steps)."""
-        found = set()
-        for step in self.steps():
-            expected = (step.get("expect") or {}).get("operation")
-            if isinstance(expected, str):
-                found.add(expected)
-        return found
-
-
-def providers_dir() -> Path:
-    return contracts_dir() / "providers"
-
-
-def load_cases(providers: Iterable[str] | None = None, folder: Path | None = None) -> list[Case]:
-    """Every case of `contracts/providers/<slug>.yaml` (or of `folder`), in file order."""
-    folder = folder or providers_dir()
-    wanted = set(providers) if providers is not None else None
-    cases: list[Case] = []
-    for path in sorted(folder.glob("*.yaml")):
-        if wanted is not None and path.stem not in wanted:
-            continue
-        cases += load_file(path)
-    return cases
-
-
-def load_file(path: Path) -> list[Case]:
-    document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    if not isinstance(document, dict) or not isinstance(document.get("cases"), list):
-        raise ContractError(f"{path}: expected a mapping with `provider` and a list of `cases`")
-    slug = document.get("provider") or path.stem
-    if slug != path.stem:
-        raise ContractError(f"{path}: provider {slug!r} does not match the file name")
-    cases, names = [], set()
-    for number, spec in enumerate(document["cases"], 1):
-        case = _case(slug, spec, path, number)
-        if case.name in names:
-            raise ContractError(f"{path}: two cases are named {case.name!r}")
-        names.add(case.name)
-        cases.append(case)
-    return cases
-
-
-def _case(slug: str, spec: Any, path: Path, number: int) -> Case:
-    where = f"{path.name} case {number}"
-    if not isinstance(spec, dict):
-        raise ContractError(f"{where}: a case is a mapping")
-    _keys(spec, CASE_KEYS, where)
-    for required in ("name", "doc"):
-        if not isinstance(spec.get(required), str) or not spec[required].strip():
-            raise ContractError(f"{where}: `{required}` is required")
-    where = f"{path.name} case {spec['name']!r}"
-    if ("steps" in spec) == ("request" in spec):
-        raise ContractError(f"{where}: give either `request` (+ `expect`) or `steps`")
-    if "steps" in spec and ({"expect", "save"} & set(spec)):
-        raise ContractError(f"{where}: `expect` and `save` belong to its steps")
-    case = Case(slug, spec["name"], spec["doc"], spec, path)
-    if "setup" in spec:
-        _keys(spec["setup"], SETUP_KEYS, f"{where} setup")
-    for index, step in enumerate(case.steps()):
-        _check_step(step, f"{where} step {index + 1}")
-    return case
-
-
-def _check_step(step: Any, where: str) -> None:
-    if not isinstance(step, dict):
-        raise ContractError(f"{where}: a step is a mapping")
-    _keys(step, STEP_KEYS, where)
-    actions = [action for action in STEP_ACTIONS if action in step]
-    if len(actions) != 1:
-        raise ContractError(f"{where}: a step does exactly one of {', '.join(STEP_ACTIONS)}")
-    action = actions[0]
-    if action == "request":
-        _check_request(step["request"], where)
-    elif action == "poll":
-        _keys(step["poll"], POLL_KEYS, f"{where} poll")
-        if not isinstance(step["poll"].get("until"), dict):
-            raise ContractError(f"{where}: a poll needs `until: {{path: [values]}}`")
-        _check_request(step["poll"].get("request"), where)
-    elif action == "setup":
-        _keys(step["setup"], SETUP_KEYS, f"{where} setup")
-    elif action == "callbacks":
-        _keys(step["callbacks"], CALLBACK_KEYS, f"{where} callbacks")
-    if "expect" in step:
-        _keys(step["expect"], EXPECT_KEYS, f"{where} expect")
-        if "seen" in step["expect"] and action != "poll":
-            raise ContractError(f"{where}: `seen` is the sequence a `poll` observed")
-    if ("expect" in step or "save" in step) and action not in ("request", "poll"):
-        raise ContractError(f"{where}: only a request or a poll has `expect` and `save`")
-
-
-def _check_request(request: Any, where: str) -> None:
-    if not isinstance(request, dict):
-        raise ContractError(f"{where}: `request` is a mapping")
-    _keys(request, REQUEST_KEYS, f"{where} request")
-    if ("path" in request) == ("url" in request):
-        raise ContractError(f"{where}: a request has a `path` (under the provider) or a `url` (absolute)")
-    if "body" in request and "raw" in request:
-        raise ContractError(f"{where}: `body` (JSON) or `raw` (text), not both")
-
-
-def _keys(value: Any, allowed: frozenset[str], where: str) -> None:
-    if not isinstance(value, dict):
-        raise ContractError(f"{where}: expected a mapping")
-    unknown = set(value) - allowed
-    if unknown:
-        raise ContractError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
-
-
-# -- where the cases run -----------------------------------------------------------------------------------
 
 
 def auth_headers(slug: str, api_key: str) -> dict[str, str]:
@@ -447,7 +291,7 @@ class _Run:
         while True:
             response = self.send(poll["request"])
             current = lookup(response.body, path)
-            if current is not _MISSING and (not seen or seen[-1] != current):
+            if current is not MISSING and (not seen or seen[-1] != current):
                 seen.append(current)
             if current in stops:
                 return response, seen
@@ -500,7 +344,7 @@ class _Run:
             allowed = expected_status if isinstance(expected_status, list) else [expected_status]
             if response.status not in allowed:
                 reasons.append(f"{where}: status {response.status}, expected {expected_status}; body: "
-                               f"{_excerpt(response.body if response.body is not None else response.content)}")
+                               f"{excerpt(response.body if response.body is not None else response.content)}")
         if "operation" in expect:
             got = (response.entry or {}).get("operation")
             if got != expect["operation"]:
@@ -512,7 +356,7 @@ class _Run:
             problems = match(lookup(response.body, path), self.fill(matcher), path)
             reasons += [f"{where}: {problem}" for problem in problems]
         for name, matcher in (expect.get("headers") or {}).items():
-            value = response.headers.get(name, _MISSING)
+            value = response.headers.get(name, MISSING)
             reasons += [f"{where}: {problem}" for problem in match(value, self.fill(matcher), f"header {name}")]
         if "content_type" in expect:
             content_type = response.headers.get("content-type", "")
@@ -536,15 +380,12 @@ class _Run:
         """`name: dotted.path` of the body, or `name: {header: Name}`."""
         for name, path in save.items():
             if isinstance(path, dict):
-                value: Any = response.headers.get(str(path.get("header")), _MISSING)
+                value: Any = response.headers.get(str(path.get("header")), MISSING)
             else:
                 value = lookup(response.body, path)
-            if value is _MISSING:
-                raise CaseFailed(f"{where}: cannot save {name!r}: no {path!r} in {_excerpt(response.body)}")
+            if value is MISSING:
+                raise CaseFailed(f"{where}: cannot save {name!r}: no {path!r} in {excerpt(response.body)}")
             self.saved[name] = value
-
-
-# -- helpers shared with tests ----------------------------------------------------------------------------------
 
 
 def example(slug: str, reference: str) -> Json:
@@ -552,118 +393,8 @@ def example(slug: str, reference: str) -> Json:
     file, _, pointer = reference.partition("#")
     path = schemas_dir() / slug / "examples" / file
     if not path.is_file():
-        raise ContractError(f"no example {file!r} for {slug} (looked in {path.parent})")
+        raise CaseFileError(f"no example {file!r} for {slug} (looked in {path.parent})")
     document = copy.deepcopy(load_example(path))
     for part in [part for part in pointer.split("/") if part]:
         document = document[int(part)] if isinstance(document, list) else document[part]
     return document
-
-
-def split_path(path: str) -> list[str]:
-    """`a.b.0.c`, with `["key.with.dots"]` for keys that contain dots; `$` is the whole document."""
-    if path in ("", "$"):
-        return []
-    parts: list[str] = []
-    for token in re.finditer(r'\["((?:[^"\\]|\\.)*)"\]|([^.\[\]]+)', path):
-        parts.append(token.group(1).replace('\\"', '"') if token.group(1) is not None else token.group(2))
-    return parts
-
-
-def lookup(document: Json, path: str) -> Any:
-    current = document
-    for part in split_path(path):
-        if isinstance(current, dict) and part in current:
-            current = current[part]
-        elif isinstance(current, list) and re.fullmatch(r"-?\d+", part) and -len(current) <= int(part) < len(current):
-            current = current[int(part)]
-        else:
-            return _MISSING
-    return current
-
-
-def match(value: Any, expected: Any, path: str) -> list[str]:
-    """Why `value` (at `path`) does not meet `expected`: a literal, or a mapping of `$` matchers."""
-    if isinstance(expected, dict) and expected and set(expected) <= MATCHERS:
-        return [problem for name, argument in expected.items() for problem in _matcher(value, name, argument, path)]
-    if value is _MISSING:
-        return [f"{path}: missing (expected {_excerpt(expected)})"]
-    if not _equal(value, expected):
-        return [f"{path}: {_excerpt(value)}, expected {_excerpt(expected)}"]
-    return []
-
-
-def _equal(value: Any, expected: Any) -> bool:
-    if isinstance(expected, bool) or isinstance(value, bool):
-        return value is expected
-    return bool(value == expected)
-
-
-def _matcher(value: Any, name: str, argument: Any, path: str) -> list[str]:
-    present = value is not _MISSING
-    shown = _excerpt(value) if present else "missing"
-    if name == "$absent":
-        return [f"{path}: {shown}, expected it absent"] if present == bool(argument) else []
-    if name == "$present":
-        return [f"{path}: {shown}, expected it present"] if present != bool(argument) else []
-    if not present:
-        return [f"{path}: missing (expected {name} {_excerpt(argument)})"]
-    if name == "$type":
-        kinds = argument if isinstance(argument, list) else [argument]
-        ok = any(isinstance(value, JSON_TYPES[kind]) and not (kind in ("integer", "number") and isinstance(value, bool))
-                 for kind in kinds)
-        return [] if ok else [f"{path}: {shown} is not of type {argument}"]
-    if name == "$in":
-        return [] if any(_equal(value, item) for item in argument) else [f"{path}: {shown}, expected one of {argument}"]
-    if name == "$not":
-        return [f"{path}: {shown}, expected anything else"] if _equal(value, argument) else []
-    if name == "$matches":
-        return [] if isinstance(value, str) and re.search(argument, value) else [f"{path}: {shown} !~ /{argument}/"]
-    if name == "$contains":
-        if isinstance(value, str | list) and argument in value:
-            return []
-        return [f"{path}: {shown} does not contain {_excerpt(argument)}"]
-    if name == "$length":
-        ok = isinstance(value, str | list | dict) and len(value) == argument
-        return [] if ok else [f"{path}: {shown} does not have length {argument}"]
-    if name in ("$gte", "$lte"):
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and (
-            value >= argument if name == "$gte" else value <= argument)
-        return [] if ok else [f"{path}: {shown}, expected {'≥' if name == '$gte' else '≤'} {argument}"]
-    raise ContractError(f"unknown matcher {name}")
-
-
-def schema_problems(slug: str, name: str, body: Json) -> list[str]:
-    """Violations of `schemas/<slug>/response/<name>.json` by a body (a bad name is a bug in the data)."""
-    report = schema_set(slug).validate(f"response/{name}", body)
-    return [f"schema {name}: {dotted_path(v.path) or '$'}: {v.message}" for v in report.violations[:5]]
-
-
-def image_problems(content: bytes, expected: Mapping[str, Any]) -> list[str]:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(content)) as image:
-            size, kind = image.size, (image.format or "").lower()
-    except (UnidentifiedImageError, OSError):
-        return [f"not an image ({len(content)} bytes)"]
-    problems = []
-    wanted = (expected.get("width", size[0]), expected.get("height", size[1]))
-    if size != wanted:
-        problems.append(f"image is {size[0]}x{size[1]}, expected {expected.get('width')}x{expected.get('height')}")
-    if "format" in expected and kind != str(expected["format"]).lower():
-        problems.append(f"image format {kind!r}, expected {expected['format']!r}")
-    return problems
-
-
-def _excerpt(value: Any, limit: int = 300) -> str:
-    if isinstance(value, bytes):
-        value = value[:limit].decode(errors="replace")
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
-def iter_operations(cases: Iterable[Case]) -> Iterator[tuple[str, str]]:
-    """(provider, operation) for every route a case asserts it reached."""
-    for case in cases:
-        for operation in case.operations():
-            yield case.provider, operation
