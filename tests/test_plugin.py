@@ -373,6 +373,6 @@ def test_the_readme_examples_run_as_printed(pytester: pytest.Pytester, name: str
 
 
 def test_the_readme_shows_an_example_for_each_mode() -> None:
-    modes = {"inprocess" if "--nanobanana-mode=inprocess" in args else "live" for _, _, args, _ in README_EXAMPLES}
+    modes = {"inprocess" if 'mode="inprocess"' in code else "live" for _, code, _, _ in README_EXAMPLES}
     assert modes == {"live", "inprocess"}
     assert any(report for *_, report in README_EXAMPLES)

@@ -27,44 +27,16 @@ ROOT = Path(__file__).resolve().parents[1]
 RUN = ("-p", "no:cacheprovider", "-W", "error::pytest.PytestUnraisableExceptionWarning")
 REHEARSALS = sorted(path.stem for path in rehearsals_dir().glob("*.yaml"))
 
-# Adapters around the example clients; the neutral options (images, callback_url) mapped to each client's own.
+# The shipped adapters around the example clients (simulator/example_clients/adapters.py).
 CAREFUL = """
 import pytest
 
-from examples.civitai_client import CivitaiCallbackHandler, CivitaiClient
-from examples.crun_client import CrunCallbackHandler, CrunClient
-from examples.evolink_client import EvolinkCallbackHandler, EvolinkClient
-from examples.foxapi_client import FoxapiClient
-from examples.qingbo_client import QingboCallbackHandler, QingboClient
-from examples.runware_client import RunwareClient, RunwareWebhookHandler
-from simulator.pytest_plugin.rehearsals import AdapterResult
-
-CLIENTS = {
-    "civitai": (CivitaiClient, CivitaiCallbackHandler, "num_images",
-                lambda url: {"callbacks": [{"url": url, "type": ["workflow:*"]}]}),
-    "qingbo": (QingboClient, QingboCallbackHandler, "n", lambda url: {"callback_url": url}),
-    "runware": (RunwareClient, RunwareWebhookHandler, "number_results", lambda url: {"webhook_url": url}),
-    "crun": (CrunClient, CrunCallbackHandler, None, lambda url: {"callback_url": url}),
-    "foxapi": (FoxapiClient, None, None, None),
-    "evolink": (EvolinkClient, EvolinkCallbackHandler, None, lambda url: {"callback_url": url}),
-}
+from simulator.example_clients.adapters import careful
 
 
 @pytest.fixture
 def nanobanana_adapter():
-    def adapter(sim, prompt, images=1, callback_url=None):
-        client_class, handler_class, batch, callbacks = CLIENTS[sim.provider]
-        options = {}
-        if images != 1:
-            options[batch] = images
-        if callback_url:
-            options.update(callbacks(callback_url))
-        with client_class(sim.api_key(), base_url=sim.base_url(), sleep=sim.sleep, clock=sim.now) as client:
-            result = client.generate(prompt, **options)
-        handler = handler_class(lambda event: None) if handler_class else None
-        return AdapterResult(result.images, result.blocked, on_callback=handler.handle if handler else None)
-
-    return adapter
+    return careful
 
 
 def test_unit_tests_of_the_client_are_not_run_by_a_rehearsal():
@@ -72,28 +44,19 @@ def test_unit_tests_of_the_client_are_not_run_by_a_rehearsal():
 """
 
 NAIVE = """
-import httpx
 import pytest
 
-from examples.naive_client import NaiveCivitaiClient
+from simulator.example_clients.adapters import naive
 
 
 @pytest.fixture
 def nanobanana_adapter():
-    def adapter(sim, prompt, images=1, callback_url=None):
-        if callback_url:
-            pytest.skip("the naive client takes no callbacks")
-        with httpx.Client(timeout=30) as http:  # it never sleeps: the rehearsal's clock tick moves time on
-            return NaiveCivitaiClient(sim.api_key(), base_url=sim.base_url(), http=http).generate(
-                prompt, num_images=images)
-
-    return adapter
+    return naive
 """
 
 
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.syspathinsert(ROOT)  # the example clients live beside the package, not in it
     return pytester
 
 
@@ -147,7 +110,7 @@ def test_the_naive_client_fails_the_rehearsals_it_should(project: pytest.Pyteste
     rows = _rows(scorecard)
     assert {name for name, label in rows.items() if label == "PASS"} == {"blocked-task", "download-before-expiry"}
     assert rows["webhook-duplicates"] == "SKIP"
-    assert "skipped by the adapter: the naive client takes no callbacks" in _section(scorecard, "webhook-duplicates")
+    assert "skipped by the adapter: the naive clients take no callbacks" in _section(scorecard, "webhook-duplicates")
     result.assert_outcomes(passed=2, failed=len(REHEARSALS) - 3, skipped=1)
 
     # No Retry-After: resent half a second later (the rehearsal's clock tick), with the 429 in the excerpt.
@@ -172,7 +135,7 @@ def test_the_naive_client_fails_the_rehearsals_it_should(project: pytest.Pyteste
     assert "⚡ network reset" in dropped
     # And the rest of what the naive client gets wrong.
     assert "✗ backoff: 20 attempts; a client gives up after at most 10" in _section(scorecard, "backoff-5xx")
-    assert "✗ reports_blocked: the result reports 1 image(s) and 0 blocked; the provider delivered 1 and withheld 1" \
+    assert "✗ reports_blocked: the adapter returned a list without `images` and `blocked`" \
         in _section(scorecard, "partial-batch")
     assert "did not ask for a fresh URL (RefreshBlob): the image was lost" in _section(scorecard, "refresh-expired-url")
     # The failing test itself carries the same explanation.

@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from examples._common import (
+from simulator.example_clients.common import (
     BaseClient,
     ContentBlockedError,
     GenerationFailedError,

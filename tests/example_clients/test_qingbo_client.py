@@ -1,4 +1,4 @@
-"""`examples.qingbo_client` against the simulated qingbo task API (every shared behaviour, both modes).
+"""`simulator.example_clients.qingbo` against the simulated qingbo task API (every shared behaviour, both modes).
 
 qingbo specifics: `Prefer: wait=60` on the submit, an `Idempotency-Key` on every submit, batches that come
 back with fewer images (the missing ones simply not listed, not charged), and 403 `quota_not_enough` as the
@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from client_suite import ClientSuite, Entry, Profile, submits
 
-from examples._common import InsufficientCreditsError
-from examples.qingbo_client import QingboCallbackHandler, QingboClient
-from examples.tests.support import ClientSuite, Entry, Profile, submits
+from simulator.example_clients.common import InsufficientCreditsError
+from simulator.example_clients.qingbo import QingboCallbackHandler, QingboClient
 
 if TYPE_CHECKING:
     from simulator.pytest_plugin.session import Nanobanana

@@ -22,7 +22,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-from examples._common import (
+from simulator.example_clients.common import (
     BaseClient,
     CallbackHandler,
     ContentBlockedError,

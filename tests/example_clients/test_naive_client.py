@@ -1,4 +1,4 @@
-"""`examples.naive_client`: the deliberately bad Civitai client, and the journal evidence of each of its faults.
+"""`simulator.example_clients.naive`: the deliberately bad Civitai client and the journal evidence of its faults.
 
 These tests pass when the naive client misbehaves exactly as its docstring confesses: they show what the
 simulator's journal makes visible (and what the rehearsal scorecard is meant to catch), next to the
@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+from client_suite import PROMPT, RETRY_AFTER, dawdling_http, early_retries
 
-from examples.naive_client import NaiveCivitaiClient
-from examples.tests.support import PROMPT, RETRY_AFTER, dawdling_http, early_retries
+from simulator.example_clients.naive import NaiveCivitaiClient
 
 if TYPE_CHECKING:
     from simulator.pytest_plugin.session import Nanobanana

@@ -1,4 +1,4 @@
-"""`examples.civitai_client` against the simulated Civitai Orchestration v2 (every shared behaviour, both modes).
+"""`simulator.example_clients.civitai` against the simulated Civitai Orchestration v2 (every shared behaviour).
 
 Civitai specifics: `wait=60` for quick 1K requests (no polling at all) and `wait=0` + polling for Pro, the
 `externalId` idempotency key, blob refresh for expired URLs, 403 bodies that are bare strings.
@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from client_suite import ClientSuite, Entry, Profile, generations, submits
 
-from examples._common import InsufficientCreditsError
-from examples.civitai_client import CivitaiCallbackHandler, CivitaiClient
-from examples.tests.support import ClientSuite, Entry, Profile, generations, submits
+from simulator.example_clients.civitai import CivitaiCallbackHandler, CivitaiClient
+from simulator.example_clients.common import InsufficientCreditsError
 
 if TYPE_CHECKING:
     from simulator.pytest_plugin.session import Nanobanana

@@ -1,4 +1,4 @@
-"""`examples.evolink_client` against the simulated Evolink gateway (every shared behaviour, both modes).
+"""`simulator.example_clients.evolink` against the simulated Evolink gateway (every shared behaviour, both modes).
 
 Evolink specifics: `size`/`quality` instead of aspect ratio and resolution, one image per task, callbacks
 retried 1/2/4 s, no idempotency key, and 403 `model_access_denied` for a model the key may not use.
@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
+from client_suite import ClientSuite, Profile, submits
 
-from examples._common import AuthError
-from examples.evolink_client import EvolinkCallbackHandler, EvolinkClient
-from examples.tests.support import ClientSuite, Profile, submits
+from simulator.example_clients.common import AuthError
+from simulator.example_clients.evolink import EvolinkCallbackHandler, EvolinkClient
 
 if TYPE_CHECKING:
     from simulator.pytest_plugin.session import Nanobanana

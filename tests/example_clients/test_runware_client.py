@@ -1,4 +1,4 @@
-"""`examples.runware_client` against the simulated Runware REST API (every shared behaviour, both modes).
+"""`simulator.example_clients.runware` against the simulated Runware REST API (every shared behaviour, both modes).
 
 Runware specifics: one route (`POST /v1`) for submits and `getResponse` polls, `sync` delivery by default,
 `async` + polling with backoff, and the client-chosen `taskUUID` as the idempotency key (a resend answers
@@ -12,9 +12,9 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from client_suite import ClientSuite, Entry, Profile, generations, submits
 
-from examples.runware_client import RunwareClient, RunwareWebhookHandler
-from examples.tests.support import ClientSuite, Entry, Profile, generations, submits
+from simulator.example_clients.runware import RunwareClient, RunwareWebhookHandler
 
 if TYPE_CHECKING:
     from simulator.pytest_plugin.session import Nanobanana

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from examples._common import (
+from simulator.example_clients.common import (
     BaseClient,
     CallbackHandler,
     ContentBlockedError,

@@ -23,7 +23,7 @@ import httpx
 import pytest
 from PIL import Image as PILImage
 
-from examples._common import (
+from simulator.example_clients.common import (
     AuthError,
     BaseClient,
     CallbackHandler,

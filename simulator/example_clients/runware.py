@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from examples._common import (
+from simulator.example_clients.common import (
     AuthError,
     BaseClient,
     BlockedImage,

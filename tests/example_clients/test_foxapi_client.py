@@ -1,4 +1,4 @@
-"""`examples.foxapi_client` against the simulated FoxAPI / AIHubMax gateway (every shared behaviour, both modes).
+"""`simulator.example_clients.foxapi` against the simulated FoxAPI / AIHubMax gateway (every shared behaviour).
 
 FoxAPI specifics: one image per task, no callbacks and no idempotency key, optional fields sent only when
 set ("do not pass unless necessary"), the documented "completed but `results: null`" race, and the
@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
+from client_suite import PROMPT, ClientSuite, Profile, image_size, submits
 
-from examples.foxapi_client import FoxapiClient
-from examples.tests.support import PROMPT, ClientSuite, Profile, image_size, submits
+from simulator.example_clients.foxapi import FoxapiClient
 
 if TYPE_CHECKING:
     from simulator.pytest_plugin.session import Nanobanana

@@ -1,4 +1,4 @@
-"""`examples.crun_client` against the simulated CRun task API (every shared behaviour, both modes).
+"""`simulator.example_clients.crun` against the simulated CRun task API (every shared behaviour, both modes).
 
 CRun specifics: the `x-api-key` header, `{code, message, data}` envelopes whose body `code` is what counts
 (errors may even come as HTTP 200), 455 maintenance, one image per task and no idempotency key.
@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
+from client_suite import RETRY_AFTER, ClientSuite, Profile, generations, submit_fault, submits
 
-from examples._common import InsufficientCreditsError
-from examples.crun_client import CrunCallbackHandler, CrunClient
-from examples.tests.support import RETRY_AFTER, ClientSuite, Profile, generations, submit_fault, submits
+from simulator.example_clients.common import InsufficientCreditsError
+from simulator.example_clients.crun import CrunCallbackHandler, CrunClient
 
 if TYPE_CHECKING:
     from simulator.pytest_plugin.session import Nanobanana

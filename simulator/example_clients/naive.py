@@ -1,6 +1,6 @@
-"""A DELIBERATELY NAIVE Civitai client. Do not copy it: it is here so the rehearsals have something to catch.
+"""DELIBERATELY NAIVE clients. Do not copy them: they are here so the rehearsals have something to catch.
 
-It "works" on a good day, and does everything the careful `civitai_client` avoids:
+`NaiveCivitaiClient` "works" on a good day, and does everything the careful `civitai` client avoids:
 
 - ignores `Retry-After`: a 429 is retried at once, again and again;
 - retries everything the same way, 400 / 401 / 403 (insufficient Buzz) and content blocks included;
@@ -8,15 +8,29 @@ It "works" on a good day, and does everything the careful `civitai_client` avoid
 - resubmits after a dropped connection without `externalId`, so a lost answer becomes a second workflow
   (and a second charge);
 - never refreshes an expired image URL, and silently drops images that were blocked in a batch.
+
+For the other providers, `Naive` takes the manners out of a careful client while keeping its knowledge of
+the protocol (`NaiveQingboClient`, `NaiveRunwareClient`, `NaiveCrunClient`, `NaiveFoxapiClient`,
+`NaiveEvolinkClient`): it never sleeps (no backoff, no `Retry-After`, polls without a pause), retries every
+refusal up to 20 times, resends a submit whose answer was lost, and never asks for a fresh URL. Whatever
+idempotency key the provider requires in the body stays, so those clients resubmit safely by accident.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 
-from examples._common import Image, Result
+from simulator.example_clients.common import BaseClient, Image, NanoBananaError, Result, RetryPolicy
+from simulator.example_clients.crun import CrunClient
+from simulator.example_clients.evolink import EvolinkClient
+from simulator.example_clients.foxapi import FoxapiClient
+from simulator.example_clients.qingbo import QingboClient
+from simulator.example_clients.runware import RunwareClient
 
 TERMINAL = {"succeeded", "failed", "expired", "canceled"}
 
@@ -62,3 +76,52 @@ class NaiveCivitaiClient:
                     response.raise_for_status()  # an expired URL is fatal
                     images.append(Image(response.content, blob["url"], response.headers.get("content-type", "")))
         return Result("civitai", workflow["id"], model, images)
+
+
+# "Retry until it works", bounded only so that a rehearsal ends.
+IMPATIENT = RetryPolicy(attempts=20, base_delay=0.0, max_delay=0.0, budget=math.inf, jitter=0.0)
+
+
+def _never_sleep(seconds: float) -> None:
+    """What a client without manners does instead of waiting."""
+
+
+class Naive(BaseClient):
+    """Mixed in before a careful client (`class NaiveX(Naive, XClient)`), it undoes that client's care."""
+
+    def __init__(self, api_key: str, **options: Any) -> None:
+        super().__init__(api_key, **{**options, "retry": IMPATIENT, "sleep": _never_sleep})
+
+    @staticmethod
+    def retryable(error: NanoBananaError) -> bool:
+        return True  # 400, 401, 402, content blocks: "try again"
+
+    def request(self, method: str, path: str, *, idempotent: bool = True, **options: Any) -> dict[str, Any]:
+        return super().request(method, path, idempotent=True, **options)  # a lost answer: just send it again
+
+    def wait_for(self, state: Any, fetch: Callable[[], Any], done: Callable[[Any], bool], pace: Iterator[float],
+                 what: str, *, started: float) -> Any:
+        return super().wait_for(state, fetch, done, itertools.repeat(0.0), what, started=started)  # no pause
+
+    def download(self, url: str, *, refresh: Callable[[], str | None] | None = None) -> tuple[bytes, str]:
+        return super().download(url)  # an expired link is the end of it
+
+
+class NaiveQingboClient(Naive, QingboClient):
+    pass
+
+
+class NaiveRunwareClient(Naive, RunwareClient):
+    pass
+
+
+class NaiveCrunClient(Naive, CrunClient):
+    pass
+
+
+class NaiveFoxapiClient(Naive, FoxapiClient):
+    pass
+
+
+class NaiveEvolinkClient(Naive, EvolinkClient):
+    pass
