@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from client_suite import ClientSuite, Entry, Profile, generations, submits
 
+from example_clients.client_suite import ClientSuite, Entry, Profile, generations, submits
 from simulator.example_clients.civitai import CivitaiCallbackHandler, CivitaiClient
 from simulator.example_clients.common import InsufficientCreditsError
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
-from client_suite import RETRY_AFTER, ClientSuite, Profile, generations, submit_fault, submits
 
+from example_clients.client_suite import RETRY_AFTER, ClientSuite, Profile, generations, submit_fault, submits
 from simulator.example_clients.common import InsufficientCreditsError
 from simulator.example_clients.crun import CrunCallbackHandler, CrunClient
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
-from client_suite import ClientSuite, Profile, submits
 
+from example_clients.client_suite import ClientSuite, Profile, submits
 from simulator.example_clients.common import AuthError
 from simulator.example_clients.evolink import EvolinkCallbackHandler, EvolinkClient
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
-from client_suite import PROMPT, ClientSuite, Profile, image_size, submits
 
+from example_clients.client_suite import PROMPT, ClientSuite, Profile, image_size, submits
 from simulator.example_clients.foxapi import FoxapiClient
 
 if TYPE_CHECKING:

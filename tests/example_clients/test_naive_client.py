@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-from client_suite import PROMPT, RETRY_AFTER, dawdling_http, early_retries
 
+from example_clients.client_suite import PROMPT, RETRY_AFTER, dawdling_http, early_retries
 from simulator.example_clients.naive import NaiveCivitaiClient
 
 if TYPE_CHECKING:

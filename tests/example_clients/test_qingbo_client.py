@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from client_suite import ClientSuite, Entry, Profile, submits
 
+from example_clients.client_suite import ClientSuite, Entry, Profile, submits
 from simulator.example_clients.common import InsufficientCreditsError
 from simulator.example_clients.qingbo import QingboCallbackHandler, QingboClient
 

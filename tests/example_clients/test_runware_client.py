@@ -12,8 +12,8 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from client_suite import ClientSuite, Entry, Profile, generations, submits
 
+from example_clients.client_suite import ClientSuite, Entry, Profile, generations, submits
 from simulator.example_clients.runware import RunwareClient, RunwareWebhookHandler
 
 if TYPE_CHECKING:
