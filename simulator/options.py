@@ -11,6 +11,7 @@ import json
 from functools import cache
 from typing import Any
 
+from simulator import data_formats
 from simulator.resources import schemas_dir
 
 
@@ -20,8 +21,11 @@ class OptionError(ValueError):
 
 @cache
 def provider_data(slug: str) -> dict[str, Any]:
-    """The provider's data card (`schemas/<slug>/provider.json`): options, models, prices, hosts."""
-    return json.loads((schemas_dir() / slug / "provider.json").read_text(encoding="utf-8"))
+    """The provider's data card (`schemas/<slug>/provider.json`): options, models, prices, hosts; checked against
+    its format (`schemas/_formats/provider-card.json`) once, when first read."""
+    data: dict[str, Any] = json.loads((schemas_dir() / slug / "provider.json").read_text(encoding="utf-8"))
+    data_formats.check(data, "provider-card", f"schemas/{slug}/provider.json")
+    return data
 
 
 class ProviderOptions:

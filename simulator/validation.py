@@ -13,6 +13,8 @@ from __future__ import annotations
 import copy
 import difflib
 import json
+import math
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -24,6 +26,7 @@ from jsonschema.validators import extend
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
+from simulator import field_names
 from simulator.resources import schemas_dir
 
 BASE_URI = "https://nanobanana-sim.dev/schemas/"
@@ -230,15 +233,56 @@ def _dedupe(violations: Iterable[Violation]) -> list[Violation]:
 
 
 def _nearest(value: Any, candidates: Iterable[Any]) -> Any:
+    """The candidate nearest to `value` in the value's own terms: an aspect ratio by its ratio, a pixel size
+    by its sides, a number (or a tier such as `2K`) by its magnitude, anything else by its spelling."""
     options = list(candidates)
     if not options:
         return None
+    point = _measure(value)
+    if point is not None:
+        kind, where = point
+        scored = [
+            (math.dist(where, other[1]), index)
+            for index, option in enumerate(options)
+            if (other := _measure(option)) is not None and other[0] == kind
+        ]
+        if scored:
+            return options[min(scored)[1]]  # ties go to the candidate listed first
+    return _nearest_spelling(value, options)
+
+
+def _nearest_spelling(value: Any, options: list[Any]) -> Any:
     text = str(value)
     for option in options:
         if str(option).lower() == text.lower():
             return option
     match = difflib.get_close_matches(text, [str(o) for o in options], n=1, cutoff=0.0)
     return next((o for o in options if str(o) == match[0]), None) if match else None
+
+
+_RATIO = re.compile(r"\s*(\d+(?:\.\d+)?)\s*:\s*(\d+(?:\.\d+)?)\s*")
+_PIXELS = re.compile(r"\s*(\d+)\s*[x\u00d7*]\s*(\d+)\s*", re.IGNORECASE)
+_TIER = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*", re.IGNORECASE)  # 0.5K, 1K, 2K, 4K
+
+
+def _measure(value: Any) -> tuple[str, tuple[float, ...]] | None:
+    """What kind of quantity a value spells, and where it lies; only values of one kind are compared.
+
+    Ratios and sizes are placed in log space, so 2:1 and 1:2 are as far from 1:1, and a size is near
+    another when both of its sides are; a tier (`2K`) is compared with tiers of the same unit only."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return "number", (float(value),)
+    if not isinstance(value, str):
+        return None
+    if (ratio := _RATIO.fullmatch(value)) and float(ratio[1]) and float(ratio[2]):
+        return "ratio", (math.log(float(ratio[1]) / float(ratio[2])),)
+    if (size := _PIXELS.fullmatch(value)) and int(size[1]) and int(size[2]):
+        return "pixels", (math.log(int(size[1])), math.log(int(size[2])))
+    if (tier := _TIER.fullmatch(value)) and float(tier[1]):
+        return f"tier {tier[2].upper()}", (math.log(float(tier[1])),)
+    return None
 
 
 def _violations(error: ValidationError, schema_name: str) -> Iterator[Violation]:
@@ -249,13 +293,10 @@ def _violations(error: ValidationError, schema_name: str) -> Iterator[Violation]
     doc = _doc(error)
     if rule == "additionalProperties" and isinstance(instance, dict):
         known = set(schema.get("properties", {}))
-        # `x-did-you-mean` maps well-known wrong names (another provider's spelling) to the right one.
-        aliases = schema.get("x-did-you-mean", {})
         for name in sorted(set(instance) - known):
-            nearest = aliases.get(name) or _nearest_property(name, known)
             yield Violation(
                 (*path, name), rule, f"'{name}' is not a valid property", instance[name],
-                sorted(known), nearest, schema_name, doc,
+                sorted(known), field_names.meant(name, known), schema_name, doc,
             )
         return
     if rule == "required" and isinstance(instance, dict):
@@ -283,14 +324,6 @@ def _doc(error: ValidationError) -> str | None:
             return str(parent.schema["x-doc"])
         parent = parent.parent
     return None
-
-
-def _nearest_property(name: str, known: set[str]) -> str | None:
-    lowered = {k.lower(): k for k in known}
-    if name.lower() in lowered:
-        return lowered[name.lower()]
-    match = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
-    return match[0] if match else None
 
 
 def render_message(templates: Mapping[str, str], violation: Violation) -> str:

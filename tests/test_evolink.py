@@ -44,6 +44,9 @@ def test_undocumented_fields_are_ignored_and_journaled(evo: Gateway, control: Co
     assert response.status_code == 200, response.text
     [entry] = control.journal(provider=SLUG, operation="CreateImageGeneration")
     assert entry["note"] == "ignored undocumented fields: aspect_ratio, model_params.image_search"
+    # What a client probably meant goes with each ignored field: Evolink's name for the aspect ratio is `size`.
+    ignored = {field["path"]: (field["value"], field["nearest"]) for field in entry["ignored"]}
+    assert ignored == {"aspect_ratio": ("16:9", "size"), "model_params.image_search": (True, None)}
     [image] = control.task(response.json()["id"])["outputs"]
     assert (image["width"], image["height"]) == pixel_size("gemini-3-pro-image", "1:1", "2K")  # aspect_ratio ignored
 

@@ -79,6 +79,8 @@ def test_unknown_fields_are_refused_unless_the_option_ignores_them(fox: Gateway,
     created = fox.created(n=2, callback_url="https://example.com/hook")
     [entry] = control.journal(provider=SLUG, operation="CreateImageGeneration", status=200)
     assert entry["note"] == "ignored undocumented fields: callback_url, n"
+    assert [(field["path"], field["rule"]) for field in entry["ignored"]] == [
+        ("callback_url", "additionalProperties"), ("n", "additionalProperties")]
     assert entry["task_id"] == created["id"]
 
 

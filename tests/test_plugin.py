@@ -75,7 +75,7 @@ def test_wrong_field(nanobanana, slug):
     civitai = output.split("test_wrong_field[civitai]", 1)[1]
     prefix = "/civitai" if mode == "live" else "orchestration.civitai.com"
     assert f"1. POST {prefix}/v2/consumer/workflows?wait=60 → 400  [civitai SubmitWorkflow]" in civitai
-    assert '"aspectRatio": "16:10"' in civitai and "nearest valid:  '1:1'" in civitai
+    assert '"aspectRatio": "16:10"' in civitai and "nearest valid:  '3:2'" in civitai
 
 
 def test_strict_mode_catches_undocumented_headers_and_query_parameters(pytester: pytest.Pytester) -> None:
@@ -118,6 +118,41 @@ def test_marked_lenient(nanobanana):
     ])
     allowed = pytester.runpytest_inprocess(*RUN, "--nanobanana-strict", "--nanobanana-allow-header", "X-Trace-Id")
     allowed.assert_outcomes(passed=3, failed=1)
+
+
+def test_a_field_the_provider_silently_ignores_warns_and_fails_in_strict_mode(pytester: pytest.Pytester) -> None:
+    source = """
+def send(nanobanana, slug, path, body):
+    with httpx.Client(base_url=nanobanana.base_url(slug), headers=nanobanana.auth_headers(slug)) as client:
+        assert client.post(path, json=body).status_code == 200  # the provider took it: the client cannot tell
+
+def test_evolink_aspect_ratio(nanobanana):
+    body = {"model": "gemini-3.1-flash-image-preview", "prompt": "a wide banner", "aspect_ratio": "16:9"}
+    send(nanobanana, "evolink", "/v1/images/generations", body)
+
+@pytest.mark.nanobanana(options={"runware": {"unknown_parameters": "ignore"}})
+def test_runware_num_images(nanobanana):
+    task = {"taskType": "imageInference", "taskUUID": "6ec9a6b1-8d3e-4a5c-9f1d-2b7e4c8a9d10", "model": "google:4@3",
+            "positivePrompt": "a cat", "width": 1024, "height": 1024, "num_images": 2}
+    send(nanobanana, "runware", "/v1", [task])
+"""
+    lenient = _run(pytester, source)
+    lenient.assert_outcomes(passed=2, warnings=2)
+    lenient.stdout.fnmatch_lines([
+        "*test_a_field_the_provider_silently_ignores_warns_and_fails_in_strict_mode.py:*: IgnoredFieldWarning: "
+        "nanobanana contract check: 1 request carried fields the provider silently ignores*",
+        "*! aspect_ratio  [[]ignored-field] evolink does not document 'aspect_ratio' and ignores it: the real API "
+        "answers as if it was never sent: did you mean 'size' (the aspect ratio)",
+        "*sent:           '16:9'",
+        "*did you mean:   'size'",
+    ])
+    assert "did you mean 'numberResults' (the number of images)" in lenient.stdout.str()
+    strict = pytester.runpytest_inprocess(*RUN, "--nanobanana-strict")
+    strict.assert_outcomes(failed=2)
+    strict.stdout.fnmatch_lines([
+        "*nanobanana contract check: 1 request broke the provider's documented contract",
+        "*✗ aspect_ratio  [[]ignored-field] evolink does not document 'aspect_ratio' and ignores it*",
+    ])
 
 
 def test_the_marker_and_options_choose_seed_scenario_and_clock(pytester: pytest.Pytester) -> None:
@@ -255,7 +290,7 @@ def test_a_refusal(nanobanana):
     with httpx.Client(base_url=nanobanana.base_url("civitai"), headers=nanobanana.auth_headers("civitai")) as c:
         assert c.get("/v2/consumer/workflows/x").status_code == 429
         assert c.get("/v2/consumer/workflows", params={"take": 1}).status_code == 200
-""", "--nanobanana-coverage=coverage.json")
+""", "--nanobanana-coverage-json=coverage.json")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines([
         "*= nanobanana contract coverage =*",
@@ -280,6 +315,30 @@ def test_a_refusal(nanobanana):
     assert written["providers"]["runware"]["lifecycle"] == {"sync": 1}
     assert "async" in written["providers"]["runware"]["lifecycle_not_exercised"]
     assert written["providers"]["civitai"]["errors"] == {"validation": 1, "forced:rate_limited": 1}
+    assert written["format"] == "nanobanana-sim contract coverage"
+
+
+def test_the_coverage_option_never_takes_or_destroys_a_user_s_file(pytester: pytest.Pytester) -> None:
+    test_file = pytester.makepyfile(test_it="def test_it(nanobanana):\n    nanobanana.base_url('qingbo')\n")
+    source = test_file.read_text()
+    notes = pytester.path / "notes.json"
+    notes.write_text('{"mine": true}\n')
+    # The flag takes no value: the test file after it is the file to test, not the report's name.
+    pytester.runpytest_inprocess(*RUN, "--nanobanana-coverage", "test_it.py").assert_outcomes(passed=1)
+    for wrong, why in [
+        ("test_it.py", "must end in .json"),
+        (".", "is a folder"),
+        ("notes.json", "refusing to overwrite notes.json: it is not a coverage report"),
+        ("missing/coverage.json", "the folder missing does not exist"),
+    ]:
+        refused = pytester.runpytest_inprocess(*RUN, "--nanobanana-coverage-json", wrong, "test_it.py")
+        assert refused.ret == pytest.ExitCode.USAGE_ERROR, wrong
+        assert why in refused.stderr.str(), (wrong, refused.stderr.str())
+    assert test_file.read_text() == source and notes.read_text() == '{"mine": true}\n'
+    # A report of its own kind is replaced by the next run's.
+    for _ in range(2):
+        pytester.runpytest_inprocess(*RUN, "--nanobanana-coverage-json=cov.json").assert_outcomes(passed=1)
+        assert json.loads((pytester.path / "cov.json").read_text())["tests"] == 1
 
 
 def _readme_examples() -> list[tuple[str, str, list[str], str | None]]:
@@ -314,6 +373,6 @@ def test_the_readme_examples_run_as_printed(pytester: pytest.Pytester, name: str
 
 
 def test_the_readme_shows_an_example_for_each_mode() -> None:
-    modes = {"inprocess" if "--nanobanana-mode=inprocess" in args else "live" for _, _, args, _ in README_EXAMPLES}
+    modes = {"inprocess" if 'mode="inprocess"' in code else "live" for _, code, _, _ in README_EXAMPLES}
     assert modes == {"live", "inprocess"}
     assert any(report for *_, report in README_EXAMPLES)

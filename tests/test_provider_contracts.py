@@ -17,9 +17,9 @@ import pytest
 import yaml
 
 from simulator.clock import VirtualClock
-from simulator.contracts import (
+from simulator.conformance import (
     Case,
-    ContractError,
+    CaseFileError,
     Outcome,
     Target,
     iter_operations,
@@ -93,7 +93,7 @@ def test_a_typo_in_a_case_file_is_reported(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump({"provider": "qingbo", "cases": [
         {"name": "x", "doc": "d", "request": {"method": "GET", "path": "/v1/tasks/x"}, "expcet": {"status": 404}},
     ]}))
-    with pytest.raises(ContractError, match="expcet"):
+    with pytest.raises(CaseFileError, match="expcet"):
         load_file(path)
 
 

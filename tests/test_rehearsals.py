@@ -16,7 +16,9 @@ import pytest
 from simulator.clock import VirtualClock
 from simulator.providers import REGISTRY
 from simulator.pytest_plugin.coverage import Catalogue
-from simulator.pytest_plugin.rehearse import CHECKS, Guidance, Rehearsal, rehearsals_dir, shipped
+from simulator.pytest_plugin.rehearsals.checks import CHECKS
+from simulator.pytest_plugin.rehearsals.files import Rehearsal, RehearsalError, rehearsals_dir, shipped
+from simulator.pytest_plugin.rehearsals.guidance import Guidance
 from simulator.sim import Simulator
 
 pytest_plugins = ["pytester"]
@@ -25,44 +27,16 @@ ROOT = Path(__file__).resolve().parents[1]
 RUN = ("-p", "no:cacheprovider", "-W", "error::pytest.PytestUnraisableExceptionWarning")
 REHEARSALS = sorted(path.stem for path in rehearsals_dir().glob("*.yaml"))
 
-# Adapters around the example clients; the neutral options (images, callback_url) mapped to each client's own.
+# The shipped adapters around the example clients (simulator/example_clients/adapters.py).
 CAREFUL = """
 import pytest
 
-from examples.civitai_client import CivitaiCallbackHandler, CivitaiClient
-from examples.crun_client import CrunCallbackHandler, CrunClient
-from examples.evolink_client import EvolinkCallbackHandler, EvolinkClient
-from examples.foxapi_client import FoxapiClient
-from examples.qingbo_client import QingboCallbackHandler, QingboClient
-from examples.runware_client import RunwareClient, RunwareWebhookHandler
-from simulator.pytest_plugin.rehearse import AdapterResult
-
-CLIENTS = {
-    "civitai": (CivitaiClient, CivitaiCallbackHandler, "num_images",
-                lambda url: {"callbacks": [{"url": url, "type": ["workflow:*"]}]}),
-    "qingbo": (QingboClient, QingboCallbackHandler, "n", lambda url: {"callback_url": url}),
-    "runware": (RunwareClient, RunwareWebhookHandler, "number_results", lambda url: {"webhook_url": url}),
-    "crun": (CrunClient, CrunCallbackHandler, None, lambda url: {"callback_url": url}),
-    "foxapi": (FoxapiClient, None, None, None),
-    "evolink": (EvolinkClient, EvolinkCallbackHandler, None, lambda url: {"callback_url": url}),
-}
+from simulator.example_clients.adapters import careful
 
 
 @pytest.fixture
 def nanobanana_adapter():
-    def adapter(sim, prompt, images=1, callback_url=None):
-        client_class, handler_class, batch, callbacks = CLIENTS[sim.provider]
-        options = {}
-        if images != 1:
-            options[batch] = images
-        if callback_url:
-            options.update(callbacks(callback_url))
-        with client_class(sim.api_key(), base_url=sim.base_url(), sleep=sim.sleep, clock=sim.now) as client:
-            result = client.generate(prompt, **options)
-        handler = handler_class(lambda event: None) if handler_class else None
-        return AdapterResult(result.images, result.blocked, on_callback=handler.handle if handler else None)
-
-    return adapter
+    return careful
 
 
 def test_unit_tests_of_the_client_are_not_run_by_a_rehearsal():
@@ -70,28 +44,19 @@ def test_unit_tests_of_the_client_are_not_run_by_a_rehearsal():
 """
 
 NAIVE = """
-import httpx
 import pytest
 
-from examples.naive_client import NaiveCivitaiClient
+from simulator.example_clients.adapters import naive
 
 
 @pytest.fixture
 def nanobanana_adapter():
-    def adapter(sim, prompt, images=1, callback_url=None):
-        if callback_url:
-            pytest.skip("the naive client takes no callbacks")
-        with httpx.Client(timeout=30) as http:  # it never sleeps: the rehearsal's clock tick moves time on
-            return NaiveCivitaiClient(sim.api_key(), base_url=sim.base_url(), http=http).generate(
-                prompt, num_images=images)
-
-    return adapter
+    return naive
 """
 
 
 @pytest.fixture
 def project(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.syspathinsert(ROOT)  # the example clients live beside the package, not in it
     return pytester
 
 
@@ -145,7 +110,7 @@ def test_the_naive_client_fails_the_rehearsals_it_should(project: pytest.Pyteste
     rows = _rows(scorecard)
     assert {name for name, label in rows.items() if label == "PASS"} == {"blocked-task", "download-before-expiry"}
     assert rows["webhook-duplicates"] == "SKIP"
-    assert "skipped by the adapter: the naive client takes no callbacks" in _section(scorecard, "webhook-duplicates")
+    assert "skipped by the adapter: the naive clients take no callbacks" in _section(scorecard, "webhook-duplicates")
     result.assert_outcomes(passed=2, failed=len(REHEARSALS) - 3, skipped=1)
 
     # No Retry-After: resent half a second later (the rehearsal's clock tick), with the 429 in the excerpt.
@@ -170,7 +135,7 @@ def test_the_naive_client_fails_the_rehearsals_it_should(project: pytest.Pyteste
     assert "⚡ network reset" in dropped
     # And the rest of what the naive client gets wrong.
     assert "✗ backoff: 20 attempts; a client gives up after at most 10" in _section(scorecard, "backoff-5xx")
-    assert "✗ reports_blocked: the result reports 1 image(s) and 0 blocked; the provider delivered 1 and withheld 1" \
+    assert "✗ reports_blocked: the adapter returned a list without `images` and `blocked`" \
         in _section(scorecard, "partial-batch")
     assert "did not ask for a fresh URL (RefreshBlob): the image was lost" in _section(scorecard, "refresh-expired-url")
     # The failing test itself carries the same explanation.
@@ -255,6 +220,26 @@ def test_each_rehearsal_documents_itself_and_uses_known_expectations(name: str) 
     assert set(rehearsal.expect) <= set(CHECKS) and "outcome" in rehearsal.expect
     for rule in rehearsal.faults:  # finite faults: a client that never gives up still returns and is judged
         assert "times" in rule.get("when", {}) or rule["do"].get("task") == "slow" or "webhook" in rule["do"], rule
+
+
+def test_the_rehearsal_format_lists_exactly_the_checks() -> None:
+    schema = json.loads((ROOT / "schemas" / "_formats" / "rehearsal.json").read_text(encoding="utf-8"))
+    assert set(schema["properties"]["expect"]["properties"]) == set(CHECKS)
+
+
+@pytest.mark.parametrize(("change", "why"), [
+    ("expect: {outcome: result, retry_afer: true}", "expect: unknown key(s) ['retry_afer']"),
+    ("faults: [{match: {operation: $sumbit}, do: {error: rate_limited}}]", "is not one of ['$submit'"),
+    ("faults: [{match: {operation: $submit}, do: {error: 7}}]", "error names a kind"),
+    ("tick: -1", "tick: -1 is less than the minimum of 0"),
+])
+def test_a_broken_rehearsal_file_stops_the_load_saying_where(change: str, why: str) -> None:
+    text = "name: x\ntitle: t\nexpect: {outcome: any}\n" + change + "\n"
+    if change.startswith("expect"):
+        text = "name: x\ntitle: t\n" + change + "\n"
+    with pytest.raises(RehearsalError, match=r"^broken: ") as caught:
+        Rehearsal.parse(text, "broken")
+    assert why in str(caught.value)
 
 
 def test_the_issue_s_rehearsals_are_shipped() -> None:

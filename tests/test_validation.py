@@ -36,7 +36,6 @@ SHAPE = {
                 "size": {"type": "string", "enum": ["512", "1K"]},
             },
             "additionalProperties": False,
-            "x-did-you-mean": {"diameter": "radius"},
         },
         "Square": {
             "type": "object",
@@ -89,9 +88,16 @@ def test_each_unknown_property_is_its_own_violation_with_a_nearest_name(schemas:
     assert found["items[0].zzz"].nearest is None
 
 
-def test_near_miss_carries_aliases_and_the_doc_reference(schemas: SchemaSet) -> None:
-    found = by_path(schemas, {"items": [{"kind": "circle", "diameter": 4, "colour": "pink"}]})
-    assert found["items[0].diameter"].nearest == "radius"
+def test_an_unknown_field_suggests_the_same_concept_under_the_schema_s_name(schemas: SchemaSet) -> None:
+    # `size`, `color`: no concept of the shared table is spelled like them, so spelling decides.
+    found = by_path(schemas, {"items": [{"kind": "circle", "color": "red", "aspectRatio": "1:1", "num_images": 2}]})
+    assert found["items[0].color"].nearest == "colour"
+    assert found["items[0].aspectRatio"].nearest == "size"  # the aspect-ratio concept, not the spelling
+    assert found["items[0].num_images"].nearest is None  # the concept has no name in this schema
+
+
+def test_near_miss_carries_the_doc_reference(schemas: SchemaSet) -> None:
+    found = by_path(schemas, {"items": [{"kind": "circle", "colour": "pink"}]})
     assert found["items[0].colour"].doc == "toy guide / colours"
     assert found["items[0].colour"].as_dict()["doc"] == "toy guide / colours"
 
@@ -127,3 +133,54 @@ def test_messages_fill_provider_templates() -> None:
     )
     assert render_message({}, violation) == "x"
     assert dotted_path(violation.path) == "steps[0].input.resolution"
+
+
+@pytest.mark.parametrize(("sent", "candidates", "nearest"), [
+    # Ratios by their ratio (in log space): 16:10 is 1.6, nearer 3:2 (1.5) than 16:9 (1.78), far from 1:1.
+    ("16:10", ["21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16"], "3:2"),
+    ("1:4", ["1:1", "2:3", "9:16", "16:9"], "9:16"),
+    ("17:9", ["auto", "1:1", "16:9"], "16:9"),  # a word among the ratios is not a ratio
+    # Pixel sizes by both sides; tiers by magnitude within their unit; numbers by magnitude.
+    ("1000x1000", ["1376x768", "1024x1024", "768x1376"], "1024x1024"),
+    ("1400\u00d7800", ["1024x1024", "1376x768"], "1376x768"),
+    ("8K", ["0.5K", "1K", "2K", "4K"], "4K"),
+    ("4k", ["1K", "2K", "4K"], "4K"),
+    (11, [1, 2, 10], 10),
+    (3.9, [1, 4, 8], 4),
+    # Anything else by its spelling.
+    ("blu", ["red", "blue"], "blue"),
+    ("PNG", ["png", "jpeg"], "png"),
+])
+def test_the_nearest_value_is_nearest_in_the_value_s_own_terms(tmp_path: Path, sent: object, candidates: list[object],
+                                                              nearest: object) -> None:
+    (tmp_path / "_shared").mkdir()
+    (tmp_path / "toy").mkdir()
+    schema = {"$schema": SCHEMA["$schema"], "properties": {"value": {"enum": candidates}}}
+    (tmp_path / "toy" / "body.json").write_text(json.dumps(schema))
+    (violation,) = SchemaSet("toy", root=tmp_path).validate("body", {"value": sent}).violations
+    assert (violation.rule, violation.nearest) == ("enum", nearest)
+
+
+@pytest.mark.parametrize(("slug", "schema", "body", "field", "meant"), [
+    ("evolink", "request/image-generation", {"model": "gemini-3.1-flash-image-preview", "prompt": "p"},
+     "aspect_ratio", "size"),
+    ("evolink", "request/image-generation", {"model": "gemini-3.1-flash-image-preview", "prompt": "p"},
+     "resolution", "quality"),
+    ("civitai", "request/image-gen-input", {"engine": "google", "model": "nano-banana-2", "prompt": "p"},
+     "n", "numImages"),
+    ("civitai", "request/image-gen-input", {"engine": "google", "model": "nano-banana-2", "prompt": "p"},
+     "image_urls", "images"),
+    ("qingbo", "request/task-en", {"model": "gemini-3.1-flash-image-preview", "prompt": "p"},
+     "numImages", "n"),
+    ("runware", "request/task", {"taskType": "imageInference", "taskUUID": "0b8bd1b8-3c5a-4d5a-9f3b-6c1f1a1e2d3c",
+                                 "model": "google:4@1", "positivePrompt": "p"}, "num_images", "numberResults"),
+    ("runware", "request/task", {"taskType": "imageInference", "taskUUID": "0b8bd1b8-3c5a-4d5a-9f3b-6c1f1a1e2d3c",
+                                 "model": "google:4@1", "positivePrompt": "p"}, "aspectRatio", "width+height"),
+])
+def test_an_unknown_field_names_the_provider_s_own_field_for_the_same_thing(slug: str, schema: str, body: dict,
+                                                                           field: str, meant: str) -> None:
+    from simulator.validation import schema_set
+
+    violations = schema_set(slug).validate(schema, {**body, field: "x"}).violations
+    unknown = [v for v in violations if v.rule == "additionalProperties"]
+    assert [(dotted_path(v.path), v.nearest) for v in unknown] == [(field, meant)]

@@ -29,6 +29,7 @@ class JournalEntry:
     task_id: str | None = None
     note: str | None = None
     violations: list[dict[str, Any]] = field(default_factory=list)
+    ignored: list[dict[str, Any]] = field(default_factory=list)  # undocumented fields the provider dropped, unread
     faults: list[dict[str, Any]] = field(default_factory=list)  # rules and limits that fired, and what they did
     self_check: list[dict[str, Any]] = field(default_factory=list)  # how the answer broke its contract (a sim bug)
     detail: dict[str, Any] = field(default_factory=dict)

@@ -7,7 +7,7 @@ from typing import Any
 
 from simulator.faults.network import check_network_action
 from simulator.faults.plan import PlanError
-from simulator.faults.tasks import check_task_action
+from simulator.faults.task_actions import check_task_action
 
 WEBHOOK_ACTIONS = frozenset({"drop", "duplicate", "delay", "reorder"})
 ACTION_KEYS = ("error", "network", "task", "webhook")

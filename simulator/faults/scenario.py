@@ -18,8 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
+from simulator import data_formats
 from simulator.faults.actions import check_action
 from simulator.faults.limits import RateLimits
 from simulator.faults.plan import FaultPlan, PlanError
@@ -30,7 +29,7 @@ from simulator.resources import contracts_dir
 if TYPE_CHECKING:
     from simulator.sim import Simulator
 
-SCENARIO_KEYS = frozenset({"name", "options", "wallets", "rate_limits", "moderation", "faults"})
+FORMAT = "scenario"  # schemas/_formats/scenario.json: the keys, wallets, moderation and options tables
 
 
 def scenarios_dir() -> Path:
@@ -54,24 +53,8 @@ def shipped() -> list[dict[str, str]]:
     ]
 
 
-def read_mapping(
-    text: str, source: str, allowed: frozenset[str], kind: str, error: type[Exception] = PlanError
-) -> Mapping[str, Any]:
-    """A YAML document that must be a mapping with only `allowed` keys (scenarios, rehearsals)."""
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise error(f"{source}: not valid YAML: {exc}") from exc
-    if not isinstance(document, Mapping):
-        raise error(f"{source}: a {kind} is a YAML mapping with {sorted(allowed)}")
-    unknown = set(document) - allowed
-    if unknown:
-        raise error(f"{source}: unknown keys {sorted(unknown)}; a {kind} has {sorted(allowed)}")
-    return document
-
-
 def parse(text: str, source: str) -> dict[str, Any]:
-    return {"name": source, **read_mapping(text, source, SCENARIO_KEYS, "scenario")}
+    return {"name": source, **data_formats.load_yaml(text, FORMAT, source, PlanError)}
 
 
 def load(name_or_file: str) -> dict[str, Any]:
@@ -98,15 +81,11 @@ def _served(sim: Simulator, slug: str, name: str) -> list[str]:
 def check(sim: Simulator, scenario: Mapping[str, Any], name: str) -> None:
     """Dry run of every part on throwaway state, so a bad scenario changes nothing."""
     for slug, values in (scenario.get("options") or {}).items():
-        if not isinstance(values, Mapping):
-            raise PlanError(f"{name}: options.{slug} maps option names to values")
         for served in _served(sim, slug, name):
             trial = ProviderOptions(served)
             for option, value in values.items():
                 trial.set(option, value)
     for wallet in scenario.get("wallets") or []:
-        if not isinstance(wallet, Mapping) or "provider" not in wallet or "balance" not in wallet:
-            raise PlanError(f"{name}: a wallet entry needs provider and balance (api_key optional)")
         _served(sim, str(wallet["provider"]), name)
     RateLimits().set(scenario.get("rate_limits") or [])
     FaultPlan(check=check_action).add(scenario.get("faults") or [], source=name)

@@ -23,25 +23,13 @@ from dataclasses import replace
 from typing import Any
 
 from simulator.engine.tasks import Failure, Phase, Task
-from simulator.faults.plan import PlanError
 
-TASK_ACTIONS = frozenset({"block", "partial_block", "fail", "never_finish", "expire", "slow"})
 DEFAULT_BLOCK_REASON = "The output was blocked by the content filter."
 
 _ACTIVE: ContextVar[tuple[Mapping[str, Any], ...]] = ContextVar("nanobanana_sim_task_faults", default=())
 # Images already planned by earlier tasks of the same request: a provider that makes one task per image
 # (Runware) still has its batch counted as one, so `partial_block` images [1] means the request's second.
 _IMAGES_SEEN: ContextVar[list[int]] = ContextVar("nanobanana_sim_images_seen")
-
-
-def check_task_action(do: Mapping[str, Any], rule: str) -> None:
-    action = do.get("task")
-    if action not in TASK_ACTIONS:
-        raise PlanError(f"{rule}: task action must be one of {sorted(TASK_ACTIONS)}, not {action!r}")
-    if action == "slow":
-        queue = do.get("queue")
-        if not isinstance(queue, Mapping) or queue.get("distribution") not in ("fixed", "uniform", "lognormal"):
-            raise PlanError(f"{rule}: slow needs queue.distribution fixed, uniform or lognormal")
 
 
 @contextmanager

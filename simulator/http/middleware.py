@@ -139,6 +139,7 @@ class JournalRecorder:
                 task_id=notes.get("task_id"),
                 note=notes.get("note"),
                 violations=notes.get("violations", []),
+                ignored=notes.get("ignored", []),
                 faults=notes.get("faults", []),
                 self_check=notes.get("self_check", []),
             )

@@ -16,26 +16,29 @@ a report naming the request, the JSON path, the rule, the expected and nearest v
 
 from __future__ import annotations
 
-import json
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from simulator.pytest_plugin import coverage_file
 from simulator.pytest_plugin.settings import MARKER, MARKER_DOC, Settings, SettingsError, add_options
+from simulator.pytest_plugin.warning_types import IgnoredFieldWarning
 
 if TYPE_CHECKING:  # the simulator itself is imported only when a test asks for it
     from simulator.pytest_plugin.coverage import Catalogue, Coverage
     from simulator.pytest_plugin.harness import HarnessPool
     from simulator.pytest_plugin.session import Nanobanana
 
-__all__ = ["Settings", "nanobanana"]
+__all__ = ["IgnoredFieldWarning", "Settings", "nanobanana"]
 
 _POOL: pytest.StashKey[HarnessPool] = pytest.StashKey()
 _COVERAGE: pytest.StashKey[Coverage] = pytest.StashKey()
 _CATALOGUES: pytest.StashKey[dict[int, dict[str, Catalogue]]] = pytest.StashKey()  # by id() of the simulator
 _ACTIVE: pytest.StashKey[Nanobanana] = pytest.StashKey()
+_COVERAGE_FILE: pytest.StashKey[Path] = pytest.StashKey()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -44,7 +47,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER_DOC)
-    if config.option.nanobanana_coverage is not None:
+    if config.option.nanobanana_coverage_json is not None:
+        try:  # before any test runs: a wrong name must not cost a whole run, nor destroy a file at its end
+            config.stash[_COVERAGE_FILE] = coverage_file.checked(config.option.nanobanana_coverage_json)
+        except coverage_file.CoverageFileError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    if config.option.nanobanana_coverage or _COVERAGE_FILE in config.stash:
         from simulator.pytest_plugin.coverage import Coverage
 
         config.stash[_COVERAGE] = Coverage()
@@ -132,13 +140,17 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     report = simulator.contract_report() if simulator is not None else None
     if report:
         pytest.fail(report, pytrace=False)
+    ignored = simulator.ignored_fields_report() if simulator is not None else None
+    if ignored:  # shown against the test itself, not this hook
+        path, line, _ = item.location
+        warnings.warn_explicit(IgnoredFieldWarning(ignored), IgnoredFieldWarning, path, (line or 0) + 1)
     return result
 
 
 def pytest_collectstart(collector: pytest.Collector) -> None:
     # Rehearsals hang from a test module that sees the adapter fixture, even one with no tests of its own.
     if collector.config.option.nanobanana_rehearse and isinstance(collector, pytest.Module):
-        from simulator.pytest_plugin.rehearse import note_module
+        from simulator.pytest_plugin.rehearsals.runner import note_module
 
         note_module(collector)
 
@@ -148,14 +160,14 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     """`--nanobanana-rehearse=PROVIDER`: the rehearsals replace the collected tests. First, so that `-k` and `-m`
     then select among the rehearsals."""
     if config.option.nanobanana_rehearse:
-        from simulator.pytest_plugin.rehearse import collect
+        from simulator.pytest_plugin.rehearsals.runner import collect
 
         collect(session, config, items)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     if config.option.nanobanana_rehearse:
-        from simulator.pytest_plugin.rehearse import terminal_summary
+        from simulator.pytest_plugin.rehearsals.runner import terminal_summary
 
         terminal_summary(terminalreporter, config)
     coverage = config.stash.get(_COVERAGE, None)
@@ -164,7 +176,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     terminalreporter.write_sep("=", "nanobanana contract coverage")
     for line in coverage.render():
         terminalreporter.write_line(line)
-    target = config.option.nanobanana_coverage
-    if target != "-":
-        Path(target).write_text(json.dumps(coverage.as_dict(), indent=2) + "\n", encoding="utf-8")
-        terminalreporter.write_line(f"written to {target}")
+    target = config.stash.get(_COVERAGE_FILE, None)
+    if target is not None:
+        try:
+            coverage_file.write(target, coverage.as_dict())
+        except (coverage_file.CoverageFileError, OSError) as exc:
+            terminalreporter.write_line(f"not written: {exc}", red=True)
+        else:
+            terminalreporter.write_line(f"written to {target}")

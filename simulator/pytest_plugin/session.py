@@ -16,7 +16,7 @@ from typing import Any
 
 from simulator.control_client import ControlClient
 from simulator.options import provider_data
-from simulator.pytest_plugin import contract
+from simulator.pytest_plugin import request_check, request_report
 from simulator.pytest_plugin.harness import Harness
 from simulator.pytest_plugin.settings import MARKER, Settings
 from simulator.testing import WebhookReceiver
@@ -172,8 +172,8 @@ class Nanobanana:
         fail it; each path given must be broken by some request."""
         self._expected = [*(self._expected or []), *paths]
 
-    def findings(self, *, strict: bool | None = None) -> list[contract.Finding]:
-        return contract.check(
+    def findings(self, *, strict: bool | None = None) -> list[request_check.Finding]:
+        return request_check.check(
             self.journal(kind="http"), strict=self.settings.strict if strict is None else strict,
             allow_headers=self.settings.allow_headers, expected_paths=self._expected,
         )
@@ -182,24 +182,31 @@ class Nanobanana:
         """Why this test breaks the provider's contract (or met a simulator answer that breaks it), or None.
 
         `contract=False` silences the first kind only: a broken answer invalidates any test."""
-        broken_answers = contract.self_check_report(self.journal())
+        broken_answers = request_report.self_check_report(self.journal())
         if not self.settings.contract:
             return broken_answers
         parts = [broken_answers] if broken_answers else []
         findings = self.findings()
         if findings:
-            parts.append(contract.render(findings))
+            parts.append(request_report.render(findings))
         if self._expected:
-            missing = contract.missing_expected(self.journal(kind="http"), self._expected)
+            missing = request_check.missing_expected(self.journal(kind="http"), self._expected)
             if missing:
                 parts.append(f"nanobanana: expected violations at {', '.join(missing)}, but no request broke them")
         return "\n\n".join(parts) or None
+
+    def ignored_fields_report(self) -> str | None:
+        """Outside strict mode, the fields the provider silently dropped: a warning, not a failure."""
+        if not self.settings.contract or self.settings.strict:
+            return None
+        findings = request_check.ignored(self.journal(kind="http"))
+        return request_report.ignored_report(findings) if findings else None
 
     def assert_no_violations(self, *, strict: bool | None = None) -> None:
         __tracebackhide__ = True
         findings = self.findings(strict=strict)
         if findings:
-            raise AssertionError(contract.render(findings))
+            raise AssertionError(request_report.render(findings))
 
     # -- assertions on the journal -------------------------------------------------------------------------
 
@@ -211,7 +218,7 @@ class Nanobanana:
                     f"[{entry.get('provider')} webhook {detail.get('event')}, attempt {detail.get('attempt')}, "
                     f"{detail.get('outcome')}]")
         else:
-            what = contract.request_line(entry)
+            what = request_report.request_line(entry)
         return f"  #{entry['seq']:<5} {offset:<10} {what}"
 
     def _fail(self, message: str, context: Sequence[Mapping[str, Any]]) -> AssertionError:

@@ -152,6 +152,9 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--nanobanana-rehearse", action="append", default=[], metavar="PROVIDER",
                     help="run the client rehearsals (contracts/rehearsals) against the `nanobanana_adapter` fixture "
                          "for PROVIDER instead of the collected tests, and print a scorecard (repeatable)")
-    group.addoption("--nanobanana-coverage", nargs="?", const="-", default=None, metavar="FILE.json",
+    group.addoption("--nanobanana-coverage", action="store_true", default=False,
                     help="print which routes, statuses, error kinds and lifecycle modes the tests exercised, per "
-                         "provider (and write them as JSON to FILE.json if given)")
+                         "provider, at the end of the run")
+    group.addoption("--nanobanana-coverage-json", default=None, metavar="FILE.json",
+                    help="also write that coverage as JSON to FILE.json (implies --nanobanana-coverage); only a "
+                         "new file or an earlier coverage report is ever written over")

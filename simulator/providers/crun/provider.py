@@ -142,6 +142,7 @@ class CrunProvider(Provider):
         cleaned = _without(body, [v.path for v in ignorable])
         if ignorable:
             context(request)["note"] = "ignored unknown fields: " + ", ".join(dotted_path(v.path) for v in ignorable)
+            context(request)["ignored"] = [v.as_dict() for v in ignorable]
         return body, self.schemas.with_defaults(schema, cleaned)
 
     # -- routes --------------------------------------------------------------------------------------

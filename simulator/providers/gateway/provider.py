@@ -142,6 +142,7 @@ class GatewayProvider(Provider):
                     _drop(raw, violation.path)
                 paths = ", ".join(dotted_path(v.path) for v in ignored)
                 context(request)["note"] = f"ignored undocumented fields: {paths}"
+                context(request)["ignored"] = [v.as_dict() for v in ignored]
         if violations:
             return {}, violations
         return self.schemas.with_defaults(name, raw), []

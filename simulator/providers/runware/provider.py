@@ -191,8 +191,9 @@ class RunwareProvider(Provider):
         report = self.schemas.validate(ROOT_SCHEMA, task)
         violations = report.violations
         if self.options["unknown_parameters"] == "ignore":
-            unknown = [v.path for v in violations if v.rule == "additionalProperties"]
-            task = _without(task, unknown)
+            ignored = [v for v in violations if v.rule == "additionalProperties"]
+            task = _without(task, [v.path for v in ignored])
+            notes.setdefault("ignored", []).extend(v.as_dict() for v in ignored)
             violations = [v for v in violations if v.rule != "additionalProperties"]
         if isinstance(task.get("taskUUID"), str):
             notes.setdefault("task_id", task["taskUUID"])

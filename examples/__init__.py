@@ -1,1 +1,0 @@
-"""Example clients for the Nano Banana providers (see README.md)."""

@@ -1,1 +1,0 @@
-"""Test suites of the example clients, run against the simulator through the `nanobanana` pytest fixture."""
