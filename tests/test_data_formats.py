@@ -43,7 +43,7 @@ def test_every_shipped_file_follows_its_format(name: str, path: Path) -> None:
 
 
 def test_every_provider_has_a_card() -> None:
-    assert {path.parent.name for name, path in SHIPPED if name == "provider-card"} == set(REGISTRY)
+    assert set(REGISTRY) <= {path.parent.name for name, path in SHIPPED if name == "provider-card"}
 
 
 def _with(document: Any, path: list[Any], key: str, value: Any) -> Any:
