@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import math
 import random
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -48,7 +49,9 @@ class Engine:
         self.clock = clock
         self.seed = seed
         self.seeds = SeedSource(seed)
-        self.signer = URLSigner(secret or f"nanobanana-sim:{seed}".encode())
+        # Random per process unless given: a link signed by another process (even with the same seed) is forged.
+        # Nothing seeded reads the key, so IDs and pixels stay a function of the seed and the requests.
+        self.signer = URLSigner(secret or secrets.token_bytes(32))
         self.journal = Journal(journal_capacity)
         self.tasks = TaskStore()
         self.wallets = Wallets()
