@@ -109,6 +109,16 @@ def mapping(
     return value
 
 
+def named(raw: Any, field: str, allowed: Collection[str], what: str, default_name: str) -> str:
+    """The opening of every entry of a settings list (a rule, a limit): plain JSON, an object with only `allowed`
+    keys, and its `name` (a short non-empty string) or `default_name`."""
+    plain(raw, field)
+    mapping(raw, field, allowed, what)
+    if raw.get("name") is None:
+        return default_name
+    return text(raw["name"], join(field, "name"), max_length=200, empty=False)
+
+
 def items(value: Any, field: str, *, max_items: int, what: str = "a list") -> list[Any]:
     if not isinstance(value, list):
         raise refuse(field, f"must be {what}, not {quote(value)}")

@@ -41,6 +41,13 @@ def provider_slugs() -> list[str]:
     return sorted(path.parent.name for path in schemas_dir().glob("*/provider.json"))
 
 
+def known_provider(slug: Any, field: str) -> str:
+    """A provider slug that has a data card (served or not), or a refusal naming `field` and the known ones."""
+    if slug not in provider_slugs():
+        raise checks.refuse(field, f"unknown provider {checks.quote(slug)}; known: {', '.join(provider_slugs())}")
+    return str(slug)
+
+
 def option_schema(spec: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON Schema an option's values must meet, from its spec."""
     schema = {key: spec[key] for key in SCHEMA_KEYS if key in spec}

@@ -102,6 +102,7 @@ CASES: list[tuple[str, str, str, bytes, int, str]] = [
      "rules[1].do.after"),
     ("fault-task-unknown-key", "POST", "/faults", rules({"task": "block", "images": [0]}), 400, "rules[1].do.images"),
     ("fault-latency", "POST", "/faults", rules({"network": "latency", "seconds": 1e9}), 400, "rules[1].do.seconds"),
+    ("fault-network-kind", "POST", "/faults", rules({"network": "explode"}), 400, "rules[1].do.network"),
     ("fault-trickle", "POST", "/faults", rules({"network": "trickle", "chunk": 0}), 400, "rules[1].do.chunk"),
     ("fault-webhook-delay", "POST", "/faults", rules({"webhook": "delay", "seconds": -1}), 400, "rules[1].do.seconds"),
     ("fault-no-action", "POST", "/faults", rules({"status": 500}), 400, "rules[1].do"),

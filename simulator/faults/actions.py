@@ -19,7 +19,7 @@ from simulator.faults.errors import DEFAULT_ERRORS, check_code
 from simulator.faults.network import check_network_action
 from simulator.faults.plan import PlanError
 from simulator.faults.tasks import TASK_KEYS, check_task_action
-from simulator.options import provider_data, provider_slugs
+from simulator.options import known_provider, provider_data, provider_slugs
 
 ACTION_KEYS = ("error", "network", "task", "webhook")
 # Keys an error action may carry: the status and wording, extra headers, and the quota members some
@@ -62,7 +62,11 @@ def check_action(
         _check_error(do, field, reached(match or {}, f"{field.removesuffix('.do')}.match", providers))
         allowed |= ERROR_KEYS
     if "network" in do:
-        check_network_action(do, field)
+        try:
+            check_network_action(do, field)
+        except PlanError as exc:  # its message names the `do`; the field is the `network` key in it
+            where = checks.join(field, "network")
+            raise PlanError(f"{where}: {str(exc).removeprefix(f'{field}: ')}", where) from None
         allowed |= NETWORK_KEYS[do["network"]]
     if "task" in do:
         check_task_action(do, field)
@@ -86,12 +90,9 @@ def reached(match: Mapping[str, Any], field: str, providers: list[str] | None = 
     wanted = match.get("provider")
     if wanted is None:
         return provider_slugs() if providers is None else providers
-    slugs = wanted if isinstance(wanted, list) else [wanted]
-    for i, slug in enumerate(slugs):
-        if slug not in provider_slugs():
-            where = checks.join(field, "provider") if not isinstance(wanted, list) else f"{field}.provider[{i}]"
-            raise PlanError(f"{where}: unknown provider {checks.quote(slug)}; known: {provider_slugs()}", where)
-    return list(slugs)
+    if not isinstance(wanted, list):
+        return [known_provider(wanted, checks.join(field, "provider"))]
+    return [known_provider(slug, f"{field}.provider[{i}]") for i, slug in enumerate(wanted)]
 
 
 @cache

@@ -11,7 +11,7 @@ from typing import Any
 from simulator import checks
 from simulator.checks import Invalid
 from simulator.faults.plan import MAX_COUNT, MAX_WINDOW, PlanError, RequestFacts
-from simulator.options import provider_slugs
+from simulator.options import known_provider
 
 LIMIT_KEYS = frozenset({"provider", "api_key", "operations", "requests", "per", "concurrent", "name"})
 # Every request is checked against every limit in force.
@@ -34,14 +34,10 @@ class Limit:
     @classmethod
     def parse(cls, raw: Mapping[str, Any], default_name: str, field: str = "limit") -> Limit:
         try:
-            checks.plain(raw, field)
-            checks.mapping(raw, field, LIMIT_KEYS, "a rate limit")
-            name = default_name if raw.get("name") is None else checks.text(
-                raw["name"], checks.join(field, "name"), max_length=200, empty=False)
+            name = checks.named(raw, field, LIMIT_KEYS, "a rate limit", default_name)
             provider = raw.get("provider")
-            if provider is not None and provider not in provider_slugs():
-                raise checks.refuse(checks.join(field, "provider"),
-                                    f"unknown provider {checks.quote(provider)}; known: {provider_slugs()}")
+            if provider is not None:
+                known_provider(provider, checks.join(field, "provider"))
             api_key = raw.get("api_key")
             if api_key is not None:
                 checks.text(api_key, checks.join(field, "api_key"), max_length=4096)

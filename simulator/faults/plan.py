@@ -106,10 +106,7 @@ class Rule:
     def parse(cls, raw: Mapping[str, Any], default_name: str, field: str = "rule") -> Rule:
         """A rule from plain data, every part checked (the `do` part by the plan's own check)."""
         try:
-            checks.plain(raw, field)
-            checks.mapping(raw, field, RULE_KEYS, "a rule (match / when / do)")
-            name = default_name if raw.get("name") is None else checks.text(
-                raw["name"], checks.join(field, "name"), max_length=200, empty=False)
+            name = checks.named(raw, field, RULE_KEYS, "a rule (match / when / do)", default_name)
             match, when, do = (
                 dict(checks.mapping({} if raw.get(part) is None else raw[part], checks.join(field, part), keys, part))
                 for part, keys in (("match", MATCH_KEYS), ("when", WHEN_KEYS), ("do", None))
