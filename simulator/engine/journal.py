@@ -27,6 +27,8 @@ MAX_BYTES = 64 * 1024 * 1024
 MAX_DEPTH = 64
 # Python refuses to print integers of more than 4300 digits, and so would every JSON answer holding one.
 MAX_INT_BITS = 14_000
+# One C-speed pass says whether an entry is plain JSON and how large; a cycle ends in RecursionError, caught.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, check_circular=False)
 _SURROGATE = re.compile("[\ud800-\udfff]")  # in a str, only ever a lone one: JSON text cannot carry it
 
 
@@ -98,7 +100,8 @@ class Journal:
         # Not plain JSON as it stands (NaN, a lone surrogate, a giant integer, an odd type): made so below.
         with contextlib.suppress(ValueError, TypeError, RecursionError):
             if not force:
-                size = len(json.dumps(values, allow_nan=False, ensure_ascii=False).encode("utf-8"))
+                text = _ENCODER.encode(values)
+                size = len(text) if text.isascii() else len(text.encode("utf-8"))  # a lone surrogate raises
         if 0 <= size <= self.field_bytes:
             return values, [], size
         kept: dict[str, Any] = {}
