@@ -12,15 +12,45 @@ import asyncio
 import heapq
 import inspect
 import itertools
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from simulator.checks import Invalid, number
+
 TimerCallback = Callable[[], Awaitable[None] | None]
 
 # 2026-01-01T00:00:00Z: a fixed start makes virtual timestamps (and so IDs) reproducible by seed.
 DEFAULT_VIRTUAL_EPOCH = 1767225600.0
+# 3000-01-01T00:00:00Z, the latest moment a virtual clock shows. Far past any test, and far enough inside
+# what a datetime can print (year 9999) that the clock plus any bounded duration (a URL lifetime, a queue,
+# an expiry) still prints as a date: every route renders times, so a clock past that would break them all.
+HORIZON = 32503680000.0
+# Seconds a virtual clock may move on by itself before each provider request.
+MAX_TICK = 86400.0
+# A real clock faster than this would pass the horizon within days of wall time.
+MAX_SPEED = 100_000.0
+
+
+class ClockError(Invalid):
+    """A clock setting or move that is refused (it would go backwards, past the horizon, or is not a number)."""
+
+
+def check_moment(t: object, field: str = "to") -> float:
+    """A moment the virtual clock can show: a finite number of POSIX seconds, up to the horizon."""
+    try:
+        return float(number(t, field, low=0, high=HORIZON, unit="(POSIX seconds; the clock ends at 3000-01-01)"))
+    except Invalid as exc:
+        raise ClockError(str(exc), exc.field) from None
+
+
+def check_tick(tick: object, field: str = "tick") -> float:
+    try:
+        return float(number(tick, field, low=0, high=MAX_TICK, unit="seconds"))
+    except Invalid as exc:
+        raise ClockError(str(exc), exc.field) from None
 
 
 def to_datetime(t: float) -> datetime:
@@ -85,9 +115,10 @@ class RealClock(Clock):
     mode = "real"
 
     def __init__(self, speed: float = 1.0) -> None:
-        if speed <= 0:
-            raise ValueError("speed must be positive")
-        self.speed = speed
+        try:
+            self.speed = float(number(speed, "speed", low=0, high=MAX_SPEED, above=True))
+        except Invalid as exc:
+            raise ClockError(str(exc), exc.field) from None
         self._epoch = time.time()
         self._mono = time.monotonic()
         self._background: set[asyncio.Task[None]] = set()
@@ -131,11 +162,11 @@ class VirtualClock(Clock):
     mode = "virtual"
 
     def __init__(self, start: float = DEFAULT_VIRTUAL_EPOCH, autojump: bool = False, tick: float = 0.0) -> None:
-        self._now = start
+        self._now = check_moment(start, "start")
         self.autojump = autojump
         # Seconds the clock moves on before each provider request: a client that polls (and really sleeps
         # a little, or not at all) still sees its task progress, without the test driving the clock.
-        self.tick = tick
+        self.tick = check_tick(tick)
         self._timers: list[_Timer] = []
         self._seq = itertools.count()
         self._advancing: asyncio.Lock | None = None
@@ -154,11 +185,16 @@ class VirtualClock(Clock):
         return Timer(timer.cancel)
 
     async def advance(self, seconds: float) -> float:
-        if seconds < 0:
-            raise ValueError("the clock cannot go backwards")
+        if not seconds >= 0:  # also refuses NaN, which compares false with everything
+            raise ClockError(f"seconds: the clock cannot go backwards or by {seconds!r}", "seconds")
         return await self.advance_to(self._now + seconds)
 
     async def advance_to(self, t: float) -> float:
+        """Fire everything due up to `t`, in order, then show `t`. The clock stops at its horizon: a waiter or
+        tick that would carry it further leaves it there (the control plane refuses such a move outright)."""
+        if math.isnan(t):
+            raise ClockError("to: the clock cannot move to NaN", "to")
+        t = min(t, HORIZON)
         async with self._lock():
             while self._timers and self._timers[0].due <= t:
                 timer = heapq.heappop(self._timers)
@@ -170,11 +206,14 @@ class VirtualClock(Clock):
         return self._now
 
     async def sleep_until(self, t: float) -> None:
-        if t <= self._now:
+        if not t > self._now:
             return
         if self.autojump:
             await self.advance_to(t)
-            return
+            if t <= self._now:
+                return
+            # Past the horizon: time cannot get there, so the waiter waits as on a manual clock (until a reset
+            # or its client gives up) rather than spinning; nothing else is held up.
         woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def wake() -> None:
@@ -190,7 +229,7 @@ class VirtualClock(Clock):
     def rewind(self, start: float = DEFAULT_VIRTUAL_EPOCH) -> None:
         """Start over at `start` with nothing scheduled (used by a full simulator reset)."""
         self._timers.clear()
-        self._now = start
+        self._now = check_moment(start, "start")
 
     def pending_timers(self) -> int:
         return sum(1 for timer in self._timers if not timer.cancelled)

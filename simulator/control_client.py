@@ -2,25 +2,44 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from simulator.security import CONTROL_TOKEN_ENV
+
 
 class ControlError(RuntimeError):
-    pass
+    """A refused call: `status` is the HTTP status, `field` the field the simulator named (if any)."""
+
+    def __init__(self, message: str, status: int = 0, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.field = field
 
 
 class ControlClient:
-    def __init__(self, base_url: str, *, client: httpx.Client | None = None) -> None:
+    """`token` (default: the NANOBANANA_CONTROL_TOKEN environment variable) is sent as `Authorization: Bearer`
+    on every call, for a simulator started with a control token."""
+
+    def __init__(self, base_url: str, *, client: httpx.Client | None = None, token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self._owns_http = client is None
         self._http = client or httpx.Client(timeout=60)
+        token = token if token is not None else os.environ.get(CONTROL_TOKEN_ENV) or None
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._http.request(method, f"{self.base_url}/_sim{path}", **kwargs)
+        response = self._http.request(method, f"{self.base_url}/_sim{path}", headers=self._headers, **kwargs)
         if response.status_code >= 400:
-            raise ControlError(f"{method} /_sim{path} → {response.status_code}: {response.text}")
+            try:
+                field = response.json().get("field")
+            except ValueError:
+                field = None
+            raise ControlError(f"{method} /_sim{path} → {response.status_code}: {response.text}",
+                               response.status_code, field)
         return response.json() if response.content else None
 
     def info(self) -> dict[str, Any]:
@@ -97,8 +116,13 @@ class ControlClient:
         return list(self._call("PUT", "/limits", json={"limits": list(limits)})["limits"])
 
     def load_scenario(self, name: str | None = None, *, yaml: str | None = None) -> dict[str, Any]:
-        """A shipped scenario by name, or a scenario document as YAML text."""
-        body = {"name": name} if name is not None else {"yaml": yaml}
+        """A shipped scenario by name, a scenario file here (its text is sent: the simulator never reads files it
+        is named), or a scenario document as YAML text."""
+        if name is not None and Path(name).is_file():
+            path = Path(name)
+            body = {"yaml": path.read_text(encoding="utf-8"), "source": path.stem}
+        else:
+            body = {"name": name} if name is not None else {"yaml": yaml}
         return dict(self._call("POST", "/scenarios", json=body))
 
     def scenarios(self) -> dict[str, Any]:

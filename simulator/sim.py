@@ -15,6 +15,7 @@ from simulator.faults import scenario
 from simulator.http.app import build_app
 from simulator.providers import REGISTRY, available, provider_class
 from simulator.providers.base import Provider
+from simulator.security import control_token_from, signing_key_from
 from simulator.self_check import Mode, check_payload, default_mode, describe
 
 log = logging.getLogger("nanobanana_sim")
@@ -31,15 +32,15 @@ class Simulator:
         options: Mapping[str, Mapping[str, Any]] | None = None,
         journal_capacity: int = 50_000,
         self_check: str | None = None,
-        control_token: str | None = None,
         signing_key: bytes | None = None,
+        control_token: str | None = None,
     ) -> None:
-        # `serve --control-token` / `--signing-key`, kept as given.
-        self.control_token = control_token
-        self.signing_key = signing_key
         self._initial_self_check = Mode(self_check) if self_check is not None else default_mode()
         self.self_check = self._initial_self_check
-        self.engine = Engine(clock or RealClock(), seed, journal_capacity=journal_capacity)
+        # Both default to the environment; see simulator/security.py (a random key, an open control plane).
+        self.control_token = control_token_from(control_token)
+        self.engine = Engine(clock or RealClock(), seed, secret=signing_key_from(signing_key),
+                             journal_capacity=journal_capacity)
         self._clock_start = self.clock.now()
         self._autojump = isinstance(self.clock, VirtualClock) and self.clock.autojump
         self._tick = self.clock.tick if isinstance(self.clock, VirtualClock) else 0.0

@@ -92,7 +92,7 @@ def test_bad_rules_are_refused_with_a_reason_and_change_nothing(control: Control
     with pytest.raises(ControlError, match="network action must be one of"):
         control.add_faults({"do": {"error": "server_error"}}, {"do": {"network": "explode"}})
     assert control.faults()["rules"] == []
-    with pytest.raises(ControlError, match="unknown when keys"):
+    with pytest.raises(ControlError, match="unknown key 'sometimes'"):
         control.add_faults({"when": {"sometimes": True}, "do": {"error": "server_error"}})
 
 
@@ -269,7 +269,7 @@ def test_a_bad_scenario_is_refused_whole(control: ControlClient) -> None:
     with pytest.raises(ControlError, match="task action"):
         control.load_scenario(yaml="options: {civitai: {url_ttl_seconds: 5}}\nfaults: [{do: {task: explode}}]\n")
     assert control.options("civitai")["url_ttl_seconds"]["value"] == 600
-    with pytest.raises(ControlError, match="no scenario file"):
+    with pytest.raises(ControlError, match="no shipped scenario"):
         control.load_scenario("no-such-scenario")
 
 

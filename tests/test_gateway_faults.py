@@ -20,7 +20,7 @@ from starlette.requests import Request
 from test_gateway_support import FLASH, SLUGS, TOKEN, Gateway, gateway_fixture
 
 from simulator.clock import VirtualClock
-from simulator.control_client import ControlClient
+from simulator.control_client import ControlClient, ControlError
 from simulator.faults.errors import DEFAULT_ERRORS
 from simulator.live import LiveServer
 from simulator.options import provider_data
@@ -216,13 +216,12 @@ def test_a_rule_may_set_status_message_and_code(gw: Gateway, control: ControlCli
     assert odd.json()["error"]["type"] == expected(gw.slug, "server_error", "task")["type"]
 
 
-def test_an_unknown_kind_is_the_providers_500_with_a_journal_note(gw: Gateway, control: ControlClient) -> None:
-    fail_once(control, gw.slug, {"error": "no_such_kind"})
-    response = gw.create(gw.body())
-    assert response.status_code == 500
-    gw.check("response/error", response.json())
-    [entry] = control.journal(provider=gw.slug, kind="http")
-    assert "no_such_kind" in entry["note"]
+def test_an_unknown_kind_is_refused_when_the_rule_is_added(gw: Gateway, control: ControlClient) -> None:
+    with pytest.raises(ControlError) as refused:
+        fail_once(control, gw.slug, {"error": "no_such_kind"})
+    assert (refused.value.status, refused.value.field) == (400, "rules[0].do.error")
+    assert control.faults()["rules"] == []
+    assert gw.create(gw.body()).status_code == 200
 
 
 def test_foxapi_503_type_follows_the_named_option(server: LiveServer, control: ControlClient) -> None:

@@ -6,16 +6,17 @@ import asyncio
 import itertools
 import math
 import random
-import re
+import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from simulator.clock import Clock, Timer, VirtualClock
 from simulator.engine.blobs import BlobStore, URLSigner
 from simulator.engine.journal import Journal
+from simulator.engine.moderation import Moderation
 from simulator.engine.rng import SeedSource
-from simulator.engine.tasks import Failure, Phase, Task, TaskStore, Timeline
+from simulator.engine.tasks import Phase, Task, TaskStore, Timeline
 from simulator.engine.wallets import Wallets
 from simulator.engine.webhooks import Delivery, WebhookDispatcher
 from simulator.faults import tasks as task_faults
@@ -25,26 +26,6 @@ from simulator.faults.plan import FaultPlan, RequestFacts
 from simulator.images import PlaceholderCache
 
 EventListener = Callable[[Task, Phase, float], None]
-
-# The documented prompt trigger: a prompt containing it is blocked by the simulated content filter.
-BLOCK_TRIGGER = "[sim:block]"
-
-
-@dataclass
-class Moderation:
-    """Simulated content filter: prompt patterns (regular expressions, case-insensitive) that block."""
-
-    patterns: list[str] = field(default_factory=lambda: [re.escape(BLOCK_TRIGGER)])
-
-    def verdict(self, prompt: str) -> Failure | None:
-        forced = task_faults.forced_block()
-        if forced is not None:
-            return forced
-        for pattern in self.patterns:
-            if re.search(pattern, prompt, flags=re.IGNORECASE):
-                return Failure("blocked", "The prompt was blocked by the content filter.", code=pattern)
-        return None
-
 
 @dataclass(frozen=True)
 class Durations:
@@ -68,7 +49,9 @@ class Engine:
         self.clock = clock
         self.seed = seed
         self.seeds = SeedSource(seed)
-        self.signer = URLSigner(secret or f"nanobanana-sim:{seed}".encode())
+        # Random per process unless given: a link signed by another process (even with the same seed) is forged.
+        # Nothing seeded reads the key, so IDs and pixels stay a function of the seed and the requests.
+        self.signer = URLSigner(secret or secrets.token_bytes(32))
         self.journal = Journal(journal_capacity)
         self.tasks = TaskStore()
         self.wallets = Wallets()

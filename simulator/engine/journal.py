@@ -1,12 +1,35 @@
-"""The record of every exchange: HTTP requests, webhook attempts and other engine events."""
+"""The record of every exchange: HTTP requests, webhook attempts and other engine events.
+
+The journal is bounded in entries and in bytes (oldest dropped first), and what it keeps is always JSON it can
+serve back: each entry's fields are stored as given when they are plain, small JSON (the common case, checked in
+one C-speed pass); otherwise they are made so, field by field. A string or list past a field's share is cut, a
+NaN or an infinity becomes its name as a string, a lone surrogate becomes U+FFFD, an integer no JSON reader keeps
+becomes a note, and a structure nested too deep is cut, and the entry lists every path it cut in `truncated`.
+So a 60 MB prompt echoed in a validation message costs the journal at most one field's share, once.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import json
+import math
+import re
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
+
+# One field of one entry keeps at most this much (the HTTP recorder already journals bodies larger than 1 MiB
+# by size only, so what it stores is kept whole).
+FIELD_BYTES = 1024 * 1024
+MAX_BYTES = 64 * 1024 * 1024
+MAX_DEPTH = 64
+# Python refuses to print integers of more than 4300 digits, and so would every JSON answer holding one.
+MAX_INT_BITS = 14_000
+# One C-speed pass says whether an entry is plain JSON and how large; a cycle ends in RecursionError, caught.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, check_circular=False)
+_SURROGATE = re.compile("[\ud800-\udfff]")  # in a str, only ever a lone one: JSON text cannot carry it
 
 
 @dataclass
@@ -33,18 +56,30 @@ class JournalEntry:
     faults: list[dict[str, Any]] = field(default_factory=list)  # rules and limits that fired, and what they did
     self_check: list[dict[str, Any]] = field(default_factory=list)  # how the answer broke its contract (a sim bug)
     detail: dict[str, Any] = field(default_factory=dict)
+    truncated: list[str] = field(default_factory=list)  # paths the journal cut or rewrote to keep the entry bounded
+    size: int = field(default=0, repr=False, compare=False)  # bytes the entry's fields take as JSON
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Shallow: the values are the journal's own and nothing that reads them changes them.
+        return {name: getattr(self, name) for name in _PUBLIC}
+
+
+_PUBLIC = tuple(f.name for f in fields(JournalEntry) if f.name != "size")
+# The fields a caller fills; seq, kind, at and the journal's own bookkeeping are not among them.
+_FIELDS = tuple(name for name in _PUBLIC if name not in ("seq", "kind", "at", "truncated"))
 
 
 class Journal:
-    """Bounded in memory (oldest dropped first) so a long soak cannot exhaust it; the bound is a setting."""
+    """Bounded in memory, in entries and in bytes (oldest dropped first), so a long soak or a hostile body cannot
+    exhaust it; both bounds are settings."""
 
-    def __init__(self, capacity: int = 50_000) -> None:
+    def __init__(self, capacity: int = 50_000, max_bytes: int = MAX_BYTES, field_bytes: int = FIELD_BYTES) -> None:
         self.capacity = capacity
-        self._entries: deque[JournalEntry] = deque(maxlen=capacity)
+        self.max_bytes = max_bytes
+        self.field_bytes = field_bytes
+        self._entries: deque[JournalEntry] = deque()
         self._seq = itertools.count(1)
+        self._bytes = 0
         self.dropped = 0
         self._observers: list[Callable[[JournalEntry], None]] = []
 
@@ -53,17 +88,63 @@ class Journal:
         self._observers.append(observer)
         return lambda: self._observers.remove(observer)
 
-    def record(self, kind: str, at: float, **fields: Any) -> JournalEntry:
-        if len(self._entries) == self.capacity:
-            self.dropped += 1
-        entry = JournalEntry(seq=next(self._seq), kind=kind, at=at, **fields)
+    def record(self, kind: str, at: float, **values: Any) -> JournalEntry:
+        unknown = set(values) - set(_FIELDS)
+        if unknown:
+            raise TypeError(f"journal entries have no field(s) {sorted(unknown)}")
+        kept, truncated, size = self._bounded(values)
+        entry = JournalEntry(seq=next(self._seq), kind=kind, at=at, **kept, truncated=truncated, size=size)
         self._entries.append(entry)
+        self._bytes += size
+        while len(self._entries) > 1 and (len(self._entries) > self.capacity or self._bytes > self.max_bytes):
+            self._bytes -= self._entries.popleft().size
+            self.dropped += 1
         for observer in self._observers:
             observer(entry)
         return entry
 
+    def _bounded(self, values: dict[str, Any], force: bool = False) -> tuple[dict[str, Any], list[str], int]:
+        """The values as the entry keeps them, the paths that had to change, and their size as JSON."""
+        size = -1
+        # Not plain JSON as it stands (NaN, a lone surrogate, a giant integer, an odd type): made so below.
+        with contextlib.suppress(ValueError, TypeError, RecursionError):
+            if not force:
+                text = _ENCODER.encode(values)
+                size = len(text) if text.isascii() else len(text.encode("utf-8"))  # a lone surrogate raises
+        if 0 <= size <= self.field_bytes:
+            return values, [], size
+        kept: dict[str, Any] = {}
+        truncated: list[str] = []
+        size = 0
+        for name, value in values.items():
+            shrinker = _Shrinker(self.field_bytes, truncated)
+            kept[name] = shrinker.shrink(value, name, 0)
+            size += self.field_bytes - shrinker.budget
+        return kept, truncated, size
+
+    def serialized(self, entry: JournalEntry) -> str:
+        """The entry as JSON text. What the journal keeps always serializes; should a kept value still fail
+        (a structure nested near the interpreter's recursion limit), the entry is shrunk for good and served."""
+        try:
+            return json.dumps(entry.as_dict(), allow_nan=False, ensure_ascii=False)
+        except (ValueError, TypeError, RecursionError):
+            values = {name: getattr(entry, name) for name in _FIELDS}
+            kept, truncated, size = self._bounded(values, force=True)
+            for name, value in kept.items():
+                setattr(entry, name, value)
+            entry.truncated = [*entry.truncated, *truncated]
+            self._bytes += size - entry.size
+            entry.size = size
+            return json.dumps(entry.as_dict(), allow_nan=False, ensure_ascii=False)
+
+    @property
+    def bytes(self) -> int:
+        """What the entries kept take as JSON: the quantity `max_bytes` bounds."""
+        return self._bytes
+
     def clear(self) -> None:
         self._entries.clear()
+        self._bytes = 0
         self.dropped = 0
         self._seq = itertools.count(1)  # a fresh start reads 1, 2, 3 in reports
 
@@ -102,3 +183,76 @@ class Journal:
             and (broken is None or bool(e.self_check) == broken)
         ]
         return out[-limit:] if limit else out
+
+
+class _Shrinker:
+    """Makes one field plain JSON within `budget` bytes (roughly: its JSON length), noting each path it changes."""
+
+    def __init__(self, budget: int, truncated: list[str]) -> None:
+        self.budget = budget
+        self.truncated = truncated
+
+    def note(self, path: str, why: str) -> None:
+        self.truncated.append(f"{path}: {why}")
+
+    def shrink(self, value: Any, path: str, depth: int) -> Any:
+        if value is None or isinstance(value, bool):
+            self.budget -= 5
+            return value
+        if isinstance(value, int):
+            if value.bit_length() > MAX_INT_BITS:
+                self.note(path, f"an integer of {value.bit_length()} bits, too long to print")
+                return self.string(f"<integer of {value.bit_length()} bits>", path)
+            self.budget -= 8
+            return value
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                self.note(path, f"{value} is not a JSON number; kept as a string")
+                return self.string(json.dumps(value), path)
+            self.budget -= 8
+            return value
+        if isinstance(value, str):
+            return self.string(value, path)
+        if isinstance(value, bytes | bytearray):
+            self.budget -= 32
+            return {"bytes": len(value)}
+        if depth >= MAX_DEPTH:
+            self.note(path, f"nested deeper than {MAX_DEPTH} levels; cut")
+            return None
+        if isinstance(value, Mapping):
+            return self.mapping(value, path, depth)
+        if isinstance(value, list | tuple | set | frozenset):
+            return self.sequence(list(value), path, depth)
+        return self.string(str(value), path)
+
+    def string(self, value: str, path: str) -> str:
+        if not value.isascii():
+            fixed = _SURROGATE.sub("\ufffd", value)
+            if fixed != value:
+                self.note(path, "lone surrogates replaced by U+FFFD")
+            value = fixed
+        room = max(0, self.budget - 2)
+        if len(value) > room:
+            self.note(path, f"{len(value)} characters, kept the first {room}")
+            value = value[:room]
+        self.budget -= len(value) + 2
+        return value
+
+    def mapping(self, value: Mapping[Any, Any], path: str, depth: int) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for i, (key, child) in enumerate(value.items()):
+            if self.budget <= 0:
+                self.note(path, f"{len(value) - i} more keys cut")
+                break
+            name = self.string(key if isinstance(key, str) else str(key), f"{path} (a key)")
+            out[name] = self.shrink(child, f"{path}.{name}", depth + 1)
+        return out
+
+    def sequence(self, value: list[Any], path: str, depth: int) -> list[Any]:
+        out: list[Any] = []
+        for i, child in enumerate(value):
+            if self.budget <= 0:
+                self.note(path, f"{len(value) - i} more items cut")
+                break
+            out.append(self.shrink(child, f"{path}[{i}]", depth + 1))
+        return out

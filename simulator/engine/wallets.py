@@ -4,6 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from simulator import checks
+
+# A trillion of any provider's unit is more than any test needs, and keeps every sum exact and printable.
+MAX_BALANCE = 1e12
+
+
+def check_balance(value: object, field: str = "balance") -> float:
+    """A balance a wallet can hold: a finite number from 0 up to MAX_BALANCE (refused otherwise, naming `field`)."""
+    return float(checks.number(value, field, low=0, high=MAX_BALANCE, unit="in the provider's own unit"))
+
 
 @dataclass
 class Wallet:
@@ -17,7 +27,7 @@ class Wallets:
         self._defaults: dict[str, float] = {}
 
     def set_default(self, provider: str, balance: float) -> None:
-        self._defaults[provider] = balance
+        self._defaults[provider] = check_balance(balance)
 
     def clear_defaults(self) -> None:
         self._defaults.clear()
@@ -32,7 +42,8 @@ class Wallets:
         return self.wallet(provider, owner).balance
 
     def set_balance(self, provider: str, owner: str, balance: float) -> None:
-        self.wallet(provider, owner).balance = balance
+        checked = check_balance(balance)  # before the wallet is made: a refused balance leaves no trace
+        self.wallet(provider, owner).balance = checked
 
     def can_pay(self, provider: str, owner: str, amount: float) -> bool:
         return self.balance(provider, owner) >= amount

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from simulator import checks
+
 DEFAULT_ERRORS: dict[str, dict[str, Any]] = {
     "bad_request": {"status": 400, "message": "The request is invalid."},
     "unauthorized": {"status": 401, "message": "Authentication failed: the API key is missing or invalid."},
@@ -53,3 +55,11 @@ def fault_headers(spec: Mapping[str, Any], do: Mapping[str, Any]) -> dict[str, s
     if do.get("retry_after") is not None:
         headers["Retry-After"] = str(do["retry_after"])
     return headers
+
+
+def check_code(code: Any, field: str) -> None:
+    """A rule's own error `code`: a string, or a number for providers whose codes are numbers (CRun)."""
+    if isinstance(code, str):
+        checks.text(code, field, max_length=200)
+    else:
+        checks.number(code, field, low=-1_000_000_000, high=1_000_000_000, integer=True, unit="(or a string code)")

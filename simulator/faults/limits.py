@@ -8,9 +8,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from simulator.faults.plan import PlanError, RequestFacts
+from simulator import checks
+from simulator.checks import Invalid
+from simulator.faults.plan import MAX_COUNT, MAX_WINDOW, PlanError, RequestFacts
+from simulator.options import known_provider
 
 LIMIT_KEYS = frozenset({"provider", "api_key", "operations", "requests", "per", "concurrent", "name"})
+# Every request is checked against every limit in force.
+MAX_LIMITS = 100
 
 
 @dataclass
@@ -27,27 +32,35 @@ class Limit:
     _windows: dict[str | None, deque[float]] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def parse(cls, raw: Mapping[str, Any], default_name: str) -> Limit:
-        if not isinstance(raw, Mapping):
-            raise PlanError(f"{default_name}: a rate limit is an object")
-        name = str(raw.get("name") or default_name)
-        unknown = set(raw) - LIMIT_KEYS
-        if unknown:
-            raise PlanError(f"{name}: unknown keys {sorted(unknown)}; use {sorted(LIMIT_KEYS)}")
-        requests, concurrent, per = raw.get("requests"), raw.get("concurrent"), raw.get("per", 60)
-        if requests is None and concurrent is None:
-            raise PlanError(f"{name}: give `requests` (per `per` seconds) and/or `concurrent`")
-        for key, value in (("requests", requests), ("concurrent", concurrent)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                raise PlanError(f"{name}: {key} must be a whole number ≥ 0")
-        if isinstance(per, bool) or not isinstance(per, (int, float)) or per <= 0:
-            raise PlanError(f"{name}: per must be a positive number of seconds")
-        operations = raw.get("operations")
-        if operations is not None and not (
-            isinstance(operations, list) and all(isinstance(o, str) for o in operations)
-        ):
-            raise PlanError(f"{name}: operations must be a list of operation names")
-        return cls(name, raw.get("provider"), raw.get("api_key"), operations, requests, float(per), concurrent)
+    def parse(cls, raw: Mapping[str, Any], default_name: str, field: str = "limit") -> Limit:
+        try:
+            name = checks.named(raw, field, LIMIT_KEYS, "a rate limit", default_name)
+            provider = raw.get("provider")
+            if provider is not None:
+                known_provider(provider, checks.join(field, "provider"))
+            api_key = raw.get("api_key")
+            if api_key is not None:
+                checks.text(api_key, checks.join(field, "api_key"), max_length=4096)
+            requests, concurrent, per = raw.get("requests"), raw.get("concurrent"), raw.get("per", 60)
+            if requests is None and concurrent is None:
+                raise checks.refuse(field, "give `requests` (per `per` seconds) and/or `concurrent`")
+            if requests is not None:
+                checks.number(requests, checks.join(field, "requests"), low=0, high=MAX_COUNT, integer=True)
+            if concurrent is not None:
+                checks.number(concurrent, checks.join(field, "concurrent"), low=0, high=MAX_COUNT, integer=True)
+            per = checks.number(60 if per is None else per, checks.join(field, "per"), low=0, high=MAX_WINDOW,
+                                above=True, unit="seconds")
+            operations = raw.get("operations")
+            if operations is not None:
+                checks.items(operations, checks.join(field, "operations"), max_items=1000,
+                             what="a list of operation names")
+                for i, operation in enumerate(operations):
+                    checks.text(operation, checks.join(checks.join(field, "operations"), i), max_length=200)
+        except PlanError:
+            raise
+        except Invalid as exc:
+            raise PlanError(str(exc), exc.field) from None
+        return cls(name, provider, api_key, operations, requests, float(per), concurrent)
 
     def applies(self, facts: RequestFacts, submits: bool) -> bool:
         if self.provider is not None and facts.provider != self.provider:
@@ -84,8 +97,12 @@ class RateLimits:
     def __init__(self) -> None:
         self.limits: list[Limit] = []
 
-    def set(self, raw_limits: Iterable[Mapping[str, Any]]) -> list[Limit]:
-        parsed = [Limit.parse(raw, f"limit-{i + 1}") for i, raw in enumerate(raw_limits)]
+    def set(self, raw_limits: Iterable[Mapping[str, Any]], field: str = "limits") -> list[Limit]:
+        """Replace every limit; all are checked first, so a bad one changes nothing."""
+        raw_limits = list(raw_limits)
+        if len(raw_limits) > MAX_LIMITS:
+            raise PlanError(f"{field}: at most {MAX_LIMITS} limits, not {len(raw_limits)}", field)
+        parsed = [Limit.parse(raw, f"limit-{i + 1}", f"{field}[{i}]") for i, raw in enumerate(raw_limits)]
         self.limits = parsed
         return parsed
 

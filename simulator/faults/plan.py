@@ -19,12 +19,21 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from simulator import checks
+from simulator.checks import Invalid
+
 MATCH_KEYS = frozenset({"provider", "operation", "method", "path", "api_key", "model", "body"})
 WHEN_KEYS = frozenset({"after", "times", "every", "window", "probability"})
+RULE_KEYS = frozenset({"name", "match", "when", "do"})
+# Counts beyond this are for ever in any test; windows are clock seconds since the rule was added.
+MAX_COUNT = 1_000_000_000
+MAX_WINDOW = 10 * 365 * 86400.0
+# Every request is matched against every rule in force: a plan is a rehearsal, not a rule base.
+MAX_RULES = 1000
 
 
-class PlanError(ValueError):
-    """A rule that cannot be understood; the message names the rule and the key."""
+class PlanError(Invalid):
+    """A rule that cannot be understood; the message names the field (`rules[0].when.times`)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,33 @@ def lookup(document: Any, dotted: str) -> Any:
 _MISSING = object()
 
 
+def _check_match(match: Mapping[str, Any], field: str) -> None:
+    for key, wanted in match.items():
+        where = checks.join(field, key)
+        if key == "body":
+            for path in checks.mapping(wanted, where, None, "an object of dotted paths to values"):
+                checks.text(path, where, max_length=500, empty=False)
+        else:
+            checks.texts(wanted, where, max_length=2000)
+
+
+def _check_when(when: Mapping[str, Any], field: str) -> None:
+    for key in ("after", "times", "every"):
+        if when.get(key) is not None:
+            checks.number(when[key], checks.join(field, key), low=0, high=MAX_COUNT, integer=True)
+    if when.get("probability") is not None:
+        checks.number(when["probability"], checks.join(field, "probability"), low=0, high=1)
+    window = when.get("window")
+    if window is not None:
+        where = checks.join(field, "window")
+        if not (isinstance(window, list) and len(window) == 2):
+            raise checks.refuse(where, f"must be [from, to] in clock seconds, not {checks.quote(window)}")
+        start, end = (checks.number(bound, checks.join(where, i), low=0, high=MAX_WINDOW, unit="seconds")
+                      for i, bound in enumerate(window))
+        if end < start:
+            raise checks.refuse(where, f"must be [from, to] with from ≤ to, not {window}")
+
+
 @dataclass
 class Rule:
     name: str
@@ -67,34 +103,23 @@ class Rule:
     origin: float = 0.0  # clock time the rule was added; windows count from here
 
     @classmethod
-    def parse(cls, raw: Mapping[str, Any], default_name: str) -> Rule:
-        if not isinstance(raw, Mapping):
-            raise PlanError(f"{default_name}: a rule is an object with match / when / do")
-        name = str(raw.get("name") or default_name)
-        unknown = set(raw) - {"name", "match", "when", "do"}
-        if unknown:
-            raise PlanError(f"{name}: unknown keys {sorted(unknown)} (a rule has name, match, when, do)")
-        match, when, do = dict(raw.get("match") or {}), dict(raw.get("when") or {}), dict(raw.get("do") or {})
-        if set(match) - MATCH_KEYS:
-            raise PlanError(f"{name}: unknown match keys {sorted(set(match) - MATCH_KEYS)}; use {sorted(MATCH_KEYS)}")
-        if set(when) - WHEN_KEYS:
-            raise PlanError(f"{name}: unknown when keys {sorted(set(when) - WHEN_KEYS)}; use {sorted(WHEN_KEYS)}")
+    def parse(cls, raw: Mapping[str, Any], default_name: str, field: str = "rule") -> Rule:
+        """A rule from plain data, every part checked (the `do` part by the plan's own check)."""
+        try:
+            name = checks.named(raw, field, RULE_KEYS, "a rule (match / when / do)", default_name)
+            match, when, do = (
+                dict(checks.mapping({} if raw.get(part) is None else raw[part], checks.join(field, part), keys, part))
+                for part, keys in (("match", MATCH_KEYS), ("when", WHEN_KEYS), ("do", None))
+            )
+            _check_match(match, checks.join(field, "match"))
+            _check_when(when, checks.join(field, "when"))
+        except PlanError:
+            raise
+        except Invalid as exc:
+            raise PlanError(str(exc), exc.field) from None
         if not do:
-            raise PlanError(f"{name}: `do` says what happens and cannot be empty")
-        for key in ("after", "times", "every"):
-            value = when.get(key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                raise PlanError(f"{name}: when.{key} must be a whole number ≥ 0")
-        probability = when.get("probability")
-        if probability is not None and not (isinstance(probability, (int, float)) and 0 <= probability <= 1):
-            raise PlanError(f"{name}: when.probability must be between 0 and 1")
-        window = when.get("window")
-        if window is not None and not (
-            isinstance(window, list) and len(window) == 2 and all(isinstance(x, (int, float)) for x in window)
-        ):
-            raise PlanError(f"{name}: when.window must be [from, to] in clock seconds")
-        if "body" in match and not isinstance(match["body"], Mapping):
-            raise PlanError(f"{name}: match.body maps dotted paths to values")
+            raise PlanError(f"{checks.join(field, 'do')}: `do` says what happens and cannot be empty",
+                            checks.join(field, "do"))
         return cls(name, match, when, do)
 
     def matches(self, facts: RequestFacts) -> bool:
@@ -104,16 +129,16 @@ class Rule:
                     return False
                 continue
             actual = getattr(facts, key)
+            if actual is None:
+                return False
+            choices = wanted if isinstance(wanted, list) else [wanted]  # a list means any of
             if key == "path":
-                if actual is None or not fnmatch.fnmatchcase(actual, str(wanted)):
+                if not any(fnmatch.fnmatchcase(actual, choice) for choice in choices):
                     return False
             elif key == "method":
-                if actual is None or actual.upper() != str(wanted).upper():
+                if actual.upper() not in {choice.upper() for choice in choices}:
                     return False
-            elif isinstance(wanted, list):
-                if actual not in wanted:
-                    return False
-            elif actual != wanted:
+            elif actual not in choices:
                 return False
         return True
 
@@ -147,17 +172,37 @@ class Rule:
 class FaultPlan:
     seed: int = 0
     rules: list[Rule] = field(default_factory=list)
-    check: Callable[[Mapping[str, Any], str], None] = lambda do, rule: None  # validates each `do`
+    # Validates each `do`, given its field (`rules[0].do`), the rule's match and the providers a rule without
+    # `match.provider` reaches; the plan itself never interprets `do`.
+    check: Callable[[Mapping[str, Any], str, Mapping[str, Any], list[str] | None], None] = (
+        lambda do, field, match, providers: None
+    )
 
     def __post_init__(self) -> None:
         self._rng = random.Random(f"faults:{self.seed}")
 
-    def add(self, raw_rules: Iterable[Mapping[str, Any]], source: str = "rule", now: float = 0.0) -> list[Rule]:
-        """Parse and check every rule first, so a bad one adds none of them."""
-        parsed = [Rule.parse(raw, f"{source}-{len(self.rules) + i + 1}") for i, raw in enumerate(raw_rules)]
-        for rule in parsed:
-            self.check(rule.do, rule.name)
+    def add(
+        self, raw_rules: Iterable[Mapping[str, Any]], source: str = "rule", now: float = 0.0, field: str = "rules",
+        providers: list[str] | None = None,
+    ) -> list[Rule]:
+        """Parse and check every rule first, so a bad one adds none of them. `providers` are those a rule without
+        `match.provider` reaches (the served ones; None: every known provider)."""
+        raw_rules = list(raw_rules)
+        if len(self.rules) + len(raw_rules) > MAX_RULES:
+            raise PlanError(f"{field}: at most {MAX_RULES} rules may be in force, and {len(self.rules)} already are",
+                            field)
+        parsed = []
+        for i, raw in enumerate(raw_rules):
+            where = f"{field}[{i}]"
+            rule = Rule.parse(raw, f"{source}-{len(self.rules) + i + 1}", where)
+            try:
+                self.check(rule.do, checks.join(where, "do"), rule.match, providers)
+            except PlanError:
+                raise
+            except Invalid as exc:
+                raise PlanError(str(exc), exc.field) from None
             rule.origin = now
+            parsed.append(rule)
         self.rules.extend(parsed)
         return parsed
 

@@ -23,6 +23,7 @@ from dataclasses import replace
 from typing import Any
 
 from simulator.engine.tasks import Failure, Phase, Task
+from simulator.faults.task_actions import MAX_SECONDS
 
 DEFAULT_BLOCK_REASON = "The output was blocked by the content filter."
 
@@ -69,7 +70,8 @@ def apply(task: Task, rng: random.Random) -> list[str]:
     t = task.timeline
     slow = active("slow")
     if slow is not None:
-        delay = max(0.0, _queue_delay(slow["queue"], rng))
+        # A lognormal tail can draw any length; past a year every date the task shows could no longer print.
+        delay = min(MAX_SECONDS, max(0.0, _queue_delay(slow["queue"], rng)))
         t = replace(t, started_at=t.started_at + delay, finished_at=t.finished_at + delay)
         done.append(f"slow: +{delay:.3f} s in the queue")
     fail = active("fail")

@@ -1,64 +1,127 @@
-"""The control plane under /_sim: drive the simulator from tests in any language."""
+"""The control plane under /_sim: drive the simulator from tests in any language.
+
+Every call is taken whole or refused whole: the body is read (at most MAX_BODY bytes) and every value in it is
+checked before anything changes, and a refusal is a 400 whose JSON names the field (`{"error": …, "field":
+"rules[0].do.status"}`). What a call stores is plain JSON within range, so no later `GET /_sim/…` can fail on it.
+With a control token set, every route needs `Authorization: Bearer <token>` (a 401 otherwise); a call a
+browser makes from another site's page (its `Origin` is not this server) is refused, token or not.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from simulator.clock import VirtualClock
+from simulator import checks
+from simulator.checks import Invalid
+from simulator.clock import HORIZON, VirtualClock, check_moment, check_tick, to_datetime
+from simulator.engine.wallets import check_balance
 from simulator.faults import scenario
-from simulator.faults.plan import PlanError
 from simulator.http.context import public_base
 from simulator.openapi import openapi_document
-from simulator.options import OptionError
+from simulator.security import bearer_matches
 from simulator.self_check import Mode as SelfCheckMode
 
 if TYPE_CHECKING:
     from simulator.sim import Simulator
 
+log = logging.getLogger("nanobanana_sim")
+
 Handler = Callable[[Request], Awaitable[Response]]
+
+# A control body is a handful of rules, patterns or a scenario's YAML; more is a mistake or an attack.
+MAX_BODY = 4 * 1024 * 1024
+MAX_BODY_VALUES = 200_000
+MAX_TOKENS = 10_000
+# Seeds are hashed into every stream; beyond 64 bits they stop meaning anything.
+MAX_SEED = 2**64
+JOURNAL_PARAMS = frozenset({"kind", "provider", "operation", "status", "owner", "task_id", "since", "until", "after",
+                            "faulted", "self_check", "limit"})
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 class ControlError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.field = field
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
+def _refusal(status: int, message: str, field: str | None = None, headers: Mapping[str, str] | None = None) -> Response:
+    body: dict[str, Any] = {"error": message}
+    if field is not None:
+        body["field"] = field
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+async def _read(request: Request) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise ControlError(413, f"body: a control body is at most {MAX_BODY} bytes, not {declared}", "body")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise ControlError(413, f"body: a control body is at most {MAX_BODY} bytes", "body")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _body(request: Request, allowed: frozenset[str] | None = None) -> dict[str, Any]:
+    """The JSON object a call sends (empty for no body): plain JSON, only `allowed` keys when given."""
+    raw = await _read(request)
     if not raw.strip():
         return {}
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ControlError(400, f"body is not JSON: {exc.msg}") from exc
+        raise ControlError(400, f"body: not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", "body") from None
+    except (ValueError, RecursionError) as exc:  # not UTF-8, an integer past Python's digit limit, deep nesting
+        raise ControlError(400, f"body: not JSON this simulator can take: {str(exc)[:200]}", "body") from None
     if not isinstance(value, dict):
-        raise ControlError(400, "body must be a JSON object")
+        raise ControlError(400, f"body: must be a JSON object, not {checks.quote(value)}", "body")
+    checks.plain(value, "", max_nodes=MAX_BODY_VALUES)
+    if allowed is not None:
+        checks.mapping(value, "", allowed, "this body")
     return value
 
 
-def _number(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ControlError(400, f"{name} must be a number")
-    return float(value)
+def _same_origin(request: Request) -> bool:
+    """Browsers send Origin on every cross-site call that could change state; other clients send none."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    return urlsplit(origin).netloc.lower() == request.headers.get("host", "").lower()
 
 
-def _guard(handler: Handler) -> Handler:
+def _guard(sim: Simulator, handler: Handler) -> Handler:
     async def guarded(request: Request) -> Response:
+        token = sim.control_token
+        if token is not None and not bearer_matches(request.headers.get("authorization"), token):
+            return _refusal(401, "the control plane needs Authorization: Bearer <token>: this simulator was started "
+                                 "with a control token (--control-token or NANOBANANA_CONTROL_TOKEN)",
+                            "Authorization", {"WWW-Authenticate": 'Bearer realm="nanobanana-sim control"'})
+        if not _same_origin(request):
+            return _refusal(403, "cross-origin calls to the control plane are refused (the request's Origin is not "
+                                 "this server)", "Origin")
         try:
             return await handler(request)
         except ControlError as exc:
-            return JSONResponse({"error": exc.message}, status_code=exc.status)
-        except (OptionError, PlanError, KeyError, ValueError, TypeError) as exc:
-            return JSONResponse({"error": str(exc).strip("'\"")}, status_code=400)
+            return _refusal(exc.status, exc.message, exc.field)
+        except Invalid as exc:
+            return _refusal(400, str(exc), exc.field)
+        except Exception as exc:  # a bug: say so in JSON, and log it, rather than answer 400 for it
+            log.exception("control %s %s failed", request.method, request.url.path)
+            return _refusal(500, f"the simulator hit an internal error: {type(exc).__name__}: {str(exc)[:500]}")
 
     return guarded
 
@@ -69,8 +132,14 @@ def control_routes(sim: Simulator) -> list[Route]:
     def provider_or_404(request: Request) -> Any:
         slug = request.path_params["provider"]
         if slug not in sim.providers:
-            raise ControlError(404, f"provider {slug!r} is not served; serving {sorted(sim.providers)}")
+            raise ControlError(404, f"provider: {checks.quote(slug)} is not served; serving {sorted(sim.providers)}",
+                               "provider")
         return sim.providers[slug]
+
+    def virtual_clock(what: str) -> VirtualClock:
+        if not isinstance(engine.clock, VirtualClock):
+            raise ControlError(409, f"the clock is real; start with a virtual clock to {what} it")
+        return engine.clock
 
     async def info(request: Request) -> Response:
         return JSONResponse({
@@ -79,70 +148,63 @@ def control_routes(sim: Simulator) -> list[Route]:
             "providers": {slug: {"prefix": f"/{slug}", "hosts": p.hosts} for slug, p in sim.providers.items()},
             "default_provider": sim.default_provider,
             "tasks": len(engine.tasks),
-            "journal": {"entries": len(engine.journal), "dropped": engine.journal.dropped},
+            "journal": {"entries": len(engine.journal), "dropped": engine.journal.dropped,
+                        "bytes": engine.journal.bytes},
             "self_check": sim.self_check.value,
+            "control_token": sim.control_token is not None,
         })
 
     async def reset(request: Request) -> Response:
-        body = await _body(request)
+        body = await _body(request, frozenset({"seed"}))
         seed = body.get("seed")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ControlError(400, "seed must be an integer")
+        if seed is not None:
+            seed = checks.number(seed, "seed", low=-MAX_SEED, high=MAX_SEED, integer=True)
         sim.reset(seed)
         return JSONResponse({"reset": True, "seed": engine.seed, "clock": engine.clock.describe()})
 
     async def clock(request: Request) -> Response:
         if request.method == "PUT":
-            body = await _body(request)
-            if not isinstance(engine.clock, VirtualClock):
-                raise ControlError(409, "the clock is real; start with a virtual clock to change it")
-            if "autojump" in body:
-                if not isinstance(body["autojump"], bool):
-                    raise ControlError(400, "autojump must be true or false")
-                engine.clock.autojump = body["autojump"]
-            if "tick" in body:
-                tick = _number(body["tick"], "tick")
-                if tick < 0:
-                    raise ControlError(400, "tick must be ≥ 0 seconds")
-                engine.clock.tick = tick
+            body = await _body(request, frozenset({"autojump", "tick"}))
+            target = virtual_clock("change")
+            autojump = body.get("autojump", target.autojump)
+            if not isinstance(autojump, bool):
+                raise ControlError(400, f"autojump: must be true or false, not {checks.quote(autojump)}", "autojump")
+            tick = check_tick(body.get("tick", target.tick))
+            target.autojump, target.tick = autojump, tick
         return JSONResponse(engine.clock.describe())
 
     async def advance(request: Request) -> Response:
-        if not isinstance(engine.clock, VirtualClock):
-            raise ControlError(409, "the clock is real; start with a virtual clock to advance it")
-        body = await _body(request)
+        body = await _body(request, frozenset({"seconds", "to"}))
+        target = virtual_clock("advance")
+        now = target.now()
+        if "to" in body and "seconds" in body:
+            raise ControlError(400, "to: give either seconds or to, not both", "to")
+        end = to_datetime(HORIZON).isoformat().replace("+00:00", "Z")
         if "to" in body:
-            seconds = _number(body["to"], "to") - engine.clock.now()
+            to = check_moment(body["to"], "to")
+            if to < now:
+                raise ControlError(400, f"to: the clock cannot go backwards; it shows {now} now", "to")
         else:
-            seconds = _number(body.get("seconds", 0), "seconds")
-        if seconds < 0:
-            raise ControlError(400, "the clock cannot go backwards")
-        await engine.advance(seconds)
+            seconds = checks.number(body.get("seconds", 0), "seconds", low=0, high=HORIZON, unit="seconds")
+            if now + seconds > HORIZON:
+                raise ControlError(400, f"seconds: the clock ends at {end}, {HORIZON - now:.0f} seconds from now, "
+                                        f"and cannot move {seconds:g} seconds", "seconds")
+            to = now + seconds
+        await engine.advance(max(0.0, to - target.now()))
         return JSONResponse(engine.clock.describe())
 
     async def journal(request: Request) -> Response:
-        q = request.query_params
-
-        def number(name: str) -> float | None:
-            return _number(float(q[name]), name) if name in q else None
-
-        statuses = [int(s) for s in q.getlist("status")] or None
-        entries = engine.journal.entries(
-            kind=q.get("kind"), provider=q.get("provider"), operation=q.get("operation"),
-            status=statuses, owner=q.get("owner"), task_id=q.get("task_id"),
-            since=number("since"), until=number("until"),
-            after_seq=int(q["after"]) if "after" in q else None,
-            faulted=q["faulted"].lower() == "true" if "faulted" in q else None,
-            broken=q["self_check"].lower() == "true" if "self_check" in q else None,
-            limit=int(q["limit"]) if "limit" in q else None,
-        )
-        return JSONResponse({"entries": [e.as_dict() for e in entries], "dropped": engine.journal.dropped})
+        filters = _journal_filters(request)
+        entries = engine.journal.entries(**filters)
+        text = ",".join(engine.journal.serialized(entry) for entry in entries)
+        return Response(f'{{"entries":[{text}],"dropped":{engine.journal.dropped}}}', media_type="application/json")
 
     async def clear_journal(request: Request) -> Response:
         engine.journal.clear()
         return Response(status_code=204)
 
     async def tasks(request: Request) -> Response:
+        _only_params(request, frozenset({"provider"}))
         provider = request.query_params.get("provider")
         now = engine.clock.now()
         return JSONResponse({"tasks": [_task_summary(t, now) for t in engine.tasks.all(provider)]})
@@ -150,7 +212,7 @@ def control_routes(sim: Simulator) -> list[Route]:
     async def task(request: Request) -> Response:
         found = engine.tasks.get(request.path_params["task_id"])
         if found is None:
-            raise ControlError(404, "no such task")
+            raise ControlError(404, "task_id: no such task", "task_id")
         return JSONResponse(_task_summary(found, engine.clock.now()))
 
     async def credits(request: Request) -> Response:
@@ -160,8 +222,10 @@ def control_routes(sim: Simulator) -> list[Route]:
         provider = provider_or_404(request)
         owner = request.path_params["owner"]
         if request.method == "PUT":
-            body = await _body(request)
-            engine.wallets.set_balance(provider.slug, owner, _number(body.get("balance"), "balance"))
+            body = await _body(request, frozenset({"balance"}))
+            if "balance" not in body:
+                raise ControlError(400, "balance: required, e.g. {\"balance\": 0}", "balance")
+            engine.wallets.set_balance(provider.slug, owner, check_balance(body["balance"]))
         return JSONResponse({
             "provider": provider.slug, "owner": owner, "balance": engine.wallets.balance(provider.slug, owner),
         })
@@ -169,9 +233,13 @@ def control_routes(sim: Simulator) -> list[Route]:
     async def auth(request: Request) -> Response:
         provider = provider_or_404(request)
         if request.method == "PUT":
-            tokens = (await _body(request)).get("tokens")
-            if tokens is not None and not (isinstance(tokens, list) and all(isinstance(t, str) for t in tokens)):
-                raise ControlError(400, "tokens must be a list of strings, or null for any non-empty token")
+            body = await _body(request, frozenset({"tokens"}))
+            tokens = body.get("tokens")
+            if tokens is not None:
+                checks.items(tokens, "tokens", max_items=MAX_TOKENS,
+                             what="a list of strings, or null for any non-empty token")
+                for i, token in enumerate(tokens):
+                    checks.text(token, checks.join("tokens", i), max_length=4096, empty=False)
             provider.valid_tokens = set(tokens) if tokens is not None else None
         valid = sorted(provider.valid_tokens) if provider.valid_tokens is not None else None
         return JSONResponse({"provider": provider.slug, "tokens": valid})
@@ -179,24 +247,21 @@ def control_routes(sim: Simulator) -> list[Route]:
     async def options(request: Request) -> Response:
         provider = provider_or_404(request)
         if request.method == "PUT":
-            for name, value in (await _body(request)).items():
-                provider.options.set(name, value)
+            provider.options.update(await _body(request))
         return JSONResponse({"provider": provider.slug, "options": provider.options.describe()})
 
     async def moderation(request: Request) -> Response:
         if request.method == "PUT":
-            patterns = (await _body(request)).get("patterns")
-            if not (isinstance(patterns, list) and all(isinstance(p, str) for p in patterns)):
-                raise ControlError(400, "patterns must be a list of regular expressions")
-            engine.moderation.patterns = list(patterns)
+            body = await _body(request, frozenset({"patterns"}))
+            engine.moderation.set(body.get("patterns"), "patterns")
         return JSONResponse({"patterns": engine.moderation.patterns})
 
     async def faults(request: Request) -> Response:
         if request.method == "POST":
-            rules = (await _body(request)).get("rules")
-            if not isinstance(rules, list):
-                raise ControlError(400, "body must be {\"rules\": [ {match, when, do}, … ]}")
-            engine.faults.add(rules, source="control", now=engine.now())
+            body = await _body(request, frozenset({"rules"}))
+            rules = checks.items(body.get("rules"), "rules", max_items=1000,
+                                 what='a list of rules: {"rules": [{match, when, do}, …]}')
+            engine.faults.add(rules, source="control", now=engine.now(), field="rules", providers=list(sim.providers))
         elif request.method == "DELETE":
             engine.faults.clear()
             engine.limits.clear()
@@ -204,21 +269,23 @@ def control_routes(sim: Simulator) -> list[Route]:
 
     async def limits(request: Request) -> Response:
         if request.method == "PUT":
-            raw = (await _body(request)).get("limits")
-            if not isinstance(raw, list):
-                raise ControlError(400, "body must be {\"limits\": [ {requests, per, concurrent, …}, … ]}")
-            engine.limits.set(raw)
+            body = await _body(request, frozenset({"limits"}))
+            raw = checks.items(body.get("limits"), "limits", max_items=1000,
+                               what='a list of limits: {"limits": [{requests, per, concurrent, …}, …]}')
+            engine.limits.set(raw, "limits")
         return JSONResponse({"limits": engine.limits.describe()})
 
     async def scenarios(request: Request) -> Response:
         if request.method == "POST":
-            body = await _body(request)
-            if "name" in body:
-                loaded = scenario.load(str(body["name"]))
-            elif "yaml" in body:
-                loaded = scenario.parse(str(body["yaml"]), str(body.get("source", "posted")))
+            body = await _body(request, frozenset({"name", "yaml", "source"}))
+            if "name" in body and "yaml" not in body:
+                loaded = scenario.load_shipped(checks.text(body["name"], "name", max_length=200))
+            elif "yaml" in body and "name" not in body:
+                source = checks.text(body.get("source", "posted"), "source", max_length=200, empty=False)
+                loaded = scenario.parse(checks.text(body["yaml"], "yaml", max_length=MAX_BODY), source)
             else:
-                raise ControlError(400, "body must name a shipped scenario ({\"name\": …}) or carry {\"yaml\": …}")
+                raise ControlError(
+                    400, 'name: name a shipped scenario ({"name": …}) or send one ({"yaml": …}), not both', "name")
             sim.load_scenario(loaded)
         elif request.method == "DELETE":
             sim.clear_scenarios()
@@ -236,10 +303,10 @@ def control_routes(sim: Simulator) -> list[Route]:
 
     async def self_check(request: Request) -> Response:
         if request.method == "PUT":
-            mode = (await _body(request)).get("mode")
+            mode = (await _body(request, frozenset({"mode"}))).get("mode")
             choices = [m.value for m in SelfCheckMode]
             if mode not in choices:
-                raise ControlError(400, f"mode must be one of {choices}")
+                raise ControlError(400, f"mode: must be one of {choices}, not {checks.quote(mode)}", "mode")
             sim.self_check = SelfCheckMode(mode)
         broken = engine.journal.entries(broken=True)
         return JSONResponse({"mode": sim.self_check.value, "broken": len(broken)})
@@ -269,7 +336,73 @@ def control_routes(sim: Simulator) -> list[Route]:
         ("/openapi/{provider}", openapi, ["GET"]),
         ("/self-check", self_check, ["GET", "PUT"]),
     ]
-    return [Route(path, _guard(handler), methods=methods) for path, handler, methods in table]
+    routes = [Route(path, _guard(sim, handler), methods=methods) for path, handler, methods in table]
+    return [*routes, Route("/{path:path}", _guard(sim, _unknown(routes)), methods=METHODS)]
+
+
+def _unknown(routes: list[Route]) -> Handler:
+    """A JSON 404 for a path the control plane does not have, and a JSON 405 (with Allow) for a method it does not
+    serve on a path it has, instead of Starlette's plain-text ones."""
+
+    async def unknown(request: Request) -> Response:
+        path = "/" + request.path_params["path"]
+        allowed = sorted({method for route in routes if route.path_regex.match(path) for method in route.methods or ()})
+        if allowed:
+            return _refusal(405, f"{request.method} is not served on /_sim{path}; allowed: {', '.join(allowed)}",
+                            None, {"Allow": ", ".join(allowed)})
+        return _refusal(404, f"no control route /_sim{path}; see GET /_sim/ and the README's control plane table")
+
+    return unknown
+
+
+def _only_params(request: Request, allowed: frozenset[str]) -> None:
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        raise ControlError(400, f"{unknown[0]}: unknown query parameter; this route takes {', '.join(sorted(allowed))}",
+                           unknown[0])
+
+
+def _journal_filters(request: Request) -> dict[str, Any]:
+    """The journal's filters from the query, each checked (a typo in a name is refused, not ignored)."""
+    _only_params(request, JOURNAL_PARAMS)
+    q = request.query_params
+
+    def integer(name: str, low: int, high: int) -> int | None:
+        if name not in q:
+            return None
+        text = q[name]
+        if not text.lstrip("-").isdigit() or len(text) > 20:
+            raise ControlError(400, f"{name}: must be a whole number, not {checks.quote(text)}", name)
+        return int(checks.number(int(text), name, low=low, high=high, integer=True))
+
+    def moment(name: str) -> float | None:
+        if name not in q:
+            return None
+        try:
+            value = float(q[name])
+        except ValueError:
+            raise ControlError(400, f"{name}: must be a clock time in seconds, not {checks.quote(q[name])}",
+                               name) from None
+        return checks.number(value, name, low=-HORIZON, high=HORIZON, unit="seconds")
+
+    def flag(name: str) -> bool | None:
+        if name not in q:
+            return None
+        if q[name].lower() not in ("true", "false"):
+            raise ControlError(400, f"{name}: must be true or false, not {checks.quote(q[name])}", name)
+        return q[name].lower() == "true"
+
+    statuses = []
+    for text in q.getlist("status"):
+        if not text.isdigit() or len(text) != 3:
+            raise ControlError(400, f"status: must be an HTTP status (100 to 599), not {checks.quote(text)}", "status")
+        statuses.append(int(text))
+    return {
+        "kind": q.get("kind"), "provider": q.get("provider"), "operation": q.get("operation"),
+        "status": statuses or None, "owner": q.get("owner"), "task_id": q.get("task_id"),
+        "since": moment("since"), "until": moment("until"), "after_seq": integer("after", 0, 2**62),
+        "faulted": flag("faulted"), "broken": flag("self_check"), "limit": integer("limit", 0, 2**62),
+    }
 
 
 def _task_summary(task: Any, now: float) -> dict[str, Any]:

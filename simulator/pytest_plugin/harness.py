@@ -50,7 +50,7 @@ class LiveHarness(Harness):
     def __init__(self, sim: Simulator) -> None:
         super().__init__(sim)
         self.server = LiveServer(sim).start()
-        self.control = ControlClient(self.server.url)
+        self.control = ControlClient(self.server.url, token=sim.control_token)
 
     def base_url(self, slug: str) -> str:
         self.sim.provider(slug)  # an unknown slug fails here, naming the served ones
@@ -70,7 +70,7 @@ class InProcessHarness(Harness):
         dispatcher = AppDispatcher(self.engine_loop, sim.app)
         # A client the control client does not own (it closes only clients it made): closed with the harness.
         self._http = httpx.Client(transport=AppTransport(dispatcher), timeout=60)
-        self.control = ControlClient(CONTROL_URL, client=self._http)
+        self.control = ControlClient(CONTROL_URL, client=self._http, token=sim.control_token)
         every_host = [host for provider in sim.providers.values() for host in provider.hosts]
         self.router = HostRouter(dispatcher, every_host)
 
