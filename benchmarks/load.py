@@ -86,7 +86,7 @@ def _wrk(base: str, request: Request, headers: dict[str, str], connections: int,
             if "{uuid}" in request.body:
                 script.write(f"template = {_lua(request.body)}\n")
         for name, value in headers.items():
-            script.write(f"wrk.headers[{_lua(name)}] = {_lua(value)}\n")
+            script.write(f"wrk.headers[ {_lua(name)} ] = {_lua(value)}\n")  # `[[` would open a long string
         script.write(WRK_SCRIPT)
     try:
         done = subprocess.run(
