@@ -11,6 +11,7 @@ from __future__ import annotations
 import struct
 import zlib
 
+from simulator.images.bits import BitWriter
 from simulator.images.design import RGB
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -68,7 +69,7 @@ def _zlib(rows: list[bytes], runs: list[tuple[int, int]]) -> bytes:
 
 def _copies(distance: int, length: int) -> bytes:
     """A fixed-Huffman block repeating the last `distance` bytes for `length` bytes, then byte alignment."""
-    bits = _Bits()
+    bits = BitWriter()
     bits.write(0b010, 3)  # BFINAL=0, BTYPE=01 (fixed Huffman), least significant bit first
     whole, rest = divmod(length, MAX_MATCH)
     lengths = [rest] if rest >= MIN_MATCH else ([MAX_MATCH + rest - MIN_MATCH, MIN_MATCH] if rest else [])
@@ -104,52 +105,6 @@ def _match(length: int, distance: int) -> tuple[int, int]:
 def _reverse(code: int, size: int) -> int:
     """Huffman codes are packed most significant bit first into an LSB-first stream."""
     return int(f"{code:0{size}b}"[::-1], 2)
-
-
-class _Bits:
-    """An LSB-first bit writer with a fast path for one pattern repeated many times."""
-
-    def __init__(self) -> None:
-        self._out: list[bytes] = []
-        self._acc = 0
-        self._n = 0
-
-    def write(self, value: int, size: int) -> None:
-        self._acc |= value << self._n
-        self._n += size
-        whole = self._n // 8
-        if whole:
-            self._out.append((self._acc & ((1 << (8 * whole)) - 1)).to_bytes(whole, "little"))
-            self._acc >>= 8 * whole
-            self._n -= 8 * whole
-
-    def repeat(self, value: int, size: int, count: int) -> None:
-        """`count` copies of a `size`-bit pattern: eight copies are exactly `size` bytes, which repeat."""
-        units, rest = divmod(count, 8)
-        if units:
-            eight = 0
-            for n in range(8):
-                eight |= value << (n * size)
-            offset = self._n
-            first = self._acc | (eight << offset)
-            carry = first >> (8 * size)
-            steady = carry | (eight << offset)
-            mask = (1 << (8 * size)) - 1
-            self._out.append((first & mask).to_bytes(size, "little"))
-            self._out.append((steady & mask).to_bytes(size, "little") * (units - 1))
-            self._acc = carry
-        for _ in range(rest):
-            self.write(value, size)
-
-    def align(self) -> None:
-        if self._n:
-            self.write(0, 8 - self._n)
-
-    def raw(self, data: bytes) -> None:
-        self._out.append(data)
-
-    def getvalue(self) -> bytes:
-        return b"".join(self._out)
 
 
 def _adler_combine(first: int, second: int, second_length: int) -> int:

@@ -3,14 +3,14 @@
 Each picture is a card (simulator.images.design): seeded flat colours on a 16-pixel grid and a panel that
 shows what was asked for (model, size, provider, seed and image index, prompt). The design makes every
 format cheap at any size: JPEG is assembled from pre-encoded MCUs (simulator.images.jpeg), PNG is a 4-bit
-palette image whose flat rows deflate to almost nothing, WebP is lossless with a palette (crisp caption,
-exact colours). The bytes are a function of the spec alone.
+palette image whose repeated rows are hand-made deflate back-references (simulator.images.png), WebP is
+lossless VP8L written the same way (simulator.images.webp): crisp caption, exact colours. The bytes are a
+function of the spec alone.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import astuple, dataclass
@@ -18,8 +18,8 @@ from typing import Literal, get_args
 
 from PIL import Image
 
-from simulator.images import jpeg, png
-from simulator.images.design import INK_LEVELS, Card, ink_levels, ink_palette, layout
+from simulator.images import jpeg, png, webp
+from simulator.images.design import Card, ink_levels, ink_palette, layout
 
 ImageFormat = Literal["jpeg", "png", "webp"]
 FORMATS: tuple[ImageFormat, ...] = get_args(ImageFormat)
@@ -85,18 +85,17 @@ def render_placeholder(spec: PlaceholderSpec) -> bytes:
     card = layout(spec.width, spec.height, spec.seed, spec.index, spec.model, spec.prompt, spec.label)
     if spec.format == "jpeg":
         return jpeg.assemble(card, spec.quality or DEFAULT_JPEG_QUALITY, _rgb_strip(card))
+    rows, counts, strips = _distinct_rows(card)
+    palette = [*ink_palette(), *card.colours]
     if spec.format == "png":
-        rows, counts = _distinct_rows(card)
-        depth = 4 if len(card.colours) + INK_LEVELS <= 16 else 8
+        depth = 4 if len(palette) <= 16 else 8
         packed = rows.tobytes("raw", f"P;{depth}") if depth < 8 else rows.tobytes()
         stride = len(packed) // rows.height
-        return png.encode(card.width, [*card.colours, *ink_palette()],
-                          [packed[n * stride: (n + 1) * stride] for n in range(rows.height)],
+        return png.encode(card.width, palette, [packed[n * stride: (n + 1) * stride] for n in range(rows.height)],
                           list(enumerate(counts)), depth)
-    out = io.BytesIO()
-    # Lossless: the caption stays crisp and the colours exact; method 0 is libwebp's fastest.
-    _palette_canvas(card).save(out, "WEBP", lossless=True, quality=0, method=0)
-    return out.getvalue()
+    raw = rows.tobytes()
+    return webp.encode(card.width, card.height, palette,
+                       [raw[n * card.width: (n + 1) * card.width] for n in range(rows.height)], counts, strips)
 
 
 def spec_etag(spec: PlaceholderSpec) -> str:
@@ -106,8 +105,8 @@ def spec_etag(spec: PlaceholderSpec) -> str:
 
 
 def _palette_canvas(card: Card) -> Image.Image:
-    """The card as a palette image: its flat colours first, then the caption's ink levels."""
-    rows, counts = _distinct_rows(card)
+    """The card as a full-size palette image: the reference the encoders' output is checked against."""
+    rows, counts, _ = _distinct_rows(card)
     canvas = Image.new("P", (card.width, card.height), 0)
     canvas.putpalette(rows.getpalette() or [])
     y = 0
@@ -119,13 +118,15 @@ def _palette_canvas(card: Card) -> Image.Image:
     return canvas
 
 
-def _distinct_rows(card: Card) -> tuple[Image.Image, list[int]]:
-    """The card's distinct rows, top down, as a palette image; and how many image rows each stands for.
+def _distinct_rows(card: Card) -> tuple[Image.Image, list[int], list[webp.StripRow | None]]:
+    """The card's distinct rows, top down, as a palette image; how many image rows each stands for; and for
+    each row inside a caption strip, which strip and where (WebP reuses a strip's encoding by its content).
 
     Rows change only at the edges of blocks and panel, and within caption strips, so a 4096-row card has
-    a few hundred distinct rows: the encoders never touch the full-size picture.
+    a few hundred distinct rows: the encoders never touch the full-size picture. The palette is the ink
+    levels first (so a caption strip's pixels are the same indices in every picture), then the flat colours.
     """
-    height = card.height
+    width, height = card.width, card.height
     edges = {0, height}
     for box, _ in card.blocks:
         edges.update(box[1::2])
@@ -135,28 +136,42 @@ def _distinct_rows(card: Card) -> tuple[Image.Image, list[int]]:
         edges.update(range(box[1], box[3] + 1))
     starts = sorted(edge for edge in edges if 0 <= edge < height)
     counts = [end - start for start, end in zip(starts, [*starts[1:], height], strict=True)]
+    strips: list[webp.StripRow | None] = [None] * len(starts)
 
     def row(y: int) -> int:
         return bisect_left(starts, min(y, height))
 
     colours = card.colours
-    rows = Image.new("P", (card.width, len(starts)), 0)
-    rows.putpalette(bytes(channel for colour in (*colours, *ink_palette()) for channel in colour))
+    ink = ink_palette()
+    rows = Image.new("P", (width, len(starts)), len(ink) + colours.index(card.background))
+    rows.putpalette(bytes(channel for colour in (*ink, *colours) for channel in colour))
     for (left, top, right, bottom), colour in card.blocks:
-        rows.paste(colours.index(colour), (left, row(top), right, row(bottom)))
+        rows.paste(len(ink) + colours.index(colour), (left, row(top), right, row(bottom)))
     if card.panel is not None:
-        ink = len(colours)
         left, top, right, bottom = card.panel
-        rows.paste(ink, (left, row(top), right, row(bottom)))
-        lut = [level + ink for level in range(256)]
+        rows.paste(0, (left, row(top), right, row(bottom)))
         for (left, top, right, bottom), line in card.strips():
             visible = min(bottom, height) - top
             if visible <= 0:
                 continue
-            levels = ink_levels((right - left, bottom - top), line, card.font_size).point(lut)
-            strip = Image.frombytes("P", levels.size, levels.tobytes()).crop((0, 0, right - left, visible))
-            rows.paste(strip, (left, row(top)))
-    return rows, counts
+            size = (right - left, bottom - top)
+            levels = ink_levels(size, line, card.font_size)
+            rows.paste(Image.frombytes("P", size, levels.tobytes()).crop((0, 0, size[0], visible)),
+                       (left, row(top)))
+            if right <= width:
+                key = ("webp", size, line, card.font_size)
+                strip_rows = _strip_rows(levels)
+                for n in range(visible):
+                    strips[row(top) + n] = (key, strip_rows, n, left, right)
+    return rows, counts, strips
+
+
+def _strip_rows(levels: Image.Image) -> Callable[[], list[bytes]]:
+    def rows() -> list[bytes]:
+        raw, width = levels.tobytes(), levels.width
+        return [raw[n * width: (n + 1) * width] for n in range(levels.height)]
+
+    return rows
 
 
 def _rgb_strip(card: Card) -> Callable[[tuple[int, int], str], Image.Image]:
