@@ -97,24 +97,16 @@ PROVIDERS: dict[str, Provider] = {
         poll=lambda answer, _: _get(f"/api/v1/client/job/TaskInfo?task_id={answer['data']['task_id']}"),
         finished=lambda answer: answer.get("data", {}).get("status") == "success",
     ),
-    "foxapi": Provider(
-        "foxapi", {"Authorization": AUTH},
+    # The gateway family: the same routes, the aspect ratio named differently.
+    **{slug: Provider(
+        slug, {"Authorization": AUTH},
         submit=_json("POST", "/v1/images/generations", {"model": "gemini-3.1-flash-image-preview",
-                                                        "prompt": PROMPT, "aspect_ratio": "1:1"}),
+                                                        "prompt": PROMPT, ratio: "1:1"}),
         invalid=_json("POST", "/v1/images/generations", {"model": "gemini-3.1-flash-image-preview",
-                                                         "prompt": PROMPT, "aspect_ratio": "16:10"}),
+                                                         "prompt": PROMPT, ratio: "16:10"}),
         poll=lambda answer, _: _get(f"/v1/tasks/{answer['id']}"),
         finished=_status("completed"),
-    ),
-    "evolink": Provider(
-        "evolink", {"Authorization": AUTH},
-        submit=_json("POST", "/v1/images/generations", {"model": "gemini-3.1-flash-image-preview",
-                                                        "prompt": PROMPT, "size": "1:1"}),
-        invalid=_json("POST", "/v1/images/generations", {"model": "gemini-3.1-flash-image-preview",
-                                                         "prompt": PROMPT, "size": "16:10"}),
-        poll=lambda answer, _: _get(f"/v1/tasks/{answer['id']}"),
-        finished=_status("completed"),
-    ),
+    ) for slug, ratio in (("foxapi", "aspect_ratio"), ("evolink", "size"))},
 }
 
 

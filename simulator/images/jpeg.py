@@ -14,13 +14,12 @@ from __future__ import annotations
 import io
 import re
 import struct
-from collections import OrderedDict
 from collections.abc import Callable
-from threading import Lock
 
 from PIL import Image
 
 from simulator.images.design import GRID, RGB, Card
+from simulator.images.memo import Memo
 
 SOI, SOF0, SOS, EOI = b"\xff\xd8", 0xFFC0, 0xFFDA, b"\xff\xd9"
 RESTART = [bytes((0xFF, 0xD0 + n)) for n in range(8)]
@@ -61,29 +60,7 @@ def with_size(header: bytes, width: int, height: int) -> bytes:
         offset += 2 + length
 
 
-class StripCache:
-    """Encoded caption strips by content, least recently used dropped first."""
-
-    def __init__(self, entries: int = STRIP_CACHE_ENTRIES) -> None:
-        self.entries = entries
-        self._strips: OrderedDict[tuple[object, ...], list[list[bytes]]] = OrderedDict()
-        self._lock = Lock()
-
-    def get(self, key: tuple[object, ...], make: Callable[[], list[list[bytes]]]) -> list[list[bytes]]:
-        with self._lock:
-            found = self._strips.get(key)
-            if found is not None:
-                self._strips.move_to_end(key)
-                return found
-        made = make()  # outside the lock: two threads may both encode a new strip, and agree on the bytes
-        with self._lock:
-            self._strips[key] = made
-            if len(self._strips) > self.entries:
-                self._strips.popitem(last=False)
-        return made
-
-
-STRIPS = StripCache()
+STRIPS: Memo[list[list[bytes]]] = Memo(STRIP_CACHE_ENTRIES)
 
 
 def assemble(card: Card, quality: int, strip_image: Callable[[tuple[int, int], str], Image.Image]) -> bytes:

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import re
 import struct
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from functools import lru_cache
-from threading import Lock
 
 from simulator.images.bits import BitWriter
 from simulator.images.design import RGB
+from simulator.images.memo import Memo
 
 SIGNATURE = 0x2F
 MAX_LENGTH = 4096
@@ -119,35 +118,19 @@ def encode_row(out: _Symbols, row: bytes, above: bytes | None) -> None:
         out.copy(UP, pending)
 
 
-class StripCache:
-    """The bits of caption strips (rows of one strip, each relative to the one before), by content."""
-
-    def __init__(self, entries: int = STRIP_CACHE_ENTRIES) -> None:
-        self.entries = entries
-        self._strips: OrderedDict[tuple[object, ...], list[Bits]] = OrderedDict()
-        self._lock = Lock()
-
-    def get(self, key: tuple[object, ...], rows: Callable[[], list[bytes]]) -> list[Bits]:
-        with self._lock:
-            found = self._strips.get(key)
-            if found is not None:
-                self._strips.move_to_end(key)
-                return found
-        encoded = []
-        above = None
-        for row in rows():
-            symbols = _Symbols()
-            encode_row(symbols, row, above)
-            encoded.append(symbols.bits())
-            above = row
-        with self._lock:
-            self._strips[key] = encoded
-            if len(self._strips) > self.entries:
-                self._strips.popitem(last=False)
-        return encoded
+def _strip_bits(rows: list[bytes]) -> list[Bits]:
+    """Each row of a caption strip, the first on its own, the others relative to the row before."""
+    encoded = []
+    above = None
+    for row in rows:
+        symbols = _Symbols()
+        encode_row(symbols, row, above)
+        encoded.append(symbols.bits())
+        above = row
+    return encoded
 
 
-STRIPS = StripCache()
+STRIPS: Memo[list[Bits]] = Memo(STRIP_CACHE_ENTRIES)
 
 
 def _copy_bits(distance_code: int, length: int) -> Bits:
@@ -190,7 +173,7 @@ def encode(width: int, height: int, palette: list[RGB], rows: list[bytes], count
             key, strip_rows_of, index, left, right = strip
             encode_row(symbols, row[:left], above[:left] if above is not None else None)
             bits.write(*symbols.bits())
-            bits.write(*STRIPS.get(key, strip_rows_of)[index])
+            bits.write(*STRIPS.get(key, lambda rows=strip_rows_of: _strip_bits(rows()))[index])
             symbols = _Symbols()
             encode_row(symbols, row[right:], above[right:] if above is not None else None)
         bits.write(*symbols.bits())
