@@ -138,6 +138,8 @@ def throughput(report: Report, args: argparse.Namespace, slugs: list[str], with_
                     report.note(f"{slug} {route}: unexpected statuses {unexpected}")
                 report.load(f"sim.{slug}.{route}", result)
                 report.emit(f"sim.{slug}.{route}.of_bare", result.rate / report.figures["bare.get.rps"], "ratio")
+    with servers.bare_app() as bare:  # again: a machine whose load drifted shows it here
+        report.emit("bare.get.rps_end", run(bare.url, Request("GET", "/ok"), {}).rate, "req/s")
     if not with_prism:
         return
     from support_prism import PrismServer
