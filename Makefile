@@ -31,8 +31,11 @@ lint: $(DEV_STAMP)
 test: lint
 	$(BIN)/python -m pytest
 
+# Never part of `make test`: minutes of load. Installs its own extra (uvloop, httptools), wrk (apt-get) and
+# Prism 5 (npm, cached) when missing; ARGS="--duration 5 --providers civitai" to narrow it.
 bench: $(DEV_STAMP)
-	$(BIN)/python benchmarks/throughput.py $(ARGS)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/bench.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache

@@ -341,12 +341,78 @@ def _components(schemas: SchemaSet, names: Mapping[str, str], roots: list[str]) 
                 target, mapping[value] = _rewrite(ref, base, by_uri, names)
                 pending.append(target)
         embedded[names[name]] = document
-    components = dict(sorted(embedded.items()))
+    hoisted = _hoisted(embedded)
+    components = {name: hoisted[name] for name in sorted(_reachable(hoisted, [names[root] for root in roots]))}
     lookup = _lookup({"components": {"schemas": components}})
     for document in components.values():
         for node in list(_walk(document)):
             _polymorphism(node, lookup)
     return components
+
+
+def _hoisted(components: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each schema's `$defs` as components of their own (`Workflow_step`), every reference rewritten to match.
+
+    JSON Schema lets a `$ref` point into a schema's own `$defs`; mock servers that resolve references the
+    OpenAPI way do not cope (Prism 5 overflows its stack on Civitai and answers empty bodies on qingbo), so
+    the document keeps every schema directly under `components.schemas`. What validates does not change.
+    """
+    result = dict(components)
+    moved: dict[str, str] = {}  # old pointer prefix → new one
+    pending = list(components)
+    while pending:
+        name = pending.pop()
+        definitions = result[name].pop("$defs", None)
+        if not isinstance(definitions, dict):
+            continue
+        for key, schema in definitions.items():
+            new_name = f"{name}_{re.sub(r'[^A-Za-z0-9.-]+', '_', key)}"
+            if new_name in result:
+                raise ValueError(f"hoisting {name}'s $defs/{key} would overwrite the component {new_name!r}")
+            result[new_name] = schema
+            moved[f"{COMPONENTS}{name}/$defs/{_escape(key)}"] = COMPONENTS + new_name
+            pending.append(new_name)
+    if not moved:
+        return result
+
+    def rewritten(ref: str) -> str:
+        # Longest prefix first: a definition nested in a definition moved twice.
+        while True:
+            prefix = max((old for old in moved if ref == old or ref.startswith(old + "/")), key=len, default=None)
+            if prefix is None:
+                return ref
+            ref = moved[prefix] + ref[len(prefix):]
+
+    for document in result.values():
+        for node in _walk(document):
+            if isinstance(node.get("$ref"), str):
+                node["$ref"] = rewritten(node["$ref"])
+            mapping = node.get("discriminator", {}).get("mapping") if isinstance(node.get("discriminator"), dict) \
+                else None
+            if isinstance(mapping, dict):
+                for value, ref in mapping.items():
+                    mapping[value] = rewritten(ref)
+    return result
+
+
+def _reachable(components: Mapping[str, dict[str, Any]], roots: list[str]) -> set[str]:
+    """The components `roots` lead to: a schema file holding only `$defs` is left empty by hoisting."""
+    seen: set[str] = set()
+    pending = list(roots)
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for node in _walk(components[name]):
+            for ref in _refs(node):
+                pending.append(ref.removeprefix(COMPONENTS).split("/", 1)[0])
+    return seen
+
+
+def _escape(key: str) -> str:
+    """A JSON-pointer reference token (RFC 6901)."""
+    return key.replace("~", "~0").replace("/", "~1")
 
 
 # -- discriminator ------------------------------------------------------------------------------------

@@ -279,7 +279,8 @@ def test_unpinned_discriminator_keeps_its_meaning(tmp_path: Path) -> None:
     (folder / "animals.json").write_text(json.dumps(animals))
     schemas = SchemaSet("toy", root=tmp_path)
     components = _components(schemas, _component_names(schemas), ["request/pet"])
-    assert set(components) == {"PetRequest", "AnimalsRequest"}
+    # Each $defs entry is a component of its own (Prism cannot follow references into a component's $defs).
+    assert set(components) == {"PetRequest", "PetRequest_Cat", "AnimalsRequest_Dog"}
     assert "oneOf" not in components["PetRequest"] and "allOf" in components["PetRequest"]
     document = {"components": {"schemas": components}}
     validator = exported(document, "#/components/schemas/PetRequest")

@@ -8,7 +8,7 @@ import hmac
 from dataclasses import dataclass
 
 from simulator.engine.tasks import OutputImage, Task
-from simulator.images import PlaceholderCache, PlaceholderSpec
+from simulator.images import PlaceholderCache, PlaceholderSpec, spec_etag
 
 
 class URLSigner:
@@ -54,7 +54,19 @@ class BlobStore:
         return self._blobs.get(blob_id)
 
     def content(self, blob: Blob) -> bytes:
-        return self.cache.get(blob.spec(label=blob.task.provider))
+        return self.cache.get(self._spec(blob))
+
+    async def fetch(self, blob: Blob) -> bytes:
+        """The bytes, rendered off the event loop when they are not cached yet (see PlaceholderCache.fetch)."""
+        return await self.cache.fetch(self._spec(blob))
+
+    def etag(self, blob: Blob) -> str:
+        """A strong validator known before rendering: the pixels are a function of the spec."""
+        return spec_etag(self._spec(blob))
+
+    @staticmethod
+    def _spec(blob: Blob) -> PlaceholderSpec:
+        return blob.spec(label=blob.task.provider)
 
     def clear(self) -> None:
         self._blobs.clear()

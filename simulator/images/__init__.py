@@ -1,5 +1,6 @@
 """Image helpers shared by every provider: output sizes, placeholder rendering, input validation."""
 
+from simulator.images.cache import PlaceholderCache
 from simulator.images.decode import (
     DEFAULT_MAX_BYTES,
     ImageReference,
@@ -10,12 +11,12 @@ from simulator.images.decode import (
 from simulator.images.render import (
     FORMATS,
     ImageFormat,
-    PlaceholderCache,
     PlaceholderSpec,
     content_type,
     file_extension,
     normalize_format,
     render_placeholder,
+    spec_etag,
 )
 from simulator.images.sizes import (
     UnknownSize,
@@ -45,5 +46,6 @@ __all__ = [
     "normalize_format",
     "pixel_size",
     "render_placeholder",
+    "spec_etag",
     "tiers",
 ]

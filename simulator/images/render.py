@@ -1,29 +1,25 @@
-"""Deterministic placeholder pictures standing in for generated images.
+"""Deterministic placeholder pictures standing in for generated images, encoded without paying for their size.
 
-Each picture shows what was asked for (model, size, seed, image index, prompt) over a colourful
-background derived from the seed, so a glance at a client's output tells which request produced it.
-
-Rendering has to stay cheap even at 12288x1536: the background and shapes are painted on a canvas of at
-most PREVIEW_SIDE pixels and upscaled once; only the text is drawn at full resolution, inside a panel.
-
-Timings on the development machine (2 cores, Python 3.11, Pillow 13), median of 5 renders:
-    4096x4096 JPEG ~0.2 s, 4096x4096 PNG ~0.4 s, 12288x1536 PNG ~0.5 s, 6336x2688 WebP ~0.4 s.
-About 0.1 s of each is the background upscale; the rest is encoding.
+Each picture is a card (simulator.images.design): seeded flat colours on a 16-pixel grid and a panel that
+shows what was asked for (model, size, provider, seed and image index, prompt). The design makes every
+format cheap at any size: JPEG is assembled from pre-encoded MCUs (simulator.images.jpeg), PNG is a 4-bit
+palette image whose repeated rows are hand-made deflate back-references (simulator.images.png), WebP is
+lossless VP8L written the same way (simulator.images.webp): crisp caption, exact colours. The bytes are a
+function of the spec alone.
 """
 
 from __future__ import annotations
 
-import colorsys
-import io
-import random
-import textwrap
-import threading
-import zlib
-from collections import OrderedDict
-from dataclasses import dataclass
+import hashlib
+from bisect import bisect_left
+from collections.abc import Callable
+from dataclasses import astuple, dataclass
 from typing import Literal, get_args
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
+
+from simulator.images import jpeg, png, webp
+from simulator.images.design import Card, ink_levels, ink_palette, layout
 
 ImageFormat = Literal["jpeg", "png", "webp"]
 FORMATS: tuple[ImageFormat, ...] = get_args(ImageFormat)
@@ -36,11 +32,9 @@ MAX_SIDE = 16383
 # Comfortably above the largest published size (about 19 MP) while refusing absurd requests.
 MAX_PIXELS = 64_000_000
 
-PREVIEW_SIDE = 384
 DEFAULT_JPEG_QUALITY = 85
-DEFAULT_WEBP_QUALITY = 80
-PROMPT_CHARS = 60
-GOLDEN_RATIO_CONJUGATE = 0.618033988749895
+# Changes whenever the same spec would give other bytes: ETags derived from the spec must change with it.
+DESIGN_VERSION = "card-1"
 
 
 def normalize_format(value: str) -> ImageFormat:
@@ -87,190 +81,105 @@ class PlaceholderSpec:
 
 
 def render_placeholder(spec: PlaceholderSpec) -> bytes:
-    """Encode the placeholder picture for ``spec``; identical specs give identical bytes."""
-    image = _background(spec)
-    _draw_caption(image, spec)
-    return _encode(image, spec)
-
-
-def _rgb(hue: float, saturation: float, value: float) -> tuple[int, int, int]:
-    r, g, b = colorsys.hsv_to_rgb(hue % 1.0, saturation, value)
-    return round(r * 255), round(g * 255), round(b * 255)
-
-
-def _background(spec: PlaceholderSpec) -> Image.Image:
-    # String seeds go through SHA-512 inside random, so the result ignores PYTHONHASHSEED and platform.
-    seed_rng = random.Random(f"nanobanana-sim/seed/{spec.seed}")
-    # Layout comes from the seed alone, so one batch shares a composition; the index rotates the hues
-    # by the golden ratio so that every image of the batch is still clearly different.
-    hue = seed_rng.random() + spec.index * GOLDEN_RATIO_CONJUGATE
-    hue_span = seed_rng.uniform(0.15, 0.45)
-
-    scale = PREVIEW_SIDE / max(spec.width, spec.height)
-    small = (max(1, round(spec.width * scale)), max(1, round(spec.height * scale)))
-
-    ramp = Image.linear_gradient("L").rotate(seed_rng.choice((0, 45, 90, 135, 180, 225, 270, 315)))
-    # Rotating by 45 degrees leaves black corners; cropping the middle keeps a smooth ramp.
-    ramp = ramp.crop((48, 48, 208, 208)).resize(small, Image.Resampling.BILINEAR)
-    start = Image.new("RGB", small, _rgb(hue, 0.75, 0.95))
-    end = Image.new("RGB", small, _rgb(hue + hue_span, 0.85, 0.45))
-    canvas = Image.composite(end, start, ramp)
-
-    draw = ImageDraw.Draw(canvas)
-    unit = min(small)
-    for shape in range(seed_rng.randint(3, 6)):
-        colour = _rgb(hue + 0.5 + shape * 0.13, seed_rng.uniform(0.4, 0.9), seed_rng.uniform(0.5, 1.0))
-        cx, cy = seed_rng.uniform(0, small[0]), seed_rng.uniform(0, small[1])
-        radius = seed_rng.uniform(0.15, 0.45) * unit
-        box = (cx - radius, cy - radius, cx + radius, cy + radius)
-        kind = seed_rng.choice(("ellipse", "rectangle", "triangle", "ring"))
-        if kind == "ellipse":
-            draw.ellipse(box, fill=colour)
-        elif kind == "rectangle":
-            draw.rectangle(box, fill=colour)
-        elif kind == "triangle":
-            draw.regular_polygon((cx, cy, radius), 3, rotation=seed_rng.uniform(0, 120), fill=colour)
-        else:
-            draw.ellipse(box, outline=colour, width=max(1, round(radius / 4)))
-
-    return canvas.resize((spec.width, spec.height), Image.Resampling.BILINEAR)
-
-
-def _caption_lines(spec: PlaceholderSpec) -> list[str]:
-    lines = [spec.model, f"{spec.width}x{spec.height}", f"seed {spec.seed}", f"image {spec.index}"]
-    if spec.label:
-        lines.append(spec.label)
-    prompt = " ".join(spec.prompt.split())
-    if prompt:
-        if len(prompt) > PROMPT_CHARS:
-            prompt = prompt[: PROMPT_CHARS - 1].rstrip() + "…"
-        # Portrait and strip-shaped images get the prompt wrapped instead of a microscopic font.
-        wrap_at = PROMPT_CHARS if spec.width >= spec.height else 24
-        lines.extend(textwrap.wrap(prompt, wrap_at, break_long_words=True) or [prompt])
-    return lines
-
-
-Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
-_thread_fonts = threading.local()
-_FONTS_PER_THREAD = 64
-
-
-def _font(size: int) -> Font:
-    # One cache per thread because a FreeType face must not be used by two threads at once.
-    fonts: dict[int, Font] | None = getattr(_thread_fonts, "by_size", None)
-    if fonts is None:
-        fonts = _thread_fonts.by_size = {}
-    if size not in fonts:
-        if len(fonts) >= _FONTS_PER_THREAD:
-            fonts.clear()  # arbitrary image sizes could otherwise grow the cache without bound
-        # Pillow's bundled font: never depends on fonts installed on the host.
-        fonts[size] = ImageFont.load_default(size=size)
-    return fonts[size]
-
-
-def _printable(text: str, font: Font) -> str:
-    # Without FreeType the bitmap fallback font only encodes Latin-1.
-    if isinstance(font, ImageFont.FreeTypeFont):
-        return text
-    return text.encode("latin-1", "replace").decode("latin-1")
-
-
-def _draw_caption(image: Image.Image, spec: PlaceholderSpec) -> None:
-    lines = _caption_lines(spec)
-    width, height = image.size
-    # Measure at a reference size, then scale: the font's advance widths are nearly linear in size.
-    reference = 100
-    widest = max(_font(reference).getlength(line) for line in lines) or 1.0
-    line_pitch = 1.3
-    size_for_width = 0.8 * width * reference / widest
-    size_for_height = 0.7 * height / (len(lines) * line_pitch)
-    size = max(4, int(min(size_for_width, size_for_height, height / 8)))
-    font = _font(size)
-    lines = [_printable(line, font) for line in lines]
-
-    pitch = round(size * line_pitch)
-    block_w = max(round(font.getlength(line)) for line in lines)
-    block_h = pitch * len(lines)
-    pad = max(2, size // 2)
-    left = max(0, (width - block_w) // 2 - pad)
-    top = max(0, (height - block_h) // 2 - pad)
-    box = (left, top, min(width, left + block_w + 2 * pad), min(height, top + block_h + 2 * pad))
-
-    # Darken only the panel region: a full-size overlay would cost more than the whole background.
-    panel = image.crop(box)
-    panel = panel.point(lambda v: v * 30 // 100)
-    image.paste(panel, box[:2])
-
-    draw = ImageDraw.Draw(image)
-    y = (height - block_h) // 2 + pitch // 2
-    for line in lines:
-        draw.text((width // 2, y), line, font=font, fill=(255, 255, 255), anchor="mm")
-        y += pitch
-
-
-def _encode(image: Image.Image, spec: PlaceholderSpec) -> bytes:
-    out = io.BytesIO()
+    """Encode the placeholder picture for `spec`; identical specs give identical bytes."""
+    card = layout(spec.width, spec.height, spec.seed, spec.index, spec.model, spec.prompt, spec.label)
+    if spec.format == "jpeg":
+        return jpeg.assemble(card, spec.quality or DEFAULT_JPEG_QUALITY, _rgb_strip(card))
+    rows, counts, strips = _distinct_rows(card)
+    palette = [*ink_palette(), *card.colours]
     if spec.format == "png":
-        # PNG time is mostly filtering plus deflate: level 1 is several times faster than the default,
-        # and run-length matching shrinks these smooth pictures by a further third at no cost.
-        image.save(out, "PNG", compress_level=1, compress_type=zlib.Z_RLE)
-    elif spec.format == "jpeg":
-        image.save(out, "JPEG", quality=spec.quality or DEFAULT_JPEG_QUALITY)
-    else:
-        # method=0 is libwebp's fastest mode; higher methods cost seconds at 4K for no benefit here.
-        image.save(out, "WEBP", quality=spec.quality or DEFAULT_WEBP_QUALITY, method=0)
-    return out.getvalue()
+        depth = 4 if len(palette) <= 16 else 8
+        packed = rows.tobytes("raw", f"P;{depth}") if depth < 8 else rows.tobytes()
+        stride = len(packed) // rows.height
+        return png.encode(card.width, palette, [packed[n * stride: (n + 1) * stride] for n in range(rows.height)],
+                          list(enumerate(counts)), depth)
+    raw = rows.tobytes()
+    return webp.encode(card.width, card.height, palette,
+                       [raw[n * card.width: (n + 1) * card.width] for n in range(rows.height)], counts, strips)
 
 
-class PlaceholderCache:
-    """Bounded LRU cache of rendered placeholders, keyed by spec and limited by total encoded bytes.
+def spec_etag(spec: PlaceholderSpec) -> str:
+    """A strong ETag for the bytes `spec` renders to, known without rendering them."""
+    text = "\x1f".join(map(repr, (DESIGN_VERSION, *astuple(spec))))
+    return '"' + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32] + '"'
 
-    Rendering happens outside the lock so one slow 4K render does not stall unrelated requests; if two
-    threads race on the same spec, the first stored result wins so callers always share one object.
+
+def _palette_canvas(card: Card) -> Image.Image:
+    """The card as a full-size palette image: the reference the encoders' output is checked against."""
+    rows, counts, _ = _distinct_rows(card)
+    canvas = Image.new("P", (card.width, card.height), 0)
+    canvas.putpalette(rows.getpalette() or [])
+    y = 0
+    for n, count in enumerate(counts):
+        row = rows.crop((0, n, card.width, n + 1))
+        for copy in range(count):
+            canvas.paste(row, (0, y + copy))
+        y += count
+    return canvas
+
+
+def _distinct_rows(card: Card) -> tuple[Image.Image, list[int], list[webp.StripRow | None]]:
+    """The card's distinct rows, top down, as a palette image; how many image rows each stands for; and for
+    each row inside a caption strip, which strip and where (WebP reuses a strip's encoding by its content).
+
+    Rows change only at the edges of blocks and panel, and within caption strips, so a 4096-row card has
+    a few hundred distinct rows: the encoders never touch the full-size picture. The palette is the ink
+    levels first (so a caption strip's pixels are the same indices in every picture), then the flat colours.
     """
+    width, height = card.width, card.height
+    edges = {0, height}
+    for box, _ in card.blocks:
+        edges.update(box[1::2])
+    if card.panel is not None:
+        edges.update(card.panel[1::2])
+    for box, _ in card.strips():
+        edges.update(range(box[1], box[3] + 1))
+    starts = sorted(edge for edge in edges if 0 <= edge < height)
+    counts = [end - start for start, end in zip(starts, [*starts[1:], height], strict=True)]
+    strips: list[webp.StripRow | None] = [None] * len(starts)
 
-    def __init__(self, max_bytes: int = 256 * 1024 * 1024) -> None:
-        if max_bytes < 0:
-            raise ValueError("max_bytes must not be negative")
-        self.max_bytes = max_bytes
-        self._entries: OrderedDict[PlaceholderSpec, bytes] = OrderedDict()
-        self._size = 0
-        self._lock = threading.Lock()
+    def row(y: int) -> int:
+        return bisect_left(starts, min(y, height))
 
-    def get(self, spec: PlaceholderSpec) -> bytes:
-        with self._lock:
-            cached = self._entries.get(spec)
-            if cached is not None:
-                self._entries.move_to_end(spec)
-                return cached
-        data = render_placeholder(spec)
-        with self._lock:
-            cached = self._entries.get(spec)
-            if cached is not None:
-                self._entries.move_to_end(spec)
-                return cached
-            if len(data) <= self.max_bytes:
-                self._entries[spec] = data
-                self._size += len(data)
-                while self._size > self.max_bytes:
-                    _, evicted = self._entries.popitem(last=False)
-                    self._size -= len(evicted)
-        return data
+    colours = card.colours
+    ink = ink_palette()
+    rows = Image.new("P", (width, len(starts)), len(ink) + colours.index(card.background))
+    rows.putpalette(bytes(channel for colour in (*ink, *colours) for channel in colour))
+    for (left, top, right, bottom), colour in card.blocks:
+        rows.paste(len(ink) + colours.index(colour), (left, row(top), right, row(bottom)))
+    if card.panel is not None:
+        left, top, right, bottom = card.panel
+        rows.paste(0, (left, row(top), right, row(bottom)))
+        for (left, top, right, bottom), line in card.strips():
+            visible = min(bottom, height) - top
+            if visible <= 0:
+                continue
+            size = (right - left, bottom - top)
+            levels = ink_levels(size, line, card.font_size)
+            rows.paste(Image.frombytes("P", size, levels.tobytes()).crop((0, 0, size[0], visible)),
+                       (left, row(top)))
+            if right <= width:
+                key = ("webp", size, line, card.font_size)
+                strip_rows = _strip_rows(levels)
+                for n in range(visible):
+                    strips[row(top) + n] = (key, strip_rows, n, left, right)
+    return rows, counts, strips
 
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._entries)
 
-    def __contains__(self, spec: object) -> bool:
-        with self._lock:
-            return spec in self._entries
+def _strip_rows(levels: Image.Image) -> Callable[[], list[bytes]]:
+    def rows() -> list[bytes]:
+        raw, width = levels.tobytes(), levels.width
+        return [raw[n * width: (n + 1) * width] for n in range(levels.height)]
 
-    @property
-    def size_bytes(self) -> int:
-        with self._lock:
-            return self._size
+    return rows
 
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self._size = 0
+
+def _rgb_strip(card: Card) -> Callable[[tuple[int, int], str], Image.Image]:
+    palette = bytes(channel for colour in ink_palette() for channel in colour)
+
+    def draw(size: tuple[int, int], line: str) -> Image.Image:
+        strip = Image.frombytes("P", size, ink_levels(size, line, card.font_size).tobytes())
+        strip.putpalette(palette)
+        return strip.convert("RGB")
+
+    return draw

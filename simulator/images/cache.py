@@ -1,0 +1,136 @@
+"""Rendered placeholders, kept by spec within a byte budget; each spec rendered once at a time (single flight).
+
+A server fetches with `await cache.fetch(spec)`: a cached picture is returned at once, a missing one is
+rendered in the cache's worker thread so the event loop keeps serving, and any number of concurrent
+requests for the same spec, from any thread or event loop, wait for that one render. `get(spec)` is the
+blocking form for code outside an event loop; it joins a render already under way the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from simulator.images.render import PlaceholderSpec, render_placeholder
+
+log = logging.getLogger("nanobanana_sim")
+
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+# Renders this large are logged when they start and end: they take long enough for someone to wonder.
+LOGGED_PIXELS = 4_000_000
+# Renders mostly run in Pillow and zlib, which release the GIL; more threads than spare cores would only
+# slow the event loop down. Each in-flight render holds one full-size canvas, so this also bounds memory.
+RENDER_THREADS = max(1, min(4, (os.cpu_count() or 2) - 1))
+
+
+class PlaceholderCache:
+    """Bounded LRU cache of rendered placeholders, keyed by spec and limited by total encoded bytes."""
+
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        if max_bytes < 0:
+            raise ValueError("max_bytes must not be negative")
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[PlaceholderSpec, bytes] = OrderedDict()
+        self._pending: dict[PlaceholderSpec, Future[bytes]] = {}
+        self._size = 0
+        self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self.renders = 0  # how many renders ran (a repeated or concurrent fetch adds none)
+
+    def get(self, spec: PlaceholderSpec) -> bytes:
+        """The bytes for `spec`, rendered in this thread if nobody is rendering them yet."""
+        found, owner = self._claim(spec)
+        if isinstance(found, bytes):
+            return found
+        if owner:
+            self._fulfil(spec, found)
+        return found.result()
+
+    async def fetch(self, spec: PlaceholderSpec) -> bytes:
+        """The bytes for `spec`; a render runs in the worker thread, never on the event loop."""
+        found, owner = self._claim(spec)
+        if isinstance(found, bytes):
+            return found
+        if owner:
+            self._pool().submit(self._fulfil, spec, found)
+        # Shielded: a client that hangs up must not cancel the render others are waiting for.
+        return await asyncio.shield(asyncio.wrap_future(found))
+
+    def peek(self, spec: PlaceholderSpec) -> bytes | None:
+        with self._lock:
+            return self._entries.get(spec)
+
+    def _claim(self, spec: PlaceholderSpec) -> tuple[bytes | Future[bytes], bool]:
+        """The cached bytes, or the render under way, or a new one this caller must run (owner=True)."""
+        with self._lock:
+            cached = self._entries.get(spec)
+            if cached is not None:
+                self._entries.move_to_end(spec)
+                return cached, False
+            pending = self._pending.get(spec)
+            if pending is not None:
+                return pending, False
+            future: Future[bytes] = Future()
+            future.set_running_or_notify_cancel()  # from now on nobody can cancel it
+            self._pending[spec] = future
+            return future, True
+
+    def _fulfil(self, spec: PlaceholderSpec, future: Future[bytes]) -> None:
+        large = spec.width * spec.height >= LOGGED_PIXELS
+        started = time.perf_counter()
+        if large:
+            log.info("nanobanana-sim: rendering a %dx%d %s placeholder (seed %s)", spec.width, spec.height,
+                     spec.format, spec.seed)
+        try:
+            data = render_placeholder(spec)
+        except BaseException as exc:
+            with self._lock:
+                del self._pending[spec]
+            future.set_exception(exc)
+            return
+        with self._lock:
+            del self._pending[spec]
+            self.renders += 1
+            self._store(spec, data)
+        if large:
+            log.info("nanobanana-sim: rendered the %dx%d %s placeholder in %.0f ms (%d bytes)", spec.width,
+                     spec.height, spec.format, (time.perf_counter() - started) * 1000, len(data))
+        future.set_result(data)
+
+    def _store(self, spec: PlaceholderSpec, data: bytes) -> None:
+        if len(data) > self.max_bytes:
+            return
+        self._entries[spec] = data
+        self._size += len(data)
+        while self._size > self.max_bytes:
+            _, evicted = self._entries.popitem(last=False)
+            self._size -= len(evicted)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(RENDER_THREADS, thread_name_prefix="nanobanana-render")
+            return self._executor
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def __contains__(self, spec: object) -> bool:
+        with self._lock:
+            return spec in self._entries
+
+    @property
+    def size_bytes(self) -> int:
+        with self._lock:
+            return self._size
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._size = 0
