@@ -9,7 +9,6 @@ uvicorn picks (uvloop and httptools when installed, as for the simulator), no ac
 from __future__ import annotations
 
 import argparse
-import socket
 
 import uvicorn
 from starlette.applications import Starlette
@@ -17,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from simulator.sim import KEEP_ALIVE
+from simulator.serving import listen, server_config
 
 
 async def fixed(request: Request) -> JSONResponse:
@@ -31,14 +30,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", args.port))
-    sock.listen(2048)
+    sock = listen("127.0.0.1", args.port)
     print(f"bare app serving on http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_keep_alive=KEEP_ALIVE,
-                            date_header=False)
-    uvicorn.Server(config).run(sockets=[sock])
+    uvicorn.Server(server_config(app)).run(sockets=[sock])
 
 
 if __name__ == "__main__":

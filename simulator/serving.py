@@ -59,14 +59,19 @@ class SimulatorServer(uvicorn.Server):
             await self.sim.engine.webhooks.aclose()
 
 
-def build_server(sim: Simulator, app: ASGIApp | None = None) -> SimulatorServer:
-    """The server for `sim` (its app unless another is given); run it with `.run(sockets=[listen(...)])`
-    or await `.serve(sockets=[...])` on a loop of your own."""
+def server_config(app: ASGIApp) -> uvicorn.Config:
+    """The uvicorn settings every server of the project runs with (the benchmark's bare app too, so that it is
+    measured on the same stack)."""
     # log_config=None: uvicorn leaves the process's logging alone (the plugin runs inside a user's pytest); its
     # warnings reach whatever handles the `uvicorn` logger (`simulator.logs.configure` under `serve`). Requests
     # are logged from the journal (simulator.access_log), not by uvicorn. The Date header is the simulator's own.
-    config = uvicorn.Config(
-        app or sim.app, log_config=None, log_level=logging.WARNING, access_log=False, lifespan="off",
+    return uvicorn.Config(
+        app, log_config=None, log_level=logging.WARNING, access_log=False, lifespan="off",
         timeout_keep_alive=KEEP_ALIVE, date_header=False,
     )
-    return SimulatorServer(config, sim)
+
+
+def build_server(sim: Simulator, app: ASGIApp | None = None) -> SimulatorServer:
+    """The server for `sim` (its app unless another is given); run it with `.run(sockets=[listen(...)])`
+    or await `.serve(sockets=[...])` on a loop of your own."""
+    return SimulatorServer(server_config(app or sim.app), sim)
