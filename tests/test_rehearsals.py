@@ -230,7 +230,7 @@ def test_the_rehearsal_format_lists_exactly_the_checks() -> None:
 @pytest.mark.parametrize(("change", "why"), [
     ("expect: {outcome: result, retry_afer: true}", "expect: unknown key(s) ['retry_afer']"),
     ("faults: [{match: {operation: $sumbit}, do: {error: rate_limited}}]", "is not one of ['$submit'"),
-    ("faults: [{match: {operation: $submit}, do: {error: 7}}]", "error names a kind"),
+    ("faults: [{match: {operation: $submit}, do: {error: 7}}]", "do.error: names a kind"),
     ("tick: -1", "tick: -1 is less than the minimum of 0"),
 ])
 def test_a_broken_rehearsal_file_stops_the_load_saying_where(change: str, why: str) -> None:
