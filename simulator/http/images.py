@@ -5,11 +5,9 @@ from __future__ import annotations
 import enum
 import hashlib
 
-from starlette.requests import Request
-from starlette.responses import Response
-
 from simulator.engine import Blob, Engine
 from simulator.images import content_type, file_extension
+from simulator.pipeline import Answer, Exchange
 
 
 class LinkState(enum.Enum):
@@ -27,7 +25,7 @@ def check_link(engine: Engine, path: str, expires_text: str, expires_at: float, 
     return LinkState.VALID
 
 
-def image_response(engine: Engine, blob: Blob, request: Request, *, download_name: str | None = None) -> Response:
+def image_response(engine: Engine, blob: Blob, request: Exchange, *, download_name: str | None = None) -> Answer:
     body = engine.blobs.content(blob)
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     headers = {
@@ -39,9 +37,9 @@ def image_response(engine: Engine, blob: Blob, request: Request, *, download_nam
         name = download_name or f"{blob.id}.{file_extension(blob.image.format)}"
         headers["content-disposition"] = f'attachment; filename="{name}"'
     if request.headers.get("if-none-match") == etag:
-        return Response(status_code=304, headers=headers)
+        return Answer.empty(304, headers=headers)
     media_type = content_type(blob.image.format)
     if request.method == "HEAD":
         headers["content-length"] = str(len(body))
-        return Response(status_code=200, headers=headers, media_type=media_type)
-    return Response(body, headers=headers, media_type=media_type)
+        return Answer.content(b"", media_type, headers=headers)
+    return Answer.content(body, media_type, headers=headers)
