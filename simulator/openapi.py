@@ -16,8 +16,6 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
-from starlette.routing import BaseRoute, Route
-
 import simulator
 from simulator.examples import example_files, load_example
 from simulator.operations import Operation, ResponseSpec, operations
@@ -25,6 +23,7 @@ from simulator.options import provider_data
 from simulator.validation import SchemaSet, schema_set
 
 if TYPE_CHECKING:
+    from simulator.pipeline import Endpoint
     from simulator.providers.base import Provider
 
 OPENAPI_VERSION = "3.1.0"
@@ -140,17 +139,15 @@ def openapi_document(slug: str, *, server_url: str | None = None, provider: Prov
 # -- routes and parameters ----------------------------------------------------------------------------
 
 
-def _exported_routes(routes: list[BaseRoute]) -> list[tuple[str, str, str, str]]:
+def _exported_routes(routes: list[Endpoint]) -> list[tuple[str, str, str, str]]:
     """(OpenAPI path, lower-case method, operation name, operationId) per exported operation, in route order.
 
-    Starlette lets every GET route answer HEAD, so HEAD is exported only for a HEAD-only route. A path
+    Every GET endpoint answers HEAD too, so HEAD is exported only for a HEAD-only endpoint. A path
     registered with and without a trailing slash (runware's `/v1` and `/v1/`) is exported once.
     """
     found: dict[tuple[str, str, str], tuple[str, str, str]] = {}
     for route in routes:
-        if not isinstance(route, Route) or not route.name or ":" not in route.name:
-            continue
-        name = route.name.split(":", 1)[1]
+        name = route.operation
         if name == "UnknownRoute":
             continue
         path = _PATH_PARAM.sub(r"{\1}", route.path)

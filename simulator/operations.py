@@ -1,8 +1,9 @@
 """What each operation takes and answers, as data: provider.json `operations` and `commonResponses`.
 
-One table per provider says, per operation, which request schema its body must satisfy and which
-response schema each status answers with. Two readers share it: the response self-check (every
-answer the simulator gives is checked against the table) and the OpenAPI export. Operations every
+One table per provider says, per operation, which request schema its body must satisfy, which typed
+query and path parameters it takes, how it authenticates, and which response schema each status answers
+with. The request pipeline reads it for every exchange (simulator.pipeline: parameters, body, auth), the
+response self-check checks every answer against it, and the OpenAPI export is built from it. Operations every
 file-serving provider has (`DownloadImage`) are written once, in `schemas/_shared/operations.json`,
 and named in a provider's table as `"_shared"`.
 """
@@ -53,6 +54,7 @@ class Operation:
     parameters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # {"query"|"path": {name: schema}}
     enabled_by: str | None = None  # a boolean option without which the route answers 404 (an opt-in legacy route)
     request_media: str = "application/json"
+    each_item: bool = False  # the body is an array whose items are validated one by one (one bad item fails alone)
 
     def request_schema(self, options: Mapping[str, Any]) -> str | None:
         return self.request.format_map(options) if self.request else None
@@ -89,5 +91,6 @@ def operations(slug: str) -> dict[str, Operation]:
                                  responses={**own, **{k: v for k, v in inherited.items() if k not in own}},
                                  auth=spec.get("auth", "required"), parameters=spec.get("parameters", {}),
                                  enabled_by=spec.get("enabledBy"),
-                                 request_media=spec.get("requestMediaType", "application/json"))
+                                 request_media=spec.get("requestMediaType", "application/json"),
+                                 each_item=bool(spec.get("eachItem", False)))
     return result

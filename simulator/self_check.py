@@ -17,16 +17,16 @@ broken one is withheld instead of sent.
 
 from __future__ import annotations
 
-import json
 import os
 from collections import OrderedDict
 from enum import StrEnum
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
-from simulator.operations import Operation, ResponseSpec, operations
+from simulator.operations import Operation, ResponseSpec
 
 if TYPE_CHECKING:
+    from simulator.pipeline import Answer
     from simulator.providers.base import Provider
 
 ENV = "NANOBANANA_SELF_CHECK"
@@ -58,18 +58,17 @@ def _is_json(media_type: str) -> bool:
     return media_type == "application/json" or media_type.endswith("+json")
 
 
-def check_response(provider: Provider, operation: str, status: int, content_type: str | None,
-                   body: bytes | None) -> list[dict[str, Any]]:
-    """Findings for one response of `provider`'s `operation` (empty when it is what the table says)."""
-    table = operations(provider.slug)
-    spec_of: Operation | None = table.get(operation)
+def check_answer(provider: Provider, operation: str, answer: Answer) -> list[dict[str, Any]]:
+    """Findings for one answer of `provider`'s `operation` (empty when it is what the table says)."""
+    spec_of: Operation | None = provider.operations.get(operation)
     if spec_of is None:
         return [{"problem": f"operation {operation!r} is not in {provider.slug}'s operations table"}]
-    media_type = _media_type(content_type)
+    status, body = answer.status, answer.body
+    media_type = _media_type(answer.content_type)
     parsed: Any = None
     if body and _is_json(media_type):
         try:
-            parsed = json.loads(body)
+            parsed = answer.parsed()
         except ValueError as exc:
             return [{"status": status, "problem": f"the body is not valid JSON: {exc}"}]
     counted = provider.status_that_counts(status, parsed)
@@ -79,7 +78,7 @@ def check_response(provider: Provider, operation: str, status: int, content_type
     return _against(provider, spec, counted, media_type, body, parsed)
 
 
-def _against(provider: Provider, spec: ResponseSpec, status: int, media_type: str, body: bytes | None,
+def _against(provider: Provider, spec: ResponseSpec, status: int, media_type: str, body: bytes,
              parsed: Any) -> list[dict[str, Any]]:
     if spec.empty:
         return [] if not body else [{"status": status, "problem": f"a body ({len(body)} bytes) where none is due"}]
@@ -90,7 +89,7 @@ def _against(provider: Provider, spec: ResponseSpec, status: int, media_type: st
         return [{"status": status, "problem": problem}]
     if not _is_json(media_type) or not body:
         return [{"status": status, "problem": f"expected a JSON body ({' or '.join(spec.schemas)}), "
-                                              f"got {media_type or 'no media type'} with {len(body or b'')} bytes"}]
+                                              f"got {media_type or 'no media type'} with {len(body)} bytes"}]
     remembered = (provider.slug, spec.schemas, body)
     if remembered in _KNOWN_GOOD:
         return []

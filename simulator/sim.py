@@ -1,4 +1,5 @@
-"""The simulator as one object: engine, providers and the ASGI app that serves them."""
+"""The simulator as one object: the engine, the providers on it, the pipeline and router every transport shares,
+and the ASGI app that serves them over HTTP."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from simulator.engine import Engine, Moderation
 from simulator.engine.webhooks import Delivery
 from simulator.faults import scenario
 from simulator.http.app import build_app
+from simulator.pipeline.pipeline import Pipeline
+from simulator.pipeline.routing import Router
 from simulator.providers import REGISTRY, available, provider_class
 from simulator.providers.base import Provider
 from simulator.security import control_token_from, signing_key_from
@@ -36,11 +39,11 @@ class Simulator:
         control_token: str | None = None,
     ) -> None:
         self._initial_self_check = Mode(self_check) if self_check is not None else default_mode()
-        self.self_check = self._initial_self_check
         # Both default to the environment; see simulator/security.py (a random key, an open control plane).
         self.control_token = control_token_from(control_token)
         self.engine = Engine(clock or RealClock(), seed, secret=signing_key_from(signing_key),
                              journal_capacity=journal_capacity)
+        self.pipeline = Pipeline(self.engine, self._initial_self_check)
         self._clock_start = self.clock.now()
         self._autojump = isinstance(self.clock, VirtualClock) and self.clock.autojump
         self._tick = self.clock.tick if isinstance(self.clock, VirtualClock) else 0.0
@@ -51,7 +54,8 @@ class Simulator:
         if default_provider is not None and default_provider not in slugs:
             raise ValueError(f"--provider {default_provider!r} is not one of {slugs}")
         self.default_provider = default_provider
-        self.providers: dict[str, Provider] = {slug: provider_class(slug)(self) for slug in slugs}
+        self.providers: dict[str, Provider] = {slug: provider_class(slug)(self.engine) for slug in slugs}
+        self.router = Router(self.providers, default_provider)
         self._initial_options = {slug: dict(values) for slug, values in (options or {}).items()}
         self._apply_options()
         self.engine.webhooks.inspect = self._inspect_delivery
@@ -72,6 +76,15 @@ class Simulator:
             log.error("nanobanana-sim self-check: %s callback %s breaks its contract: %s",
                       delivery.provider, delivery.event, describe(findings))
         return findings, bool(findings) and self.self_check is Mode.STRICT
+
+    @property
+    def self_check(self) -> Mode:
+        """The response self-check's mode (see simulator.self_check), for answers and callbacks alike."""
+        return self.pipeline.self_check
+
+    @self_check.setter
+    def self_check(self, mode: Mode) -> None:
+        self.pipeline.self_check = mode
 
     @property
     def clock(self) -> Clock:

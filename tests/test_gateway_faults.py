@@ -16,7 +16,6 @@ from typing import Any
 import httpx
 import pytest
 from conftest import receiver_fixture, server_fixture
-from starlette.requests import Request
 from test_gateway_support import FLASH, SLUGS, TOKEN, Gateway, gateway_fixture
 
 from simulator.clock import VirtualClock
@@ -24,6 +23,7 @@ from simulator.control_client import ControlClient, ControlError
 from simulator.faults.errors import DEFAULT_ERRORS
 from simulator.live import LiveServer
 from simulator.options import provider_data
+from simulator.pipeline import Exchange
 from simulator.providers.gateway.card import GatewayCard
 from simulator.providers.gateway.planner import read_request
 from simulator.sim import Simulator
@@ -157,10 +157,10 @@ def test_documented_answers_per_kind(
 
 
 def _render(provider: Any, kind: str, op: str) -> tuple[int, str | None, str]:
-    request = Request({"type": "http", "method": "GET", "path": "/", "headers": [], "nbsim": {"operation": op}})
-    response = provider.fault_response(request, {"error": kind})
-    error = json.loads(bytes(response.body))["error"]
-    return response.status_code, error.get("code"), error["type"]
+    exchange = Exchange("GET", "/", "/", "", "", 0.0, operation=op)
+    answer = provider.render_fault(exchange, {"error": kind})
+    error = json.loads(answer.body)["error"]
+    return answer.status, error.get("code"), error["type"]
 
 
 @pytest.mark.parametrize("slug", SLUGS)
@@ -404,7 +404,8 @@ def test_a_partly_blocked_batch_lists_only_the_images_that_survived(slug: str) -
     data["gateway"]["imagesPerTask"] = 3
     provider.card = GatewayCard.load(slug, data)
     planner, renderer = type(provider.planner)(provider), type(provider.renderer)(provider)
-    body = provider.schemas.with_defaults(provider.card.request_schema, {"model": FLASH, "prompt": "p"})
+    schema = provider.operations[provider.card.routes["create"].operation].request
+    body = provider.schemas.with_defaults(schema, {"model": FLASH, "prompt": "p"})
     task = planner.build(TOKEN, body, read_request(provider.card, body), "http://127.0.0.1")
     assert len(task.outputs) == 3
     task.outputs[1].blocked, task.outputs[1].blocked_reason = True, "nudity detected"

@@ -13,8 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from simulator.cli import build_parser
 from simulator.clock import VirtualClock
@@ -22,6 +20,7 @@ from simulator.control_client import ControlClient
 from simulator.live import LiveServer
 from simulator.operations import operations
 from simulator.options import provider_data
+from simulator.pipeline import Answer, Exchange
 from simulator.providers import available
 from simulator.providers.qingbo.provider import QingboProvider
 from simulator.self_check import ENV, default_mode
@@ -78,10 +77,10 @@ def test_the_environment_sets_the_default_mode(monkeypatch: pytest.MonkeyPatch) 
 
 @pytest.fixture(params=["json", "text"])
 def broken_get_task(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    async def broken(self: QingboProvider, request_: Request) -> Response:
+    async def broken(self: QingboProvider, exchange: Exchange) -> Answer:
         if request.param == "json":
-            return JSONResponse({"id": 42, "status": "sort of done"})
-        return PlainTextResponse("done!")
+            return Answer.json({"id": 42, "status": "sort of done"})
+        return Answer.content("done!", "text/plain")
 
     monkeypatch.setattr(QingboProvider, "get_task", broken)
     return str(request.param)
@@ -179,15 +178,15 @@ def test_a_good_callback_payload_passes() -> None:
 PLUGIN_TEST = """
 import httpx
 import pytest
-from starlette.responses import JSONResponse
 
+from simulator.pipeline import Answer
 from simulator.providers.qingbo.provider import QingboProvider
 
 
 @pytest.fixture
 def broken(monkeypatch):
-    async def get_task(self, request):
-        return JSONResponse({"id": 42})
+    async def get_task(self, exchange):
+        return Answer.json({"id": 42})
     monkeypatch.setattr(QingboProvider, "get_task", get_task)
 
 

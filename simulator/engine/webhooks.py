@@ -6,9 +6,11 @@ import asyncio
 import dataclasses
 import ipaddress
 import json
+import socket
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -48,14 +50,71 @@ class Delivery:
         return self.content if self.content is not None else json.dumps(self.payload).encode()
 
 
-def is_loopback(url: str) -> bool:
-    host = (urlsplit(url).hostname or "").strip("[]")
-    if host == "localhost":
-        return True
+class Destination(StrEnum):
+    """Where a callback URL points, judged from the URL alone (names are never resolved)."""
+
+    LOOPBACK = "loopback"  # 127.0.0.0/8, ::1, localhost (and *.localhost), however the address is written
+    PRIVATE = "private"  # 10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7 …
+    LINK_LOCAL = "link-local"  # 169.254/16 (the cloud metadata service 169.254.169.254), fe80::/10
+    RESERVED = "reserved"  # unspecified, multicast and other reserved ranges
+    PUBLIC = "public"  # a public IP address
+    NAME = "name"  # a DNS name
+    NONE = "none"  # no host at all
+
+    @property
+    def internal(self) -> bool:
+        """An address inside the machine or its network, which a real provider would refuse to call."""
+        return self in (Destination.LOOPBACK, Destination.PRIVATE, Destination.LINK_LOCAL, Destination.RESERVED)
+
+
+# Characters of the IPv4 spellings inet_aton accepts beyond dotted decimal: 2130706433, 0x7f.1, 0177.0.0.1, 127.1.
+_IPV4_CHARACTERS = frozenset("0123456789abcdefx.")
+
+
+def destination(url: str) -> Destination:
+    """The one check of callback hosts, at submit (each provider's documented refusal) and at delivery."""
     try:
-        return ipaddress.ip_address(host).is_loopback
+        host = (urlsplit(url).hostname or "").rstrip(".")
     except ValueError:
-        return False
+        return Destination.NONE
+    if not host:
+        return Destination.NONE
+    if host == "localhost" or host.endswith(".localhost"):
+        return Destination.LOOPBACK
+    address = _address(host)
+    if address is None:
+        return Destination.NAME
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    if address.is_loopback:
+        return Destination.LOOPBACK
+    if address.is_link_local:
+        return Destination.LINK_LOCAL
+    if address.is_unspecified or address.is_multicast or address.is_reserved:
+        return Destination.RESERVED
+    if address.is_private or address in _SHARED:
+        return Destination.PRIVATE
+    return Destination.PUBLIC
+
+
+_SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT: not public, yet not `is_private`
+
+
+def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if set(host) <= _IPV4_CHARACTERS and host[0].isdigit():
+        try:  # what a resolver (and so an HTTP client) makes of a decimal, hex, octal or short IPv4 address
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
+
+
+def is_loopback(url: str) -> bool:
+    return destination(url) is Destination.LOOPBACK
 
 
 class WebhookDispatcher:

@@ -2,7 +2,7 @@
 
 The answer to an image URL is built before its pixels exist: the headers that do not depend on the bytes
 (ETag, Content-Disposition, type) are known from the blob, a conditional request is answered 304 without
-rendering at all, and the bytes are rendered when the response is sent, in the placeholder cache's worker
+rendering at all, and the bytes are rendered in the placeholder cache's worker
 thread (see simulator.images.cache), so a 4K render never holds up the event loop and two fetches of the
 same image share one render.
 """
@@ -13,12 +13,9 @@ import enum
 import unicodedata
 from urllib.parse import quote
 
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
-
 from simulator.engine import Blob, Engine
 from simulator.images import content_type, file_extension
+from simulator.pipeline import Answer, Exchange
 
 # RFC 5987 attr-char: what may stand unencoded in `filename*=UTF-8''…`.
 _ATTR_CHARS = "!#$&+-.^_`|~"
@@ -67,23 +64,10 @@ def _ascii(ch: str) -> str:
     return "".join(c for c in folded if " " <= c <= "~" and c not in _UNQUOTABLE) or "_"
 
 
-class ImageResponse(Response):
-    """An image whose bytes are fetched from the placeholder cache as the response is sent."""
-
-    def __init__(self, engine: Engine, blob: Blob, headers: dict[str, str], *, head: bool) -> None:
-        super().__init__(status_code=200, headers=headers, media_type=content_type(blob.image.format))
-        self._engine = engine
-        self._blob = blob
-        self._head = head
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = await self._engine.blobs.fetch(self._blob)
-        self.headers["content-length"] = str(len(body))
-        self.body = b"" if self._head else body
-        await super().__call__(scope, receive, send)
-
-
-def image_response(engine: Engine, blob: Blob, request: Request, *, download_name: str | None = None) -> Response:
+async def image_response(engine: Engine, blob: Blob, request: Exchange, *,
+                         download_name: str | None = None) -> Answer:
+    """The image as a download: rendered off the event loop once (concurrent fetches share the render), or a
+    304 without rendering when the client holds the same bytes (the ETag comes from the request, not the bytes)."""
     headers = {
         "etag": engine.blobs.etag(blob),
         "cache-control": "private, max-age=3600",
@@ -94,5 +78,10 @@ def image_response(engine: Engine, blob: Blob, request: Request, *, download_nam
             download_name, f"{blob.id}.{file_extension(blob.image.format)}"
         )
     if request.headers.get("if-none-match") == headers["etag"]:
-        return Response(status_code=304, headers=headers)
-    return ImageResponse(engine, blob, headers, head=request.method == "HEAD")
+        return Answer.empty(304, headers=headers)
+    body = await engine.blobs.fetch(blob)
+    media_type = content_type(blob.image.format)
+    if request.method == "HEAD":
+        headers["content-length"] = str(len(body))
+        return Answer.content(b"", media_type, headers=headers)
+    return Answer.content(body, media_type, headers=headers)

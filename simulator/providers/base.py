@@ -1,45 +1,49 @@
-"""What every provider module is: HTTP translated to engine calls, engine state to the provider's wire format."""
+"""What every provider module is: its endpoints' handlers (engine calls) and its own wire format.
+
+A provider declares endpoints (`routes`), each a handler `async (Exchange) -> Answer` for one operation of
+its operations table, and renders its own envelopes (`error`, `validation_error`). The pipeline
+(simulator.pipeline) does the rest the same way for every provider and every transport: it authenticates,
+reads typed parameters and the validated body, applies limits and fault rules, and asks the hooks below
+how this provider words a refusal. A handler refuses by raising `ProviderError`.
+"""
 
 from __future__ import annotations
 
-import json
-import logging
-import traceback
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+import posixpath
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
-
-from simulator import self_check
-from simulator.clock import VirtualClock
-from simulator.engine import Engine, Phase, Task
+from simulator.engine import Engine, Phase, RetryPolicy, Task
 from simulator.faults.errors import error_spec, fault_headers
-from simulator.faults.plan import RequestFacts, lookup
-from simulator.faults.tasks import task_faults
-from simulator.http.context import bearer_token, context
+from simulator.faults.plan import lookup
+from simulator.operations import Operation, operations
 from simulator.options import ProviderOptions, provider_data
-from simulator.validation import SchemaSet, Violation, schema_set
-
-if TYPE_CHECKING:
-    from simulator.sim import Simulator
-
-Handler = Callable[[Request], Awaitable[Response]]
-Refuser = Callable[[Request, dict[str, Any]], Response]
-log = logging.getLogger("nanobanana_sim")
+from simulator.pipeline import (
+    INVALID,
+    MAX_JSON_DEPTH,
+    Answer,
+    BadParameter,
+    BodyError,
+    Endpoint,
+    Exchange,
+    Handler,
+    ProviderError,
+    Refuser,
+)
+from simulator.validation import SchemaSet, ValidationReport, Violation, schema_set
 
 
 class Provider:
-    """Base for provider modules. Subclasses set `slug`, build `routes()` and render errors."""
+    """Base for provider modules. Subclasses set `slug`, declare `routes()` and render their envelopes."""
 
     slug: ClassVar[str]
 
-    def __init__(self, sim: Simulator) -> None:
-        self.sim = sim
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
         self.data: dict[str, Any] = provider_data(self.slug)
         self.options = ProviderOptions(self.slug)
         self.schemas: SchemaSet = schema_set(self.slug)
+        self.operations: dict[str, Operation] = operations(self.slug)
         self.valid_tokens: set[str] | None = None
         self.attach()
 
@@ -48,10 +52,6 @@ class Provider:
         if "defaultBalance" in self.data:
             # Each provider's own unit: a generic default would be a few images in one and millions in another.
             self.engine.wallets.set_default(self.slug, float(self.data["defaultBalance"]))
-
-    @property
-    def engine(self) -> Engine:
-        return self.sim.engine
 
     @property
     def hosts(self) -> list[str]:
@@ -64,66 +64,90 @@ class Provider:
 
     # -- to be provided by each provider -----------------------------------------------------------
 
-    def routes(self) -> list[BaseRoute]:
+    def routes(self) -> list[Endpoint]:
         raise NotImplementedError
 
-    def error(self, status: int, message: str, *, code: str | None = None) -> Response:
+    def error(self, status: int, message: str, *, code: str | None = None) -> Answer:
         """The provider's own error envelope for a status (401, 404, 500 …)."""
         raise NotImplementedError
 
-    def validation_error(self, violations: list[Violation]) -> Response:
+    def validation_error(self, violations: list[Violation]) -> Answer:
         raise NotImplementedError
 
     def on_event(self, task: Task, phase: Phase, at: float) -> None:
         """A task of this provider reached `phase` at clock time `at` (callbacks hang off this)."""
 
-    # -- shared plumbing -----------------------------------------------------------------------------
+    # -- declaring endpoints -------------------------------------------------------------------------
 
-    def route(self, path: str, handler: Handler, methods: list[str], operation: str,
-              refuse: Refuser | None = None) -> Route:
-        """A route whose requests meet rate limits, fault rules and the self-check first.
+    def route(self, path: str, handler: Handler, methods: Sequence[str], operation: str, *,
+              refuse: Refuser | None = None, replay: Handler | None = None) -> Endpoint:
+        """An endpoint of `operation` (a name in the operations table). `refuse` renders forced errors when the
+        route is not the provider's API (a CDN link answers like an object store); `replay` may answer a
+        repeated request from what the first one made, before its body is read (an Idempotency-Key)."""
+        if operation not in self.operations:
+            raise KeyError(f"{self.slug}: operation {operation!r} is not in the operations table")
+        return Endpoint(self, path, frozenset(methods), operation, handler, refuse, replay)
 
-        `refuse` renders forced errors when the route is not the provider's API (a CDN link answers
-        like an object store, not in the API's JSON envelope); by default `fault_response`.
-        """
-        render = refuse or self.fault_response
+    # -- how this provider refuses (asked by the pipeline's stages) -----------------------------------
 
-        async def endpoint(request: Request) -> Response:
-            notes = context(request)
-            notes["provider"] = self.slug
-            notes["operation"] = operation
-            try:
-                clock = self.engine.clock
-                if isinstance(clock, VirtualClock) and clock.tick > 0:
-                    await self.engine.advance(clock.tick)
-                refusal, actions = await self._faults(request, operation, render)
-                if refusal is not None:
-                    return self._self_checked(request, operation, refusal)
-                with task_faults(actions):
-                    return self._self_checked(request, operation, await handler(request))
-            except Exception as exc:  # a bug must still answer in the provider's shape, and be seen
-                log.exception("%s %s failed", self.slug, operation)
-                notes["note"] = "".join(traceback.format_exception_only(exc)).strip()
-                return self.error(500, "The simulator hit an internal error; see the journal note.")
+    def presented_key(self, exchange: Exchange) -> str | None:
+        """The API key an exchange carries, before it is checked: the transport's own credential, else the
+        provider's API-key header (provider.json `apiKeyHeader`), else `Authorization: Bearer` (for a provider
+        with its own header, only where the option named by `bearerOption` accepts it)."""
+        if exchange.credential:
+            return exchange.credential
+        header = self.data.get("apiKeyHeader")
+        if header:
+            key = exchange.headers.get(header, "").strip()
+            bearer_option = self.data.get("bearerOption")
+            if key or not (bearer_option and self.options[bearer_option]):
+                return key or None
+        return exchange.bearer_token()
 
-        return Route(path, endpoint, methods=methods, name=f"{self.slug}:{operation}")
+    def authenticate(self, exchange: Exchange) -> str:
+        """The presented key if it is acceptable (any non-empty one unless a list was set); else the refusal."""
+        key = exchange.api_key
+        if not key or (self.valid_tokens is not None and key not in self.valid_tokens):
+            raise self.unauthorized(exchange)
+        exchange.owner = key
+        return key
 
-    def _self_checked(self, request: Request, operation: str, response: Response) -> Response:
-        """The response, checked against the operations table (see simulator.self_check)."""
-        mode = self.sim.self_check
-        if mode is self_check.Mode.OFF or context(request).get("status_chosen"):
-            return response  # a status the user's fault rule chose is outside the contract on purpose
-        findings = self_check.check_response(self, operation, response.status_code,
-                                             response.headers.get("content-type"), getattr(response, "body", None))
-        if not findings:
-            return response
-        summary = self_check.describe(findings)
-        context(request)["self_check"] = findings
-        log.error("nanobanana-sim self-check: %s %s answered %s, which its contract does not allow: %s",
-                  self.slug, operation, response.status_code, summary)
-        if mode is self_check.Mode.STRICT:
-            return self.error(500, f"nanobanana-sim self-check failed (a simulator bug): {summary}")
-        return response
+    def unauthorized(self, exchange: Exchange) -> ProviderError:
+        """A missing (`exchange.api_key` None) or unknown key; by default the `unauthorized` fault's wording."""
+        message = str(error_spec(self.data.get("faults", {}), {"error": "unauthorized"})["message"])
+        return ProviderError("unauthorized", message, status=401)
+
+    def bad_parameter(self, exchange: Exchange, bad: BadParameter) -> ProviderError:
+        """A typed query/path parameter that is absent where required or does not fit its schema."""
+        if bad.rule == "required":
+            return ProviderError.invalid([Violation((bad.name,), "required", f"'{bad.name}' is required")])
+        message = f"The value '{bad.raw}' is not valid for {bad.name}."
+        return ProviderError.invalid([Violation((bad.name,), "parameter", message, bad.raw)])
+
+    def refuse_media_type(self, exchange: Exchange) -> ProviderError | None:
+        """A refusal of the body's Content-Type before it is read (most providers read any as JSON)."""
+        return None
+
+    @property
+    def json_depth(self) -> int:
+        return MAX_JSON_DEPTH
+
+    def unreadable_body(self, exchange: Exchange, problem: BodyError) -> ProviderError:
+        return ProviderError.invalid([Violation((), "json", str(problem))])
+
+    def render_error(self, exchange: Exchange, error: ProviderError) -> Answer:
+        """A refusal in this provider's envelope: violations in its validation body, anything else by status."""
+        if error.kind == INVALID:
+            answer = self.validation_error(error.violations)
+        else:
+            answer = self.error(error.status or 500, error.message, code=error.code)
+        return answer.with_headers(error.headers) if error.headers else answer
+
+    def render_fault(self, exchange: Exchange, do: dict[str, Any]) -> Answer:
+        """A forced error in this provider's own envelope (kinds and wording from provider.json `faults`)."""
+        spec = error_spec(self.data.get("faults", {}), do)
+        answer = self.error(int(spec["status"]), str(spec["message"]), code=spec.get("code"))
+        return answer.with_headers(fault_headers(spec, do))
 
     def wrong_method_status(self) -> int:
         """What a known path answers to a method it does not serve: 404 unless the provider's option says 405."""
@@ -133,12 +157,7 @@ class Provider:
         """The status a response means (a provider may answer HTTP 200 with an error code in the body)."""
         return status
 
-    # -- failure rehearsal -----------------------------------------------------------------------------
-
-    def api_key_of(self, request: Request, body: Any) -> str | None:
-        """The API key a request carries, for matching rules and limits (before authentication)."""
-        header = self.data.get("apiKeyHeader")
-        return request.headers.get(header) if header else bearer_token(request)
+    # -- what rules and limits match on ----------------------------------------------------------------
 
     def model_of(self, body: Any) -> str | None:
         for path in self.data.get("modelPaths", []):
@@ -147,72 +166,38 @@ class Provider:
                 return found
         return None
 
-    async def _faults(self, request: Request, operation: str,
-                      render: Refuser) -> tuple[Response | None, tuple[dict[str, Any], ...]]:
-        """Rate limits first, then fault rules: a refusal to send instead, and the task faults to apply."""
-        engine = self.engine
-        if not engine.faults.rules and not engine.limits.limits:
-            return None, ()
-        try:
-            body = json.loads(await request.body())
-        except (ValueError, RecursionError):
-            body = None
-        request.state.json_body = body  # for fault_response overrides that scope an error to the request
-        facts = RequestFacts(
-            provider=self.slug, operation=operation, method=request.method,
-            path=request.url.path.removeprefix(context(request).get("prefix", "")),
-            api_key=self.api_key_of(request, body), model=self.model_of(body), body=body,
-        )
-        now = engine.now()
-        notes = context(request)
-        fired_notes: list[dict[str, Any]] = notes.setdefault("faults", [])
-        verdict = engine.limits.check(facts, now, self.submits(operation, body),
-                                      lambda: self._in_flight(facts.api_key, now))
-        if verdict is not None:
-            fired_notes.append({"limit": verdict.limit.name, "reason": verdict.reason,
-                                "retry_after": verdict.retry_after})
-            do = {"error": "rate_limited", "retry_after": verdict.retry_after, "reset_at": verdict.reset_at,
-                  "limit": verdict.value, "limit_kind": verdict.kind, "per": verdict.limit.per,
-                  "limit_name": verdict.limit.name}
-            return render(request, do), ()
-        refusal: Response | None = None
-        actions: list[dict[str, Any]] = []
-        for rule in engine.faults.fire(facts, now):
-            fired_notes.append({"rule": rule.name, "do": rule.do})
-            if "error" in rule.do and refusal is None:
-                refusal = render(request, rule.do)
-                notes["status_chosen"] = "status" in rule.do or rule.do["error"] == "http"
-            if "network" in rule.do:
-                notes["network"] = rule.do
-            if "task" in rule.do:
-                actions.append(rule.do)
-        return refusal, tuple(actions)
-
     def submits(self, operation: str, body: Any) -> bool:
         """Whether this request creates generation work (concurrency limits guard only such requests)."""
         return operation in self.data.get("submitOperations", [])
 
-    def _in_flight(self, api_key: str | None, now: float) -> list[float]:
+    def in_flight(self, api_key: str | None, now: float) -> list[float]:
+        """When each unfinished task of the key will finish (for concurrency limits)."""
         return [
             task.terminal_at() for task in self.engine.tasks.all(self.slug)
             if task.owner == api_key and not task.phase(now).terminal
         ]
 
-    def fault_response(self, request: Request, do: dict[str, Any]) -> Response:
-        """A forced error in this provider's own envelope (kinds and wording from provider.json `faults`)."""
-        spec = error_spec(self.data.get("faults", {}), do)
-        response = self.error(int(spec["status"]), str(spec["message"]), code=spec.get("code"))
-        response.headers.update(fault_headers(spec, do))
-        return response
+    # -- shared helpers ------------------------------------------------------------------------------
 
-    def authenticate(self, request: Request, token: str | None = None) -> str | None:
-        """The API key if it is acceptable (any non-empty one unless a list was set), else None."""
-        token = token if token is not None else bearer_token(request)
-        if not token or (self.valid_tokens is not None and token not in self.valid_tokens):
-            return None
-        context(request)["owner"] = token
-        return token
+    def with_defaults(self, exchange: Exchange, body: Any) -> Any:
+        """`body` with the defaults of the request schema the exchange's body was validated against."""
+        assert exchange.schema is not None, f"{exchange.operation} takes no request body"
+        return self.schemas.with_defaults(exchange.schema, body)
 
-    def reject(self, request: Request, violations: list[Violation]) -> Response:
-        context(request)["violations"] = [v.as_dict() for v in violations]
-        return self.validation_error(violations)
+    def validate_as(self, operation: str, document: Any) -> ValidationReport:
+        """`document` checked as a body of `operation` (e.g. a JSON-Patch result as the PUT body it stands for)."""
+        schema = self.operations[operation].request_schema(self.options)
+        assert schema is not None, f"{operation} takes no request body"
+        return self.schemas.validate(schema, document)
+
+    def item_schema(self, operation: str) -> str:
+        """The schema each item of `operation`'s array body is validated against (its `items` reference)."""
+        name = self.operations[operation].request_schema(self.options)
+        assert name is not None, f"{operation} takes no request body"
+        reference = str(self.schemas.document(name)["items"]["$ref"])
+        return posixpath.join(posixpath.dirname(name), reference.removesuffix(".json"))
+
+    def retry_policy(self, delays: str = "callback_retry_delays",
+                     timeout: str = "callback_timeout_seconds") -> RetryPolicy:
+        """A callback retry policy from the provider's options (delays before each retry, the attempt timeout)."""
+        return RetryPolicy(tuple(float(d) for d in self.options[delays]), float(self.options[timeout]))

@@ -10,14 +10,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
-
 from simulator.engine import Blob
 from simulator.faults.errors import error_spec, fault_headers
-from simulator.http.context import context
 from simulator.http.images import LinkState, check_link, image_response
+from simulator.pipeline import Answer, Endpoint, Exchange
 
 if TYPE_CHECKING:
     from simulator.providers.base import Provider
@@ -50,29 +46,27 @@ class SignedFiles:
         signature = self.provider.engine.signer.signature(self.path(blob_id), expires)
         return f"{base_url}{self.path(blob_id)}?expires={expires}&signature={signature}"
 
-    def route(self) -> Route:
+    def route(self) -> Endpoint:
         return self.provider.route(self.prefix + "/{blob_id}", self._serve, ["GET", "HEAD"], "DownloadImage",
                                    refuse=self._refuse)
 
-    def _refuse(self, request: Request, do: dict[str, Any]) -> Response:
+    def _refuse(self, exchange: Exchange, do: dict[str, Any]) -> Answer:
         """A forced error on a result link, in the object store's XML (the API's envelope never reaches a CDN)."""
         spec = error_spec(self.provider.data.get("faults", {}), do)
         status = int(spec["status"])
         code = STORE_CODES.get(status, "InternalError" if status >= 500 else "AccessDenied")
         # The API's wording would not come from a CDN; a rule's own message still wins.
-        response = _store_error(code, str(do.get("message") or STORE_MESSAGES[code]), status)
-        response.headers.update(fault_headers(spec, do))
-        return response
+        return _store_error(code, str(do.get("message") or STORE_MESSAGES[code]), status).with_headers(
+            fault_headers(spec, do))
 
-    async def _serve(self, request: Request) -> Response:
+    async def _serve(self, exchange: Exchange) -> Answer:
         engine = self.provider.engine
-        blob_id = request.path_params["blob_id"]
-        expires = request.query_params.get("expires", "")
+        blob_id, expires = exchange.params["blob_id"], exchange.params["expires"] or ""
         try:
             expires_at = float(expires)
         except ValueError:
             expires_at = 0.0
-        state = check_link(engine, self.path(blob_id), expires, expires_at, request.query_params.get("signature", ""))
+        state = check_link(engine, self.path(blob_id), expires, expires_at, exchange.params["signature"] or "")
         if state is LinkState.TAMPERED:
             return _store_error("AccessDenied", "The request signature we calculated does not match the signature "
                                                 "you provided.")
@@ -81,10 +75,9 @@ class SignedFiles:
         blob: Blob | None = engine.blobs.get(blob_id)
         if blob is None or blob.task.provider != self.provider.slug or blob.image.blocked:
             return _store_error("NoSuchKey", STORE_MESSAGES["NoSuchKey"], 404)
-        context(request)["task_id"] = blob.task.id
-        return image_response(engine, blob, request)
+        exchange.task_id = blob.task.id
+        return await image_response(engine, blob, exchange)
 
 
-def _store_error(code: str, message: str, status: int = 403) -> Response:
-    return Response(STORE_ERROR.format(code=code, message=escape(message)), status_code=status,
-                    media_type="application/xml")
+def _store_error(code: str, message: str, status: int = 403) -> Answer:
+    return Answer.content(STORE_ERROR.format(code=code, message=escape(message)), "application/xml", status)

@@ -1,13 +1,14 @@
-"""In-process mode: the simulator's ASGI app on its own event loop, reached without a socket.
+"""In-process mode: the simulator on its own event loop, reached without a socket.
 
 The engine (clock timers, waiting requests, webhook retries) lives on one event loop in a background
-thread, exactly as under `LiveServer`, but nothing listens on a port. Requests reach the app two ways:
+thread, exactly as under `LiveServer`, but nothing listens on a port. Requests reach it two ways:
 
-- the control client uses `AppTransport`, an httpx transport straight into the app;
 - a client under test keeps its own `httpx.Client` / `httpx.AsyncClient` aimed at the providers' real
   https hosts, and `HostRouter` (a respx router patched in under httpx's connection pool) hands every
-  request for those hosts to the app; any other host goes on to the network (webhook receivers on
-  127.0.0.1) or to the test's own respx routes.
+  request for those hosts to the request pipeline through the in-process transport
+  (simulator.transports.inprocess): no HTTP server, no ASGI; any other host goes on to the network
+  (webhook receivers on 127.0.0.1) or to the test's own respx routes;
+- the control client uses `AppTransport`, an httpx transport into the ASGI app (the control plane is HTTP's).
 
 Network faults come back as the transport errors a socket would give (`httpx.ReadError` for a reset,
 `RemoteProtocolError` for an empty or truncated answer), and the client's read timeout is honoured.
@@ -26,10 +27,10 @@ import httpcore
 import httpx
 from respx.models import AllMockedAssertionError, PassThrough, Route
 from respx.router import MockRouter
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
-from simulator.http.context import SCOPE_KEY
 from simulator.sim import Simulator
+from simulator.transports.inprocess import Dropped, InProcessTransport
 
 T = TypeVar("T")
 
@@ -67,41 +68,6 @@ class EngineLoop:
             task.cancel()
         await asyncio.gather(*parked, return_exceptions=True)
         await self.sim.engine.webhooks.aclose()
-
-
-class Dropped(Exception):
-    """A network fault cut the exchange; `kind` is the fault (reset, empty, truncate), `started` whether the
-    status line had gone out."""
-
-    def __init__(self, kind: str, started: bool) -> None:
-        super().__init__(kind)
-        self.kind = kind
-        self.started = started
-
-
-class _WireWatch:
-    """Outermost ASGI layer: tells which network fault cut an exchange, and whether the response had begun.
-
-    Without a socket `simulator.faults.network` raises ConnectionResetError into the app's caller; this turns
-    it into `Dropped` with what a client socket would have seen.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = False
-
-        async def watched(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watched)
-        except ConnectionResetError as exc:
-            fault = scope.get(SCOPE_KEY, {}).get("network") or {}
-            raise Dropped(str(fault.get("network", "reset")), started) from exc
 
 
 @dataclass(frozen=True)
@@ -142,17 +108,23 @@ class _Lost(Exception):
 
 
 class AppDispatcher:
-    """Runs httpx requests through the simulator's ASGI app on the engine loop, from any other thread or loop."""
+    """Runs httpx requests on the engine loop, from any other thread or loop: provider traffic through the
+    request pipeline (the in-process transport), the control plane through the ASGI app."""
 
     def __init__(self, engine_loop: EngineLoop, app: ASGIApp) -> None:
         self.engine_loop = engine_loop
-        self._transport = httpx.ASGITransport(app=_WireWatch(app), client=("127.0.0.1", 50000))
+        sim = engine_loop.sim
+        self._providers = InProcessTransport(sim.router, sim.pipeline, sim.engine.now)
+        self._app = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
 
     async def _exchange(self, request: httpx.Request) -> httpx.Response:
-        try:
-            response = await self._transport.handle_async_request(request)
-        except Dropped as drop:
-            raise _Lost(_failure(drop)) from drop
+        target = self._providers.target(request)
+        if target is not None:
+            try:
+                return await self._providers.handle(request, target)
+            except Dropped as drop:
+                raise _Lost(_failure(drop)) from drop
+        response = await self._app.handle_async_request(request)
         body = await response.aread()
         # Rebuilt with the whole body in memory, so a sync client can read it on its own thread.
         return httpx.Response(response.status_code, headers=response.headers.raw, content=body)

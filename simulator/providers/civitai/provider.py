@@ -1,4 +1,4 @@
-"""Civitai Orchestration v2 (`/v2/consumer/...`), engine `google`: routes, auth, errors, callbacks."""
+"""Civitai Orchestration v2 (`/v2/consumer/...`), engine `google`: handlers, errors, callbacks."""
 
 from __future__ import annotations
 
@@ -8,17 +8,14 @@ from http import HTTPStatus
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import BaseRoute
-
 from simulator import json_patch
-from simulator.engine import Delivery, Phase, RetryPolicy, Task
+from simulator.engine import Delivery, Phase, Task
+from simulator.engine.webhooks import Destination, destination
 from simulator.faults.errors import error_spec
 from simulator.formats import parse_iso_utc
-from simulator.http.context import BodyError, context, public_base, query_flag, query_int, read_json
 from simulator.http.images import LinkState, check_link, image_response
 from simulator.images import InvalidImageReference, decode_image_reference
+from simulator.pipeline import Answer, BodyError, Endpoint, Exchange, ProviderError
 from simulator.providers.base import Provider
 from simulator.providers.civitai.render import (
     BLOB_PATH,
@@ -37,20 +34,18 @@ from simulator.providers.civitai.workflows import WorkflowBuilder
 from simulator.validation import Violation, dotted_path, render_message
 
 PROBLEM = "application/problem+json"
-LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
 WORKFLOWS = "/v2/consumer/workflows"
 DETAIL_STEP_FIELDS = ("name", "status", "startedAt", "completedAt", "metadata", "input", "output")
 BLOBS = "/v2/consumer/blobs"
-MAX_TAGS = 10
-INT32 = 2**31
 # What ASP.NET's JSON input formatter accepts; anything else is refused rather than guessed at.
 JSON_MEDIA_TYPES = {"application/json", "text/json"}
+INSUFFICIENT_BUZZ = "insufficient_buzz"
 
 
 class CivitaiProvider(Provider):
     slug: ClassVar[str] = "civitai"
 
-    def routes(self) -> list[BaseRoute]:
+    def routes(self) -> list[Endpoint]:
         r = self.route
         return [
             r(WORKFLOWS, self.submit, ["POST"], "SubmitWorkflow"),
@@ -66,7 +61,7 @@ class CivitaiProvider(Provider):
             r(WORKFLOWS + "/{workflow_id}/steps/{step_name}", self.update_step, ["PUT"], "UpdateWorkflowStep"),
             r(WORKFLOWS + "/{workflow_id}/steps/{step_name}", self.patch_step, ["PATCH"], "PatchWorkflowStep"),
             r(BLOBS + "/content/{token}", self.blob_content, ["GET", "HEAD"], "GetBlobContent"),
-            # HeadBlob first: Starlette lets a GET route answer HEAD too, which would redirect instead of 204.
+            # HeadBlob first: a GET endpoint answers HEAD too, which would redirect instead of 204.
             r(BLOBS + "/{blob_id}", self.head_blob, ["HEAD"], "HeadBlob"),
             r(BLOBS + "/{blob_id}", self.get_blob, ["GET"], "GetBlob"),
             r(BLOBS + "/{blob_id}/refresh", self.refresh_blob, ["POST"], "RefreshBlob"),
@@ -74,11 +69,30 @@ class CivitaiProvider(Provider):
 
     @property
     def builder(self) -> WorkflowBuilder:
-        return WorkflowBuilder(self.engine, self.data["models"], self.options)
+        return WorkflowBuilder(self.engine, self.data["models"], self.options, self.workflow_defaults)
+
+    @property
+    def workflow_defaults(self) -> dict[str, Any]:
+        """What a workflow keeps of its template, with the template schema's defaults (tags and steps aside)."""
+        return self._template_properties({"steps", "tags"})
+
+    @property
+    def max_tags(self) -> int:
+        """WorkflowTemplate's tag limit, which holds for tags added or replaced later too."""
+        return int(self._template_schema()["properties"]["tags"]["maxItems"])
+
+    def _template_schema(self) -> dict[str, Any]:
+        name = self.operations["SubmitWorkflow"].request_schema(self.options)
+        assert name is not None
+        return self.schemas.document(name)
+
+    def _template_properties(self, leave_out: set[str]) -> dict[str, Any]:
+        return {name: spec.get("default") for name, spec in self._template_schema()["properties"].items()
+                if name not in leave_out}
 
     # -- error envelopes ---------------------------------------------------------------------------
 
-    def _problem(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    def _problem(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Answer:
         known = self.data["problems"].get(str(status), {})
         problem = {
             "type": known.get("type", "about:blank"),
@@ -87,164 +101,123 @@ class CivitaiProvider(Provider):
             **body,
             "traceId": trace_id(self.engine.seed, len(self.engine.journal) + 1),
         }
-        return JSONResponse(problem, status_code=status, media_type=PROBLEM, headers=headers)
+        return Answer.json(problem, status, media_type=PROBLEM, headers=headers)
 
-    def error(self, status: int, message: str, *, code: str | None = None) -> Response:
+    def error(self, status: int, message: str, *, code: str | None = None) -> Answer:
         headers = {"www-authenticate": "Bearer"} if status == 401 else None
         return self._problem(status, {"detail": message}, headers)
 
-    def _validation_problem(self, errors: dict[str, list[str]]) -> Response:
+    def _validation_problem(self, errors: dict[str, list[str]]) -> Answer:
         return self._problem(400, {"title": "One or more validation errors occurred.", "errors": errors})
 
-    def validation_error(self, violations: list[Violation]) -> Response:
+    def validation_error(self, violations: list[Violation]) -> Answer:
         errors: dict[str, list[str]] = {}
         for violation in violations:
             message = render_message(self.data["messages"], violation)
             errors.setdefault(dotted_path(violation.path) or "$", []).append(message)
         return self._validation_problem(errors)
 
-    def _insufficient_buzz(self, message: str, status: int | None = None) -> Response:
+    def _insufficient_buzz(self, message: str, status: int | None = None) -> Answer:
         """The spec types SubmitWorkflow's 403 as a bare JSON string; Civitai's app reads a 403 as "no funds"."""
-        return JSONResponse(message, status_code=status or int(self.options["insufficient_buzz_status"]))
+        return Answer.json(message, status or int(self.options["insufficient_buzz_status"]))
 
-    def fault_response(self, request: Request, do: dict[str, Any]) -> Response:
+    def render_error(self, exchange: Exchange, error: ProviderError) -> Answer:
+        if error.kind == INSUFFICIENT_BUZZ:
+            return self._insufficient_buzz(error.message)
+        return super().render_error(exchange, error)
+
+    def render_fault(self, exchange: Exchange, do: dict[str, Any]) -> Answer:
         """Forced errors whose documented body is not a ProblemDetails with `detail` (provider.json `faults`):
         a ValidationProblemDetails (`errorsKey`) or SubmitWorkflow's bare JSON string (`plainStringOn`).
-        The base builds the response first, so its headers (Retry-After, the table's own) carry over."""
-        response = super().fault_response(request, do)
+        The base builds the answer first, so its headers (Retry-After, the table's own) carry over."""
+        answer = super().render_fault(exchange, do)
         spec = error_spec(self.data["faults"], do)
-        operation = context(request).get("operation")
         plain_on = spec.get("plainStringOn") or []
-        if "*" in plain_on or operation in plain_on:
+        if "*" in plain_on or exchange.operation in plain_on:
             # Unless the rule says otherwise, a forced empty wallet answers like a real one.
             same_as_wallet = do.get("error") == "insufficient_credits" and "status" not in do
-            status = None if same_as_wallet else response.status_code
-            shaped = self._insufficient_buzz(str(spec["message"]), status)
-        elif "errorsKey" in spec and response.status_code == 400:
+            shaped = self._insufficient_buzz(str(spec["message"]), None if same_as_wallet else answer.status)
+        elif "errorsKey" in spec and answer.status == 400:
             shaped = self._validation_problem({str(spec["errorsKey"]): [str(spec["message"])]})
         else:
-            return response
-        for name, value in response.headers.items():
-            if name not in ("content-type", "content-length"):
-                shaped.headers[name] = value
-        return shaped
+            return answer
+        return shaped.with_headers(answer.headers)
 
-    def _field_error(self, request: Request, key: str, message: str, rule: str, value: Any = None) -> Response:
-        return self.reject(request, [Violation((key,), rule, message, value)])
+    @staticmethod
+    def _field_error(key: str, message: str, rule: str, value: Any = None) -> ProviderError:
+        return ProviderError.invalid([Violation((key,), rule, message, value)])
 
-    def _unauthorized(self) -> Response:
-        return self.error(401, self.data["faults"]["unauthorized"]["message"])
+    @staticmethod
+    def _not_found(what: str) -> ProviderError:
+        return ProviderError("not_found", f"{what} was not found.", status=404)
 
-    def _not_found(self, what: str) -> Response:
-        return self.error(404, f"{what} was not found.")
+    # -- reading requests the ASP.NET way -------------------------------------------------------------
+
+    def refuse_media_type(self, exchange: Exchange) -> ProviderError | None:
+        media_type = exchange.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media_type and not (media_type in JSON_MEDIA_TYPES or media_type.endswith("+json")):
+            message = f"The content type '{media_type}' is not supported; send the body as application/json."
+            return self._field_error("$", message, "contentType", media_type)
+        return None
+
+    @property
+    def json_depth(self) -> int:
+        return int(self.options["max_json_depth"])
+
+    def unreadable_body(self, exchange: Exchange, problem: BodyError) -> ProviderError:
+        """What System.Text.Json says of the body: keyed where the bad value sits, else by line and byte."""
+        if problem.path:
+            return ProviderError.invalid([Violation(problem.path, problem.rule, str(problem))])
+        message = f"{problem} Path: $ | LineNumber: {problem.line} | BytePositionInLine: {problem.column}."
+        return self._field_error("$", message, problem.rule)
 
     # -- helpers -------------------------------------------------------------------------------------
 
-    def _view(self, request: Request | None, task: Task | None = None) -> View:
-        base = public_base(request) if request is not None else (task.extra["base_url"] if task else "")
-        return View(self.engine, base, float(self.options["url_ttl_seconds"]))
+    def _view(self, base_url: str) -> View:
+        return View(self.engine, base_url, float(self.options["url_ttl_seconds"]))
 
-    def _owned(self, request: Request, owner: str) -> Task | None:
-        task = self.engine.tasks.get(request.path_params["workflow_id"])
-        if task is None or task.provider != self.slug or task.owner != owner or task.deleted_at is not None:
+    def _owned(self, exchange: Exchange) -> Task | None:
+        task = self.engine.tasks.get(exchange.params["workflow_id"])
+        if task is None or task.provider != self.slug or task.owner != exchange.owner or task.deleted_at is not None:
             return None
         if task.extra["workflow"]["ephemeral"] and task.phase(self.engine.now()).terminal:
             return None  # ephemeral workflows are gone once terminal
-        context(request)["task_id"] = task.id
+        exchange.task_id = task.id
         return task
 
-    def _bad_parameter(self, request: Request, name: str) -> Response:
-        """ASP.NET model binding's refusal of a query value that is not of the parameter's type."""
-        raw = request.query_params.get(name)
-        return self._field_error(request, name, f"The value '{raw}' is not valid for {name}.", "parameter", raw)
+    def _workflow_of(self, exchange: Exchange) -> Task:
+        """The caller's workflow named in the path, or the 404 the caller gets instead."""
+        task = self._owned(exchange)
+        if task is None:
+            raise self._not_found("The workflow")
+        return task
 
-    def _int_parameter(self, request: Request, name: str, default: int) -> int | Response:
-        value = query_int(request, name, default)
-        if value is None or not -INT32 <= value < INT32:  # Int32 parameters in the OpenAPI document
-            return self._bad_parameter(request, name)
-        return value
+    def _wait_seconds(self, exchange: Exchange) -> int:
+        return max(0, min(int(exchange.params["wait"]), int(self.options["wait_cap_seconds"])))
 
-    def _flag_parameters(self, request: Request, *names: str) -> dict[str, bool] | Response:
-        flags: dict[str, bool] = {}
-        for name in names:
-            value = query_flag(request, name)
-            if value is None:
-                return self._bad_parameter(request, name)
-            flags[name] = value
-        return flags
-
-    def _workflow_of(self, request: Request) -> Task | Response:
-        """The caller's workflow named in the path, or the 401 / 404 the caller gets instead."""
-        owner = self.authenticate(request)
-        if owner is None:
-            return self._unauthorized()
-        task = self._owned(request, owner)
-        return self._not_found("The workflow") if task is None else task
-
-    def _wait_seconds(self, request: Request) -> int | Response:
-        wait = self._int_parameter(request, "wait", 0)
-        if isinstance(wait, Response):
-            return wait
-        return max(0, min(wait, int(self.options["wait_cap_seconds"])))
-
-    async def _json_body(self, request: Request) -> Any:
-        """The body read the way ASP.NET's System.Text.Json reads it, or the 400 that refuses it."""
-        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-        if media_type and not (media_type in JSON_MEDIA_TYPES or media_type.endswith("+json")):
-            message = f"The content type '{media_type}' is not supported; send the body as application/json."
-            return self._field_error(request, "$", message, "contentType", media_type)
-        try:
-            return await read_json(request, int(self.options["max_json_depth"]))
-        except BodyError as exc:
-            if exc.path:  # a value Python parsed but .NET would not: keyed where it sits
-                return self.reject(request, [Violation(exc.path, exc.rule, str(exc))])
-            message = f"{exc} Path: $ | LineNumber: {exc.line} | BytePositionInLine: {exc.column}."
-            return self._field_error(request, "$", message, exc.rule)
-
-    async def _valid_body(self, request: Request, schema: str) -> Any:
-        """The JSON body if it satisfies `schema`, else the 400 that refuses it."""
-        body = await self._json_body(request)
-        if isinstance(body, Response):
-            return body
-        report = self.schemas.validate(schema, body)
-        return body if report.ok else self.reject(request, report.violations)
-
-    def _workflow_response(self, request: Request, task: Task, status: int | None = None) -> Response:
-        body = render_workflow(self._view(request), task)
-        if status is None:
-            terminal = task.phase(self.engine.now()).terminal
-            status = 200 if terminal else int(self.options["in_progress_status"])
-        return JSONResponse(body, status_code=status)
+    def _workflow_answer(self, exchange: Exchange, task: Task) -> Answer:
+        body = render_workflow(self._view(exchange.base_url), task)
+        terminal = task.phase(self.engine.now()).terminal
+        return Answer.json(body, 200 if terminal else int(self.options["in_progress_status"]))
 
     # -- workflows ---------------------------------------------------------------------------------
 
-    async def submit(self, request: Request) -> Response:
-        owner = self.authenticate(request)
-        if owner is None:
-            return self._unauthorized()
-        wait = self._wait_seconds(request)
-        if isinstance(wait, Response):
-            return wait
-        flags = self._flag_parameters(request, "whatif", "hideMatureContent")
-        if isinstance(flags, Response):
-            return flags
-        whatif = flags["whatif"]
-        body = await self._valid_body(request, "request/workflow-template")
-        if isinstance(body, Response):
-            return body
-        template = self.schemas.with_defaults("request/workflow-template", body)
+    async def submit(self, exchange: Exchange) -> Answer:
+        owner, wait, whatif = exchange.owner, self._wait_seconds(exchange), exchange.params["whatif"]
+        assert owner is not None
+        template = self.with_defaults(exchange, exchange.body)
         problems = self._semantic_violations(template, wait)
         if problems:
-            return self.reject(request, problems)
+            raise ProviderError.invalid(problems)
         external_id = template.get("externalId")
         if external_id:
             existing = self.engine.tasks.by_key(self.slug, owner, external_id)
             if existing is not None and existing.deleted_at is None:
-                context(request)["task_id"] = existing.id
-                context(request)["note"] = "externalId matched an existing workflow"
+                exchange.task_id = existing.id
+                exchange.note = "externalId matched an existing workflow"
                 await self.engine.wait(existing, wait)
-                return self._workflow_response(request, existing)
-        task = self.builder.build(owner, template, public_base(request), whatif=whatif)
+                return self._workflow_answer(exchange, existing)
+        task = self.builder.build(owner, template, exchange.base_url, whatif=whatif)
         wallets = self.engine.wallets
         if whatif:
             insufficient = not wallets.can_pay(self.slug, owner, task.cost)
@@ -255,19 +228,18 @@ class CivitaiProvider(Provider):
                 "x-civitai-cost-by-currency": f"{account}={int(task.cost)}",
                 "x-civitai-insufficient-buzz": str(insufficient).lower(),
             }
-            return JSONResponse(render_workflow(self._view(request), task), headers=headers)
+            return Answer.json(render_workflow(self._view(exchange.base_url), task), headers=headers)
         if not wallets.debit(self.slug, owner, task.cost):
             balance = wallets.balance(self.slug, owner)
-            context(request)["note"] = f"insufficient Buzz: cost {task.cost}, balance {balance}"
-            return self._insufficient_buzz(
-                f"Insufficient Buzz: the workflow costs {int(task.cost)} Buzz and the account holds {int(balance)}."
-            )
+            exchange.note = f"insufficient Buzz: cost {task.cost}, balance {balance}"
+            raise ProviderError(INSUFFICIENT_BUZZ, f"Insufficient Buzz: the workflow costs {int(task.cost)} Buzz "
+                                                   f"and the account holds {int(balance)}.")
         self.engine.add_task(task)
         if external_id:
             self.engine.tasks.remember_key(self.slug, owner, external_id, task.id)
-        context(request)["task_id"] = task.id
+        exchange.task_id = task.id
         await self.engine.wait(task, wait)
-        return self._workflow_response(request, task)
+        return self._workflow_answer(exchange, task)
 
     def _semantic_violations(self, template: dict[str, Any], wait: int) -> list[Violation]:
         """Rules the JSON Schema cannot say: real images in edit mode, HTTPS callbacks, ephemeral needs."""
@@ -280,59 +252,33 @@ class CivitaiProvider(Provider):
                     path = ("steps", s, "input", "images", i)
                     out.append(Violation(path, "image", str(exc), reference, "a URL, a data URL or Base64 image"))
         for c, callback in enumerate(template.get("callbacks") or []):
-            url = urlsplit(callback["url"])
-            loopback = url.hostname in LOOPBACK_HOSTS or (url.hostname or "").startswith("127.")
-            allowed = bool(url.hostname) and (url.scheme == "https" or (
-                url.scheme == "http" and loopback and self.options["allow_http_callbacks_to_loopback"]
-            ))
+            url = callback["url"]
+            target = destination(url)
+            scheme = urlsplit(url).scheme if target is not Destination.NONE else ""
+            allowed = scheme == "https" or (
+                scheme == "http" and target is Destination.LOOPBACK and self.options["allow_http_callbacks_to_loopback"]
+            )
             if not allowed:
                 out.append(Violation(("callbacks", c, "url"), "callbackUrl",
-                                     "Callback URLs must be absolute HTTPS URLs.", callback["url"], "https://…"))
+                                     "Callback URLs must be absolute HTTPS URLs.", url, "https://…"))
         if template.get("ephemeral") and not template.get("callbacks") and wait <= 0:
             out.append(Violation(("ephemeral",), "ephemeral",
                                  "An ephemeral workflow needs at least one callback or a wait greater than 0.",
                                  True, "callbacks or wait"))
         return out
 
-    async def get_workflow(self, request: Request) -> Response:
-        owner = self.authenticate(request)
-        if owner is None:
-            return self._unauthorized()
-        wait = self._wait_seconds(request)
-        if isinstance(wait, Response):
-            return wait
-        flags = self._flag_parameters(request, "hideMatureContent")
-        if isinstance(flags, Response):
-            return flags
-        task = self._owned(request, owner)
-        if task is None:
-            return self._not_found("The workflow")
+    async def get_workflow(self, exchange: Exchange) -> Answer:
+        wait = self._wait_seconds(exchange)
+        task = self._workflow_of(exchange)
         await self.engine.wait(task, wait)
-        return self._workflow_response(request, task)
+        return self._workflow_answer(exchange, task)
 
-    async def query(self, request: Request) -> Response:
-        owner = self.authenticate(request)
-        if owner is None:
-            return self._unauthorized()
-        q = request.query_params
-        take = self._int_parameter(request, "take", 100)
-        if isinstance(take, Response):
-            return take
-        if take < 1:
-            return self._bad_parameter(request, "take")
-        flags = self._flag_parameters(request, "ascending", "excludeFailed", "hideMatureContent")
-        if isinstance(flags, Response):
-            return flags
-        ascending, exclude_failed = flags["ascending"], flags["excludeFailed"]
-        bounds: dict[str, float | None] = {}
-        for name in ("fromDate", "toDate"):
-            bounds[name] = parse_iso_utc(q[name]) if q.get(name) else None
-            if q.get(name) and bounds[name] is None:
-                return self._bad_parameter(request, name)
-        since, until = bounds["fromDate"], bounds["toDate"]
-        wanted_tags = set(q.getlist("tags"))
-        text = q.get("query")
-        cursor = _decode_cursor(q.get("cursor"))
+    async def query(self, exchange: Exchange) -> Answer:
+        params, owner = exchange.params, exchange.owner
+        ascending, exclude_failed = bool(params["ascending"]), params["excludeFailed"]
+        since, until = params["fromDate"], params["toDate"]
+        wanted_tags, text, take = set(params["tags"]), params["query"], params["take"]
+        cursor = _decode_cursor(params["cursor"])
         now = self.engine.now()
         found = [
             t for t in self.engine.tasks.all(self.slug)
@@ -347,51 +293,42 @@ class CivitaiProvider(Provider):
         if cursor is not None:
             found = [t for t in found if (t.seq > cursor if ascending else t.seq < cursor)]
         page = found[:take]
-        view = self._view(request)
+        view = self._view(exchange.base_url)
         next_cursor = _encode_cursor(page[-1].seq) if len(found) > take else None
-        return JSONResponse({"next": next_cursor, "items": [render_workflow(view, t) for t in page]})
+        return Answer.json({"next": next_cursor, "items": [render_workflow(view, t) for t in page]})
 
-    async def update_workflow(self, request: Request) -> Response:
-        task = self._workflow_of(request)
-        if isinstance(task, Response):
-            return task
-        body = await self._json_body(request)
-        if isinstance(body, Response):
-            return body
-        return self._update_workflow(request, task, body)
+    async def update_workflow(self, exchange: Exchange) -> Answer:
+        return self._update_workflow(exchange, self._workflow_of(exchange), exchange.body)
 
-    async def patch_workflow(self, request: Request) -> Response:
+    async def patch_workflow(self, exchange: Exchange) -> Answer:
         """JSON Patch over what PUT can change ("cancel a workflow, update metadata and add additional tags")."""
-        task = self._workflow_of(request)
-        if isinstance(task, Response):
-            return task
+        task = self._workflow_of(exchange)
         workflow = task.extra["workflow"]
         updatable = {"status": None, "metadata": workflow.get("metadata"), "tags": list(task.tags),
                      "allowMatureContent": workflow.get("allowMatureContent")}
-        patched = await self._patched(request, updatable)
-        if isinstance(patched, Response):
-            return patched
+        patched = self._patched(exchange, updatable)
         if isinstance(patched, dict) and patched.get("status") is None:
             patched.pop("status", None)  # unchanged: only "canceled" can be written
-        return self._update_workflow(request, task, patched)
-
-    async def _patched(self, request: Request, target: dict[str, Any]) -> Any:
-        """`target` with the request's JSON Patch applied, or the 400 that refuses the patch (nothing applied)."""
-        body = await self._valid_body(request, "request/json-patch")
-        if isinstance(body, Response):
-            return body
-        try:
-            return json_patch.apply(target, body)
-        except json_patch.PatchError as exc:
-            return self._field_error(request, f"[{exc.index}]", str(exc), "jsonPatch", body[exc.index])
-
-    def _update_workflow(self, request: Request, task: Task, body: Any) -> Response:
-        report = self.schemas.validate("request/update-workflow", body)
-        tags = list(dict.fromkeys(body.get("tags") or [])) if report.ok else []
-        if len(tags) > MAX_TAGS:  # WorkflowTemplate's limit holds for replaced tags too; checked before any change
-            report.violations.append(Violation(("tags",), "maxItems", "too many tags", tags, MAX_TAGS, MAX_TAGS))
+        report = self.validate_as("UpdateWorkflow", patched)
         if not report.ok:
-            return self.reject(request, report.violations)
+            raise ProviderError.invalid(report.violations)
+        return self._update_workflow(exchange, task, patched)
+
+    @staticmethod
+    def _patched(exchange: Exchange, target: dict[str, Any]) -> Any:
+        """`target` with the request's JSON Patch applied, or the 400 that refuses the patch (nothing applied)."""
+        try:
+            return json_patch.apply(target, exchange.body)
+        except json_patch.PatchError as exc:
+            raise CivitaiProvider._field_error(f"[{exc.index}]", str(exc), "jsonPatch", exchange.body[exc.index]) \
+                from None
+
+    def _update_workflow(self, exchange: Exchange, task: Task, body: Any) -> Answer:
+        """A valid update applied (its tags deduplicated and held to the template's limit before any change)."""
+        tags = list(dict.fromkeys(body.get("tags") or []))
+        if len(tags) > self.max_tags:
+            raise ProviderError.invalid([Violation(("tags",), "maxItems", "too many tags", tags, self.max_tags,
+                                                   self.max_tags)])
         if body.get("status") == "canceled":
             self._cancel(task)
         if body.get("metadata") is not None:
@@ -400,7 +337,7 @@ class CivitaiProvider(Provider):
             task.tags = tags
         if "allowMatureContent" in body:
             task.extra["workflow"]["allowMatureContent"] = body["allowMatureContent"]
-        return Response(status_code=204)
+        return Answer.empty()
 
     def _cancel(self, task: Task) -> None:
         """Cancel; work that had not started yet is refunded as a credit transaction."""
@@ -414,174 +351,129 @@ class CivitaiProvider(Provider):
                 "accountType": debit["accountType"],
             })
 
-    async def delete_workflow(self, request: Request) -> Response:
-        task = self._workflow_of(request)
-        if isinstance(task, Response):
-            return task
+    async def delete_workflow(self, exchange: Exchange) -> Answer:
+        task = self._workflow_of(exchange)
         self._cancel(task)
         task.deleted_at = self.engine.now()
-        return Response(status_code=204)
+        return Answer.empty()
 
-    async def add_tag(self, request: Request) -> Response:
-        task = self._workflow_of(request)
-        if isinstance(task, Response):
-            return task
-        tag = await self._json_body(request)
-        if isinstance(tag, Response):
-            return tag
-        report = self.schemas.validate("request/workflow-tag", tag)
-        if not report.ok:
-            return self.reject(request, report.violations)
+    async def add_tag(self, exchange: Exchange) -> Answer:
+        task, tag = self._workflow_of(exchange), exchange.body
         if tag not in task.tags:
-            if len(task.tags) >= MAX_TAGS:
-                return self._field_error(request, "tags", "At most 10 tags can be assigned to a workflow.",
-                                         "maxItems", tag)
+            if len(task.tags) >= self.max_tags:
+                raise self._field_error("tags", f"At most {self.max_tags} tags can be assigned to a workflow.",
+                                        "maxItems", tag)
             task.tags.append(tag)
-        return Response(status_code=204)
+        return Answer.empty()
 
-    async def remove_all_tags(self, request: Request) -> Response:
-        task = self._workflow_of(request)
-        if isinstance(task, Response):
-            return task
-        task.tags.clear()
-        return Response(status_code=204)
+    async def remove_all_tags(self, exchange: Exchange) -> Answer:
+        self._workflow_of(exchange).tags.clear()
+        return Answer.empty()
 
-    async def remove_tag(self, request: Request) -> Response:
-        task = self._workflow_of(request)
-        if isinstance(task, Response):
-            return task
-        tag = request.path_params["tag"]
+    async def remove_tag(self, exchange: Exchange) -> Answer:
+        task, tag = self._workflow_of(exchange), exchange.params["tag"]
         if tag in task.tags:
             task.tags.remove(tag)
-        return Response(status_code=204)
+        return Answer.empty()
 
-    def _step_index(self, task: Task, name: str) -> int | None:
-        for index, step in enumerate(task.extra["steps"]):
-            if step["name"] == name:
-                return index
-        return None
-
-    def _step_of(self, request: Request) -> tuple[Task, int] | Response:
-        owner = self.authenticate(request)
-        if owner is None:
-            return self._unauthorized()
-        task = self._owned(request, owner)
-        index = None if task is None else self._step_index(task, request.path_params["step_name"])
+    def _step_of(self, exchange: Exchange) -> tuple[Task, int]:
+        task = self._owned(exchange)
+        name = exchange.params["step_name"]
+        index = None if task is None else next(
+            (i for i, step in enumerate(task.extra["steps"]) if step["name"] == name), None)
         if task is None or index is None:
-            return self._not_found("The workflow step")
+            raise self._not_found("The workflow step")
         return task, index
 
-    async def get_step(self, request: Request) -> Response:
-        found = self._step_of(request)
-        if isinstance(found, Response):
-            return found
-        task, index = found
-        return JSONResponse(render_step(self._view(request), task, index))
+    async def get_step(self, exchange: Exchange) -> Answer:
+        task, index = self._step_of(exchange)
+        return Answer.json(render_step(self._view(exchange.base_url), task, index))
 
-    async def update_step(self, request: Request) -> Response:
-        found = self._step_of(request)
-        if isinstance(found, Response):
-            return found
-        task, index = found
-        body = await self._json_body(request)
-        if isinstance(body, Response):
-            return body
-        return self._update_step(request, task, index, body)
+    async def update_step(self, exchange: Exchange) -> Answer:
+        task, index = self._step_of(exchange)
+        return self._update_step(task, index, exchange.body)
 
-    async def patch_step(self, request: Request) -> Response:
-        found = self._step_of(request)
-        if isinstance(found, Response):
-            return found
-        task, index = found
-        patched = await self._patched(request, {"metadata": task.extra["steps"][index].get("metadata") or {}})
-        if isinstance(patched, Response):
-            return patched
-        return self._update_step(request, task, index, patched)
-
-    def _update_step(self, request: Request, task: Task, index: int, body: Any) -> Response:
-        report = self.schemas.validate("request/update-step", body)
+    async def patch_step(self, exchange: Exchange) -> Answer:
+        task, index = self._step_of(exchange)
+        patched = self._patched(exchange, {"metadata": task.extra["steps"][index].get("metadata") or {}})
+        report = self.validate_as("UpdateWorkflowStep", patched)
         if not report.ok:
-            return self.reject(request, report.violations)
+            raise ProviderError.invalid(report.violations)
+        return self._update_step(task, index, patched)
+
+    @staticmethod
+    def _update_step(task: Task, index: int, body: Any) -> Answer:
         task.extra["steps"][index]["metadata"] = body["metadata"] or {}
-        return Response(status_code=204)
+        return Answer.empty()
 
     # -- blobs ---------------------------------------------------------------------------------------
 
-    def _blob_access(self, request: Request) -> tuple[Any, Response | None]:
-        """The blob, if the signed link is valid or the bearer token owns it; else the refusal."""
-        blob_id = request.path_params["blob_id"]
+    def _blob_access(self, exchange: Exchange) -> Any:
+        """The blob, if the signed link is valid or the caller's key owns it; else the refusal."""
+        blob_id = exchange.params["blob_id"]
         blob = self.engine.blobs.get(blob_id)
-        signature, expires = request.query_params.get("sig"), request.query_params.get("exp")
+        signature, expires = exchange.params["sig"], exchange.params["exp"]
         if signature is not None or expires is not None:
             expires_at = parse_iso_utc(expires or "")
             state = check_link(self.engine, BLOB_PATH.format(blob_id=blob_id), expires or "",
                                expires_at or 0.0, signature or "")
             if state is LinkState.TAMPERED:
-                return None, self.error(403, "The blob URL signature is invalid.")
+                raise ProviderError("forbidden", "The blob URL signature is invalid.", status=403)
             if state is LinkState.EXPIRED:
-                return None, self.error(403, "The blob URL has expired; fetch the workflow again or refresh the blob.")
+                raise ProviderError("forbidden", "The blob URL has expired; fetch the workflow again or refresh "
+                                                 "the blob.", status=403)
         else:
-            owner = self.authenticate(request)
-            if owner is None:
-                return None, self._unauthorized()
+            owner = self.authenticate(exchange)
             if blob is not None and blob.task.owner != owner:
                 blob = None
         if blob is None or blob.task.provider != self.slug:
-            return None, self._not_found("The blob")
-        context(request)["task_id"] = blob.task.id
+            raise self._not_found("The blob")
+        exchange.task_id = blob.task.id
         step = next(s for s in blob.task.extra["steps"] if blob.image.index in s["outputs"])
         phase = step_phase(blob.task, step, self.engine.now())
         if is_blocked(blob.image, step, phase):
             reason = blob.image.blocked_reason or step["blockedReason"]
-            return None, self.error(403, f"The blob is blocked: {reason}")
+            raise ProviderError("forbidden", f"The blob is blocked: {reason}", status=403)
         if phase is not Phase.SUCCEEDED:
-            return None, self._not_found("The blob (it is not available yet)")
-        return blob, None
+            raise self._not_found("The blob (it is not available yet)")
+        return blob
 
-    async def get_blob(self, request: Request) -> Response:
-        blob, refusal = self._blob_access(request)
-        if refusal is not None:
-            return refusal
+    async def get_blob(self, exchange: Exchange) -> Answer:
+        blob = self._blob_access(exchange)
         ttl = float(self.options["url_ttl_seconds"])
         claims = {"b": blob.id, "e": round(self.engine.now() + ttl, 3)}
-        if query_flag(request, "download") is True:
-            claims["d"] = request.query_params.get("filename", "")
+        if exchange.params["download"] is True:
+            claims["d"] = exchange.params["filename"] or ""
         payload = base64.urlsafe_b64encode(json.dumps(claims, separators=(",", ":")).encode()).decode().rstrip("=")
         token = f"{payload}.{self.engine.signer.signature('content', payload)}"
-        prefix = context(request).get("prefix", "")
         status = int(self.options["blob_redirect_status"])
-        return RedirectResponse(f"{prefix}{BLOBS}/content/{token}", status_code=status)
+        return Answer.redirect(f"{exchange.prefix}{BLOBS}/content/{token}", status)
 
-    async def head_blob(self, request: Request) -> Response:
-        _, refusal = self._blob_access(request)
-        return refusal if refusal is not None else Response(status_code=204)
+    async def head_blob(self, exchange: Exchange) -> Answer:
+        self._blob_access(exchange)
+        return Answer.empty()
 
-    async def refresh_blob(self, request: Request) -> Response:
-        owner = self.authenticate(request)
-        if owner is None:
-            return self._unauthorized()
-        blob, refusal = self._blob_access(request)
-        if refusal is not None:
-            return refusal
+    async def refresh_blob(self, exchange: Exchange) -> Answer:
+        blob = self._blob_access(exchange)
         step = next(s for s in blob.task.extra["steps"] if blob.image.index in s["outputs"])
-        body = render_image(self._view(request), blob.task, blob.image, step, Phase.SUCCEEDED)
-        return JSONResponse(body)
+        body = render_image(self._view(exchange.base_url), blob.task, blob.image, step, Phase.SUCCEEDED)
+        return Answer.json(body)
 
-    async def blob_content(self, request: Request) -> Response:
-        payload, _, signature = request.path_params["token"].partition(".")
+    async def blob_content(self, exchange: Exchange) -> Answer:
+        payload, _, signature = exchange.params["token"].partition(".")
         if not self.engine.signer.verify("content", payload, signature):
-            return self.error(403, "The content token is invalid.")
+            raise ProviderError("forbidden", "The content token is invalid.", status=403)
         try:
             claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
         except (ValueError, json.JSONDecodeError):
-            return self.error(403, "The content token is invalid.")
+            raise ProviderError("forbidden", "The content token is invalid.", status=403) from None
         if self.engine.now() >= float(claims["e"]):
-            return self.error(403, "The content URL has expired.")
+            raise ProviderError("forbidden", "The content URL has expired.", status=403)
         blob = self.engine.blobs.get(claims["b"])
         if blob is None:
-            return self._not_found("The blob")
-        context(request)["task_id"] = blob.task.id
-        return image_response(self.engine, blob, request, download_name=claims.get("d"))
+            raise self._not_found("The blob")
+        exchange.task_id = blob.task.id
+        return await image_response(self.engine, blob, exchange, download_name=claims.get("d"))
 
     # -- callbacks -----------------------------------------------------------------------------------
 
@@ -589,11 +481,8 @@ class CivitaiProvider(Provider):
         callbacks = task.extra["workflow"]["callbacks"]
         if not callbacks or phase is Phase.QUEUED:
             return  # no callback event type exists for `scheduled`
-        view = self._view(None, task)
-        policy = RetryPolicy(
-            tuple(float(d) for d in self.options["callback_retry_delays"]),
-            float(self.options["callback_timeout_seconds"]),
-        )
+        view = self._view(task.extra["base_url"])
+        policy = self.retry_policy()
         for callback in callbacks:
             for event, payload in self._events(view, task, phase, at, callback):
                 self.engine.webhooks.enqueue(Delivery(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import random
 from collections.abc import Mapping
@@ -13,12 +14,6 @@ from simulator.engine import Durations, Engine, Failure, OutputImage, Phase, Tas
 from simulator.engine.outputs import plan_images
 from simulator.engine.rng import random_uuid
 from simulator.images import pixel_size
-
-WORKFLOW_FIELDS = {
-    "metadata": {}, "arguments": {}, "callbacks": [], "tips": {"civitai": 0, "creators": 0},
-    "currencies": [], "upgradeMode": "manual", "allowMatureContent": None, "experimental": None,
-    "nsfwLevel": None, "ephemeral": None, "externalId": None,
-}
 
 
 def user_id(token: str) -> int:
@@ -64,10 +59,11 @@ def quote(models: Mapping[str, Any], steps: list[dict[str, Any]]) -> Quote:
 class WorkflowBuilder:
     """Turns one validated, default-filled template into a Task (not yet added to the engine)."""
 
-    def __init__(self, engine: Engine, models: Mapping[str, Any], options: Any) -> None:
+    def __init__(self, engine: Engine, models: Mapping[str, Any], options: Any, fields: Mapping[str, Any]) -> None:
         self.engine = engine
         self.models = models
         self.options = options
+        self.fields = fields  # what a workflow keeps of its template, each with the schema's default (or None)
 
     def build(self, owner: str, template: dict[str, Any], base_url: str, *, whatif: bool) -> Task:
         seq, rng = self.engine.next_rng("civitai")
@@ -83,12 +79,9 @@ class WorkflowBuilder:
             rng, Durations(max(d.low for d in durations), max(d.high for d in durations))
         )
         blocked = [s for s in steps if s["blocked"]]
-        workflow = {key: template.get(key, default) for key, default in WORKFLOW_FIELDS.items()}
-        for key in ("metadata", "arguments"):
-            workflow[key] = workflow[key] or {}
-        for key in ("callbacks", "currencies"):
-            workflow[key] = workflow[key] or []
-        workflow["tips"] = workflow["tips"] or {"civitai": 0, "creators": 0}
+        # An explicit null means the default too.
+        workflow = {key: copy.deepcopy(default) if template.get(key) is None else template[key]
+                    for key, default in self.fields.items()}
         account = workflow["currencies"][0] if workflow["currencies"] else self.options["debit_account"]
         transactions = [{"type": "debit", "amount": price.total, "id": random_uuid(rng), "accountType": account}]
         first_prompt = template["steps"][0]["input"].get("prompt", "")

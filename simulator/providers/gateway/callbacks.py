@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import ipaddress
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from simulator.engine import Delivery, Phase, RetryPolicy, Task
-from simulator.engine.webhooks import is_loopback
+from simulator.engine import Delivery, Phase, Task
+from simulator.engine.webhooks import Destination, destination
 
 if TYPE_CHECKING:
     from simulator.providers.gateway.provider import GatewayProvider
-
-
-def _internal(host: str) -> bool:
-    """An IP literal in a private, loopback, link-local or reserved range (hostnames are not resolved)."""
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return address.is_private or address.is_loopback or address.is_link_local or address.is_reserved
 
 
 class Callbacks:
@@ -32,15 +22,15 @@ class Callbacks:
         assert self.spec is not None
         if len(url) > self.spec.max_length:
             return f"must not exceed {self.spec.max_length} characters (got {len(url)})"
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        target = destination(url)
+        if target is Destination.NONE or urlsplit(url).scheme not in ("http", "https"):
             return "must be an absolute HTTPS URL"
         # Tests listen on 127.0.0.1 over plain HTTP; the real gateway would refuse both.
-        if is_loopback(url) and self.provider.options["allow_http_callbacks_to_loopback"]:
+        if target is Destination.LOOPBACK and self.provider.options["allow_http_callbacks_to_loopback"]:
             return None
-        if parts.scheme != "https":
+        if urlsplit(url).scheme != "https":
             return "must use HTTPS"
-        if is_loopback(url) or _internal(parts.hostname):
+        if target.internal:
             return "must not point to an internal address (127.0.0.1, 10.x.x.x, 172.16-31.x.x, 192.168.x.x)"
         return None
 
@@ -48,7 +38,6 @@ class Callbacks:
         url = task.extra.get("callback_url")
         if self.spec is None or not url or phase not in self.spec.phases:
             return
-        options = self.provider.options
         values = self.provider.renderer.values(task, at, settled=True)
         self.provider.engine.webhooks.enqueue(Delivery(
             stream=f"{self.provider.slug}:{task.id}",
@@ -58,7 +47,5 @@ class Callbacks:
             # The status the body carries (a task whose every image was blocked ends `failed`, not `completed`).
             event=str(values["status"]),
             task_id=task.id,
-            policy=RetryPolicy(
-                tuple(float(d) for d in options["callback_retry_delays"]), float(options["callback_timeout_seconds"])
-            ),
+            policy=self.provider.retry_policy(),
         ))

@@ -102,7 +102,6 @@ class CallbackSpec:
 class GatewayCard:
     routes: Mapping[str, Route]
     files_path: str
-    request_schema: str
     require_json_content_type: bool
     fields: Fields
     match_input_ratios: frozenset[str]
@@ -167,7 +166,6 @@ class GatewayCard:
         return cls(
             routes=routes,
             files_path=files.path,
-            request_schema=g["requestSchema"],
             require_json_content_type=bool(g["requireJsonContentType"]),
             fields=Fields(**g["fields"]),
             match_input_ratios=frozenset(g["matchInputRatios"]),

@@ -13,9 +13,8 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from starlette.responses import JSONResponse
-
 from simulator.options import ProviderOptions
+from simulator.pipeline import Answer
 from simulator.providers.gateway.card import GatewayCard
 from simulator.validation import Violation, dotted_path, render_message
 
@@ -66,7 +65,7 @@ class ErrorBook:
         code: str | None = None,
         param: str | None = None,
         **details: Any,
-    ) -> JSONResponse:
+    ) -> Answer:
         """The condition's envelope; `status` overrides the condition's own (a bare status or a forced one)."""
         entry = self.entry(condition, operation)
         text = message if message is not None else self.text(condition, operation, **details)
@@ -76,9 +75,9 @@ class ErrorBook:
             "type": entry["type"],
             "param": param or entry.get("param"),
         }
-        return JSONResponse(self.template.fill(values), status_code=int(status or entry["status"]))
+        return Answer.json(self.template.fill(values), int(status or entry["status"]))
 
-    def violations(self, violations: list[Violation], operation: str | None = None) -> JSONResponse:
+    def violations(self, violations: list[Violation], operation: str | None = None) -> Answer:
         """Every violation's message in one envelope; code and param follow the first one."""
         prepared = [self._prepare(v) for v in violations]
         message = self.card.separator.join(render_message(self.card.messages, v) for v in prepared)

@@ -1,24 +1,19 @@
-"""qingbo.dev task API (`/v1/tasks`) for the Gemini Image Series: routes, auth, errors, callbacks."""
+"""qingbo.dev task API (`/v1/tasks`) for the Gemini Image Series: handlers, errors, callbacks."""
 
 from __future__ import annotations
 
 import dataclasses
-import json
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute
-
-from simulator.engine import Delivery, Phase, RetryPolicy, Task
+from simulator.engine import Delivery, Engine, Phase, Task
 from simulator.faults.errors import error_spec
 from simulator.faults.limits import Limit
 from simulator.faults.plan import RequestFacts
-from simulator.http.context import BodyError, context, public_base, read_json
 from simulator.images import ImageReference, InvalidImageReference, decode_image_reference
+from simulator.pipeline import Answer, Endpoint, Exchange, ProviderError
 from simulator.providers.base import Provider
 from simulator.providers.qingbo.faults import QUOTA_WINDOW_CODE, QuotaWindow
-from simulator.providers.qingbo.preferences import prefer_wait
+from simulator.providers.qingbo.preferences import WaitPreference, prefer_wait
 from simulator.providers.qingbo.pricing import task_quota
 from simulator.providers.qingbo.render import (
     STATUS,
@@ -35,9 +30,6 @@ from simulator.providers.qingbo.tasks import TaskBuilder
 from simulator.providers.signed_files import SignedFiles
 from simulator.validation import Violation, render_message
 
-if TYPE_CHECKING:
-    from simulator.sim import Simulator
-
 TASKS = "/v1/tasks"
 # Seed 001 Resource Limits: each reference image at most 30 MB, JPG / PNG / WEBP.
 MAX_IMAGE_BYTES = 30 * 1024 * 1024
@@ -50,15 +42,15 @@ LEGACY_NAMES = {"size": "aspect_ratio", "google_search_enhancement": "google_sea
 class QingboProvider(Provider):
     slug: ClassVar[str] = "qingbo"
 
-    def __init__(self, sim: Simulator) -> None:
-        super().__init__(sim)
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
         self.files = SignedFiles(self, "/output")  # the CDN path of the documented result URLs
 
-    def routes(self) -> list[BaseRoute]:
+    def routes(self) -> list[Endpoint]:
         r = self.route
         return [
-            r(TASKS, self.submit, ["POST"], "SubmitTask"),
-            r(TASKS + "/sync", self.submit_sync, ["POST"], "SubmitTaskSync"),
+            r(TASKS, self.submit, ["POST"], "SubmitTask", replay=self._replay),
+            r(TASKS + "/sync", self.submit_sync, ["POST"], "SubmitTaskSync", replay=self._replay_sync),
             r(TASKS + "/{task_id}", self.get_task, ["GET"], "GetTask"),
             r(TASKS + "/{task_id}/cancel", self.cancel, ["POST"], "CancelTask"),
             self.files.route(),
@@ -70,13 +62,13 @@ class QingboProvider(Provider):
 
     # -- error envelopes ---------------------------------------------------------------------------
 
-    def error(self, status: int, message: str, *, code: str | None = None) -> Response:
+    def error(self, status: int, message: str, *, code: str | None = None) -> Answer:
         """Task endpoints answer `{"error": {"message", "code"}}` with no `type` (RR)."""
         fallback = "server_error" if status >= 500 else "invalid_request"
         code = code or self.data["errorCodes"].get(str(status), fallback)
-        return JSONResponse({"error": {"message": message, "code": code}}, status_code=status)
+        return Answer.json({"error": {"message": message, "code": code}}, status)
 
-    def validation_error(self, violations: list[Violation]) -> Response:
+    def validation_error(self, violations: list[Violation]) -> Answer:
         templates = self.data["messages"]
         messages = [
             render_message(templates, v if v.path else dataclasses.replace(v, path=("body",))) for v in violations
@@ -89,56 +81,52 @@ class QingboProvider(Provider):
         template = str(error_spec(self.data["faults"], {"error": kind})["message"])
         return template.replace("{task_id}", task_id) if task_id else template.replace(" {task_id}", "")
 
-    def _unauthorized(self) -> Response:
-        return self.error(401, self._message("unauthorized"))
-
-    def _task_not_found(self, request: Request) -> Response:
-        return self.error(404, self._message("not_found", request.path_params["task_id"]), code="task_not_found")
+    def _task_not_found(self, exchange: Exchange) -> ProviderError:
+        message = self._message("not_found", exchange.params["task_id"])
+        return ProviderError("not_found", message, status=404, code="task_not_found")
 
     # -- forced errors (failure rehearsal) -----------------------------------------------------------
 
-    def fault_response(self, request: Request, do: dict[str, Any]) -> Response:
+    def render_fault(self, exchange: Exchange, do: dict[str, Any]) -> Answer:
         """The shared rendering, plus what qingbo's documented bodies need beyond it: the 429
         `quota_window_exceeded` members, the 402/403 choice of option `insufficient_balance_status`,
         a plain 429 for concurrency limits, and the task's ID in task-route messages."""
-        do = self._qingbo_fault(request, do)
-        response = super().fault_response(request, do)
-        body = json.loads(bytes(response.body))
+        do = self._qingbo_fault(exchange, do)
+        answer = super().render_fault(exchange, do)
+        body = answer.value
         if body["error"]["code"] != QUOTA_WINDOW_CODE:
-            return response
-        limit = self._fired_limit(request)
+            return answer
+        limit = self._fired_limit(exchange)
         if limit is not None and "reset_at" in do:
             window = QuotaWindow.of_limit(limit, float(do["reset_at"]))
         else:
             defaults = self.data["faults"]["rate_limited"]["quotaWindow"]
             window = QuotaWindow.of_rule(do, defaults, self.engine.now())
-        headers = {k: v for k, v in response.headers.items() if k not in ("content-length", "content-type")}
-        return JSONResponse({**body, **window.members()}, status_code=response.status_code, headers=headers)
+        return Answer.json({**body, **window.members()}, answer.status, headers=answer.headers)
 
-    def _qingbo_fault(self, request: Request, do: dict[str, Any]) -> dict[str, Any]:
+    def _qingbo_fault(self, exchange: Exchange, do: dict[str, Any]) -> dict[str, Any]:
         kind = str(do.get("error"))
         if kind == "rate_limited":
-            limit = self._fired_limit(request)
-            if limit is not None and not self._window_full(request, limit):
+            limit = self._fired_limit(exchange)
+            if limit is not None and not self._window_full(exchange, limit):
                 # Refused for tasks in flight, not for a full request window: RR's plain "rate limit" 429.
                 return {**do, "error": "too_many_requests"}
         if kind == "insufficient_credits" and "status" not in do:
             status = int(self.options["insufficient_balance_status"])
             return {**do, "status": status, "code": do.get("code") or self.data["errorCodes"][str(status)]}
         if "message" not in do and kind in self.data["faults"]:
-            return {**do, "message": self._message(kind, request.path_params.get("task_id"))}
+            return {**do, "message": self._message(kind, exchange.path_params.get("task_id"))}
         return do
 
-    def _fired_limit(self, request: Request) -> Limit | None:
-        """The rate limit that refused this request (the base wrapper notes it by name), if one did."""
-        names = [note["limit"] for note in context(request).get("faults", []) if "limit" in note]
+    def _fired_limit(self, exchange: Exchange) -> Limit | None:
+        """The rate limit that refused this request (the pipeline notes it by name), if one did."""
+        names = [note["limit"] for note in exchange.faults if "limit" in note]
         return next((limit for limit in self.engine.limits.limits if names and limit.name == names[-1]), None)
 
-    def _window_full(self, request: Request, limit: Limit) -> bool:
+    def _window_full(self, exchange: Exchange, limit: Limit) -> bool:
         if limit.requests is None:
             return False
-        facts = RequestFacts(provider=self.slug, operation=context(request).get("operation"),
-                             api_key=self.api_key_of(request, None))
+        facts = RequestFacts(provider=self.slug, operation=exchange.operation, api_key=exchange.api_key)
         return self.engine.limits.remaining(facts, self.engine.now()).get(limit.name, 1) == 0
 
     # -- helpers -------------------------------------------------------------------------------------
@@ -146,85 +134,84 @@ class QingboProvider(Provider):
     def _view(self, base_url: str, at: float | None = None) -> View:
         return View(self.engine.now() if at is None else at, base_url, self.files, self.options)
 
-    def _owned(self, request: Request, owner: str) -> Task | None:
-        task = self.engine.tasks.get(request.path_params["task_id"])
-        if task is None or task.provider != self.slug or task.owner != owner:
-            return None
-        context(request)["task_id"] = task.id
+    def _task_of(self, exchange: Exchange) -> Task:
+        """The caller's task named in the path, or the 404 the caller gets instead."""
+        task = self.engine.tasks.get(exchange.params["task_id"])
+        if task is None or task.provider != self.slug or task.owner != exchange.owner:
+            raise self._task_not_found(exchange)
+        exchange.task_id = task.id
         return task
 
     # -- submission ----------------------------------------------------------------------------------
 
-    async def submit(self, request: Request) -> Response:
-        owner = self.authenticate(request)
-        if owner is None:
-            return self._unauthorized()
-        wait = prefer_wait(request.headers.getlist("prefer"), int(self.options["prefer_wait_cap_seconds"]))
+    def _prefer_wait(self, exchange: Exchange) -> WaitPreference:
+        wait = prefer_wait(exchange.headers.getlist("prefer"), int(self.options["prefer_wait_cap_seconds"]))
         if wait.note:
-            context(request)["note"] = wait.note
-        task = await self._accepted(request, owner)
-        if isinstance(task, Response):
-            return task
+            exchange.note = wait.note
+        return wait
+
+    async def _replay(self, exchange: Exchange) -> Answer | None:
+        wait = self._prefer_wait(exchange)
+        task = self._replayed(exchange)
+        return None if task is None else await self._submitted(exchange, task, wait)
+
+    async def submit(self, exchange: Exchange) -> Answer:
+        wait = self._prefer_wait(exchange)
+        return await self._submitted(exchange, self._accepted(exchange), wait)
+
+    async def _submitted(self, exchange: Exchange, task: Task, wait: WaitPreference) -> Answer:
         await self.engine.wait(task, wait.seconds)
         if self.options["submit_response"] == "code_data":
-            return JSONResponse(legacy_submit_object(task))
-        return JSONResponse(submit_object(self._view(public_base(request)), task, waited=wait.asked))
+            return Answer.json(legacy_submit_object(task))
+        return Answer.json(submit_object(self._view(exchange.base_url), task, waited=wait.asked))
 
-    async def submit_sync(self, request: Request) -> Response:
-        if not self.options["legacy_sync_endpoint"]:
-            # Removed in contract v3.1: the path is then as unknown as any other.
-            return self.error(404, f"No route for {request.method} {request.url.path}.")
-        owner = self.authenticate(request)
-        if owner is None:
-            return self._unauthorized()
-        task = await self._accepted(request, owner)
-        if isinstance(task, Response):
-            return task
+    async def _replay_sync(self, exchange: Exchange) -> Answer | None:
+        task = self._replayed(exchange)
+        return None if task is None else await self._synced(exchange, task)
+
+    async def submit_sync(self, exchange: Exchange) -> Answer:
+        return await self._synced(exchange, self._accepted(exchange))
+
+    async def _synced(self, exchange: Exchange, task: Task) -> Answer:
         await self.engine.wait(task, float(self.options["sync_timeout_seconds"]))
-        prefix = context(request).get("prefix", "")
-        return JSONResponse(sync_object(self._view(public_base(request)), task, prefix))
+        return Answer.json(sync_object(self._view(exchange.base_url), task, exchange.prefix))
 
-    async def _accepted(self, request: Request, owner: str) -> Task | Response:
-        """The task this submission stands for: an earlier one with the same Idempotency-Key, or a new
-        one that passed validation and was paid for. Otherwise the error response."""
-        key = request.headers.get("idempotency-key", "").strip()
-        now = self.engine.now()
-        if key:
-            existing = self.engine.tasks.by_key(self.slug, owner, key, now)
-            if existing is not None:
-                context(request)["task_id"] = existing.id
-                context(request)["note"] = f"Idempotency-Key {key!r} matched {existing.id}; no new task, no charge"
-                return existing
-        try:
-            raw = await read_json(request)
-        except BodyError as exc:
-            return self.reject(request, [Violation((), "json", str(exc))])
-        schema = f"request/task-{self.options['contract']}"
-        report = self.schemas.validate(schema, raw)
-        if not report.ok:
-            return self.reject(request, report.violations)
+    def _replayed(self, exchange: Exchange) -> Task | None:
+        """An earlier task of the caller's with this Idempotency-Key, whatever the body says now."""
+        key = exchange.headers.get("idempotency-key", "").strip()
+        existing = self.engine.tasks.by_key(self.slug, exchange.owner, key, self.engine.now()) if key else None
+        if existing is not None:
+            exchange.task_id = existing.id
+            exchange.note = f"Idempotency-Key {key!r} matched {existing.id}; no new task, no charge"
+        return existing
+
+    def _accepted(self, exchange: Exchange) -> Task:
+        """A new task for a submission that passed validation and was paid for (else the refusal)."""
+        owner, raw = exchange.owner, exchange.body
+        assert owner is not None
         references, problems = self._semantic_checks(raw)
         if problems:
-            return self.reject(request, problems)
-        body = self.schemas.with_defaults(schema, _renamed(raw))
+            raise ProviderError.invalid(problems)
+        body = self.with_defaults(exchange, _renamed(raw))
         price = task_quota(self.builder.card(body["model"]), body, str(self.options["pricing"]),
                            int(self.data["quotaPerUsd"]))
         if price is None:
-            return self.error(500, f"no price is configured for {body['model']} at {body['resolution']}",
-                              code="price_not_configured")
+            raise ProviderError("price_not_configured", f"no price is configured for {body['model']} at "
+                                f"{body['resolution']}", status=500, code="price_not_configured")
         wallets = self.engine.wallets
         if not wallets.debit(self.slug, owner, price):
             balance = int(wallets.balance(self.slug, owner))
-            status = int(self.options["insufficient_balance_status"])
-            context(request)["note"] = f"insufficient balance: needs {price} quota, holds {balance}"
-            return self.error(status, f"Insufficient balance: this task needs {price} quota and the account "
-                                      f"holds {balance}. Top up your account.")
-        task = self.builder.build(owner, body, price, public_base(request), references)
+            exchange.note = f"insufficient balance: needs {price} quota, holds {balance}"
+            raise ProviderError("insufficient_credits", f"Insufficient balance: this task needs {price} quota and "
+                                f"the account holds {balance}. Top up your account.",
+                                status=int(self.options["insufficient_balance_status"]))
+        task = self.builder.build(owner, body, price, exchange.base_url, references)
         self.engine.add_task(task)
+        key = exchange.headers.get("idempotency-key", "").strip()
         if key:
-            expires = now + float(self.options["idempotency_ttl_seconds"])
+            expires = self.engine.now() + float(self.options["idempotency_ttl_seconds"])
             self.engine.tasks.remember_key(self.slug, owner, key, task.id, expires)
-        context(request)["task_id"] = task.id
+        exchange.task_id = task.id
         return task
 
     def _semantic_checks(self, body: dict[str, Any]) -> tuple[list[ImageReference], list[Violation]]:
@@ -264,30 +251,17 @@ class QingboProvider(Provider):
 
     # -- reading and cancelling ----------------------------------------------------------------------
 
-    def _task_of(self, request: Request) -> Task | Response:
-        """The caller's task named in the path, or the 401 / 404 the caller gets instead."""
-        owner = self.authenticate(request)
-        if owner is None:
-            return self._unauthorized()
-        task = self._owned(request, owner)
-        return self._task_not_found(request) if task is None else task
+    async def get_task(self, exchange: Exchange) -> Answer:
+        return Answer.json(task_object(self._view(exchange.base_url), self._task_of(exchange)))
 
-    async def get_task(self, request: Request) -> Response:
-        task = self._task_of(request)
-        if isinstance(task, Response):
-            return task
-        return JSONResponse(task_object(self._view(public_base(request)), task))
-
-    async def cancel(self, request: Request) -> Response:
-        task = self._task_of(request)
-        if isinstance(task, Response):
-            return task
+    async def cancel(self, exchange: Exchange) -> Answer:
+        task = self._task_of(exchange)
         phase = wire_phase(task, self.engine.now())
         if phase not in (Phase.ACCEPTED, Phase.QUEUED):
-            return self.error(400, f"task {task.id} is {STATUS[phase]}; only queued tasks can be cancelled",
-                              code="task_not_cancellable")
+            raise ProviderError("task_not_cancellable", f"task {task.id} is {STATUS[phase]}; only queued tasks "
+                                "can be cancelled", status=400, code="task_not_cancellable")
         self.engine.cancel(task)  # the refund happens in on_event, like a failure's
-        return JSONResponse(cancel_object(task))
+        return Answer.json(cancel_object(task))
 
     # -- settlement and callbacks --------------------------------------------------------------------
 
@@ -305,14 +279,10 @@ class QingboProvider(Provider):
         event = STATUS[shown]
         if not url or event not in task.extra["callback_events"]:
             return
-        policy = RetryPolicy(
-            tuple(float(d) for d in self.options["callback_retry_delays"]),
-            float(self.options["callback_timeout_seconds"]),
-        )
         payload = task_object(self._view(task.extra["base_url"], at), task)
         self.engine.webhooks.enqueue(Delivery(
             stream=f"qingbo:{task.id}", url=url, payload=payload, provider=self.slug, event=event,
-            task_id=task.id, policy=policy,
+            task_id=task.id, policy=self.retry_policy(),
         ))
 
 

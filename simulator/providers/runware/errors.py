@@ -15,7 +15,6 @@ from typing import Any
 
 from simulator.validation import SchemaSet, Violation, render_message
 
-ROOT_SCHEMA = "request/task"
 # A task gets one error; when its request breaks several rules, the most basic one is reported.
 RULE_PRIORITY = {"discriminator": 0, "type": 1, "required": 2, "additionalProperties": 3}
 # JSON Schema types as Runware's docs and errors name them ("float min: 0 max: 1").
@@ -52,9 +51,10 @@ def parameter_name(path: tuple[str | int, ...]) -> str:
 
 
 class ErrorCatalog:
-    def __init__(self, data: Mapping[str, Any], schemas: SchemaSet) -> None:
+    def __init__(self, data: Mapping[str, Any], schemas: SchemaSet, task_schema: str) -> None:
         self.data = data
         self.schemas = schemas
+        self.task_schema = task_schema  # what each task of the array is validated against
 
     def status(self, kind: str) -> int:
         return int(self.data["status"][kind])
@@ -110,7 +110,7 @@ class ErrorCatalog:
 
     def schema_node(self, instance: Any, path: tuple[str | int, ...]) -> Mapping[str, Any] | None:
         """Follow `path` through the task schema (refs, discriminators, properties, items)."""
-        name, node = self._resolve(ROOT_SCHEMA, self.schemas.document(ROOT_SCHEMA))
+        name, node = self._resolve(self.task_schema, self.schemas.document(self.task_schema))
         for part in (*path, None):
             name, node = self._resolve(name, node)
             # Discriminators nest (taskType, then model): follow them until a concrete schema.

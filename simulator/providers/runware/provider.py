@@ -1,8 +1,9 @@
-"""Runware REST (`POST /v1`, a JSON array of tasks): auth, task dispatch, sync/async delivery, callbacks.
+"""Runware (`POST /v1`, a JSON array of tasks): auth, task dispatch, sync/async delivery, callbacks.
 
-Each task of the array is validated and run on its own, so one request can answer with results in
-`data[]` and failures in `errors[]` (errors page: "errors are scoped to the specific task that failed,
-while other tasks in the same request may still succeed"). The WebSocket transport is not simulated.
+Each task of the array is validated and run on its own (the operations table marks `Tasks` `eachItem`), so
+one request can answer with results in `data[]` and failures in `errors[]` (errors page: "errors are scoped
+to the specific task that failed, while other tasks in the same request may still succeed"). The handler
+works on an Exchange, so any transport that carries a task array can use it; only HTTP does today.
 """
 
 from __future__ import annotations
@@ -12,17 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute
-
-from simulator.engine import Delivery, Phase, RetryPolicy, Task
+from simulator.engine import Delivery, Engine, Phase, Task
 from simulator.engine.rng import random_uuid
 from simulator.faults.errors import error_spec
-from simulator.http.context import BodyError, bearer_token, context, public_base, read_json
 from simulator.images import content_type
+from simulator.pipeline import Answer, BodyError, Endpoint, Exchange, ProviderError
+from simulator.pipeline.body import without_unknown_fields
 from simulator.providers.base import Provider
-from simulator.providers.runware.errors import ROOT_SCHEMA, ErrorCatalog, TaskError, first_violation
+from simulator.providers.runware.errors import ErrorCatalog, TaskError, first_violation
 from simulator.providers.runware.faults import (
     flag_instead_of_block,
     forced_items,
@@ -41,8 +39,8 @@ IMAGE_PREFIX = "/image/ws/2/ii"
 # taskUUIDs are unique across the service, not per API key: the SDKs treat conflictTaskUUID as
 # "already submitted", so the key store is not scoped to the owner.
 ANY_OWNER = "*"
-# Headers of the generic forced-error response that describe its body, not the fault.
-BODY_HEADERS = frozenset({"content-length", "content-type"})
+# A refusal of the whole request, as errors[] items (rendered like any other answer of the array).
+TASK_ERRORS = "task_errors"
 
 
 @dataclass
@@ -62,19 +60,20 @@ class Outcome:
 class RunwareProvider(Provider):
     slug: ClassVar[str] = SLUG
 
-    def __init__(self, sim: Any) -> None:
-        super().__init__(sim)
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
         self.files = SignedFiles(self, IMAGE_PREFIX)
-        self.errors = ErrorCatalog(self.data, self.schemas)
+        self.task_schema = self.item_schema("Tasks")
+        self.errors = ErrorCatalog(self.data, self.schemas, self.task_schema)
         self.renderer = Renderer(self.engine, self.files, self.options, self.errors)
-        self.handlers: dict[str, Callable[[Request, str, dict[str, Any]], Outcome]] = {
+        self.handlers: dict[str, Callable[[Exchange, str, dict[str, Any]], Outcome]] = {
             "imageInference": self._image_inference,
             "getResponse": self._get_response,
             "ping": self._ping,
             "authentication": self._misplaced_authentication,
         }
 
-    def routes(self) -> list[BaseRoute]:
+    def routes(self) -> list[Endpoint]:
         return [
             self.route("/v1", self.submit, ["POST"], "Tasks"),
             self.route("/v1/", self.submit, ["POST"], "Tasks"),
@@ -83,7 +82,7 @@ class RunwareProvider(Provider):
 
     # -- envelopes -------------------------------------------------------------------------------------
 
-    def _respond(self, data: list[dict[str, Any]], errors: list[TaskError]) -> Response:
+    def _respond(self, data: list[dict[str, Any]], errors: list[TaskError]) -> Answer:
         body: dict[str, Any] = {}
         if data or not errors or self.options["errors_with_empty_data"]:
             body["data"] = data
@@ -92,71 +91,82 @@ class RunwareProvider(Provider):
         status = 200
         if errors and (not data or self.options["partial_failure_status"] == "first_error"):
             status = errors[0].status
-        return JSONResponse(body, status_code=status)
+        return Answer.json(body, status)
 
-    def error(self, status: int, message: str, *, code: str | None = None) -> Response:
+    def error(self, status: int, message: str, *, code: str | None = None) -> Answer:
         item = {"code": code or self.data["defaultCodes"].get(str(status), "unknownError"), "message": message}
         return self._respond([], [TaskError(status, item)])
 
-    def validation_error(self, violations: list[Violation]) -> Response:
+    def validation_error(self, violations: list[Violation]) -> Answer:
         return self._respond([], [self.errors.from_violation(first_violation(violations), None)])
 
-    # -- failure rehearsal -----------------------------------------------------------------------------
+    def render_error(self, exchange: Exchange, error: ProviderError) -> Answer:
+        if error.kind == TASK_ERRORS:
+            return self._respond([], list(error.details["errors"]))
+        return super().render_error(exchange, error)
 
-    def api_key_of(self, request: Request, body: Any) -> str | None:
-        """The key of a leading authentication task, else the Bearer header (as `_owner` reads them)."""
-        leading = leading_authentication(body)
+    def _refused(self, error: TaskError) -> ProviderError:
+        return ProviderError(TASK_ERRORS, error.item["message"], status=error.status, errors=[error])
+
+    # -- auth ------------------------------------------------------------------------------------------
+
+    def presented_key(self, exchange: Exchange) -> str | None:
+        """The key of a leading authentication task, else the transport's credential or the Bearer header."""
+        leading = leading_authentication(exchange.sent)
         if leading is None:
-            return bearer_token(request)
+            return super().presented_key(exchange)
         key = leading.get("apiKey")
         return key if isinstance(key, str) else None
+
+    def unauthorized(self, exchange: Exchange) -> ProviderError:
+        code = "invalidApiKey" if exchange.api_key else "missingApiKey"
+        return self._refused(self.errors.named(code, "authentication", {"taskType": "authentication"},
+                                               parameter="apiKey"))
+
+    def unreadable_body(self, exchange: Exchange, problem: BodyError) -> ProviderError:
+        return self._refused(self.errors.named("invalidRequestBody", "validation", detail=str(problem)))
+
+    # -- failure rehearsal -----------------------------------------------------------------------------
 
     def submits(self, operation: str, body: Any) -> bool:
         """Every request is operation `Tasks`: only one carrying imageInference work is held to a concurrency
         limit, so a getResponse poll is never refused for the generations it polls."""
         return submits(tasks_of(body))
 
-    def fault_response(self, request: Request, do: dict[str, Any]) -> Response:
+    def render_fault(self, exchange: Exchange, do: dict[str, Any]) -> Answer:
         """A forced error as errors[] items scoped to the request's tasks; status and headers as the base says."""
-        generic = super().fault_response(request, do)
+        generic = super().render_fault(exchange, do)
         spec = error_spec(self.data.get("faults", {}), do)
         if "code" in do:
             code = str(do["code"])
         elif spec.get("codeOption"):
             code = str(self.options[spec["codeOption"]])
         else:
-            code = spec.get("code") or self.data["defaultCodes"].get(str(generic.status_code), "unknownError")
-        tasks = tasks_of(getattr(request.state, "json_body", None))
+            code = spec.get("code") or self.data["defaultCodes"].get(str(generic.status), "unknownError")
+        tasks = tasks_of(exchange.sent)
         uuids = [task["taskUUID"] for task in tasks if isinstance(task.get("taskUUID"), str)]
         if uuids:
-            context(request)["task_id"] = uuids[0]
+            exchange.task_id = uuids[0]
         items = forced_items(spec, code, tasks)
-        response = self._respond([], [TaskError(generic.status_code, item) for item in items])
-        response.headers.update({k: v for k, v in generic.headers.items() if k.lower() not in BODY_HEADERS})
-        return response
+        return self._respond([], [TaskError(generic.status, item) for item in items]).with_headers(generic.headers)
 
-    # -- POST /v1 ------------------------------------------------------------------------------------
+    # -- the task array ------------------------------------------------------------------------------
 
-    async def submit(self, request: Request) -> Response:
-        try:
-            body = await read_json(request)
-        except BodyError as exc:
-            return self._respond([], [self.errors.named("invalidRequestBody", "validation", detail=str(exc))])
+    async def submit(self, exchange: Exchange) -> Answer:
+        body = exchange.body
         if not isinstance(body, list) or not body:
             detail = "Got an empty array." if body == [] else f"Got a JSON {_json_type(body)}."
-            return self._respond([], [self.errors.named("invalidRequestBody", "validation", detail=detail)])
+            raise self._refused(self.errors.named("invalidRequestBody", "validation", detail=detail))
         tasks: list[Any] = list(body)
         leading = leading_authentication(body)
         if leading is not None:
             tasks = tasks[1:]
-        owner, refusal = self._owner(request, leading)
-        if refusal is not None:
-            return self._respond([], [refusal])
+        owner = self.authenticate(exchange)
         data: list[dict[str, Any]] = []
         if leading is not None and self.options["echo_authentication_task"]:
             session = random_uuid(self.engine.seeds.stream(SLUG, "session", owner))
             data.append({"taskType": "authentication", "connectionSessionUUID": session})
-        outcomes = [self._run(request, owner, task) for task in tasks]
+        outcomes = [self._run(exchange, owner, task) for task in tasks]
         await self._settle(outcomes)
         now = self.engine.now()
         errors: list[TaskError] = []
@@ -169,40 +179,19 @@ class RunwareProvider(Provider):
                 errors.extend(failures)
         return self._respond(data, errors)
 
-    def _owner(self, request: Request, leading: dict[str, Any] | None) -> tuple[str, TaskError | None]:
-        """The API key from a leading authentication task, else from `Authorization: Bearer`."""
-        if leading is not None:
-            key = leading.get("apiKey")
-            api_key = key if isinstance(key, str) else None
-        else:
-            api_key = bearer_token(request)
-        auth_task = {"taskType": "authentication"}
-        if not api_key:
-            return "", self.errors.named("missingApiKey", "authentication", auth_task, parameter="apiKey")
-        owner = self.authenticate(request, api_key)
-        if owner is None:
-            return "", self.errors.named("invalidApiKey", "authentication", auth_task, parameter="apiKey")
-        return owner, None
-
-    def _run(self, request: Request, owner: str, task: Any) -> Outcome:
-        notes = context(request)
+    def _run(self, exchange: Exchange, owner: str, task: Any) -> Outcome:
         if not isinstance(task, dict):
             return Outcome(errors=[self.errors.named("invalidTask", "validation", detail=f"a JSON {_json_type(task)}")])
-        report = self.schemas.validate(ROOT_SCHEMA, task)
-        violations = report.violations
-        if self.options["unknown_parameters"] == "ignore":
-            ignored = [v for v in violations if v.rule == "additionalProperties"]
-            task = _without(task, [v.path for v in ignored])
-            notes.setdefault("ignored", []).extend(v.as_dict() for v in ignored)
-            violations = [v for v in violations if v.rule != "additionalProperties"]
-        if isinstance(task.get("taskUUID"), str):
-            notes.setdefault("task_id", task["taskUUID"])
+        report = self.schemas.validate(self.task_schema, task)
+        task, violations = without_unknown_fields(exchange, self.data, self.options, task, report.violations)
+        if isinstance(task.get("taskUUID"), str) and exchange.task_id is None:
+            exchange.task_id = task["taskUUID"]
         if violations:
-            return self._rejected(request, task, violations)
-        return self.handlers[task["taskType"]](request, owner, task)
+            return self._rejected(exchange, task, violations)
+        return self.handlers[task["taskType"]](exchange, owner, task)
 
-    def _rejected(self, request: Request, task: Any, violations: list[Violation]) -> Outcome:
-        context(request).setdefault("violations", []).extend(v.as_dict() for v in violations)
+    def _rejected(self, exchange: Exchange, task: Any, violations: list[Violation]) -> Outcome:
+        exchange.violations.extend(v.as_dict() for v in violations)
         return Outcome(errors=[self.errors.from_violation(first_violation(violations), task)])
 
     async def _settle(self, outcomes: list[Outcome]) -> None:
@@ -227,13 +216,13 @@ class RunwareProvider(Provider):
 
     # -- task types ------------------------------------------------------------------------------------
 
-    def _ping(self, request: Request, owner: str, task: dict[str, Any]) -> Outcome:
+    def _ping(self, exchange: Exchange, owner: str, task: dict[str, Any]) -> Outcome:
         return Outcome(data=[{"taskType": "ping", "pong": True}])
 
-    def _misplaced_authentication(self, request: Request, owner: str, task: dict[str, Any]) -> Outcome:
+    def _misplaced_authentication(self, exchange: Exchange, owner: str, task: dict[str, Any]) -> Outcome:
         return Outcome(errors=[self.errors.named("invalidTaskOrder", "validation", task, parameter="taskType")])
 
-    def _get_response(self, request: Request, owner: str, task: dict[str, Any]) -> Outcome:
+    def _get_response(self, exchange: Exchange, owner: str, task: dict[str, Any]) -> Outcome:
         found = self.engine.tasks.by_key(SLUG, ANY_OWNER, task["taskUUID"])
         job = job_of(found) if found is not None else None
         if job is None or job.owner != owner:
@@ -242,29 +231,29 @@ class RunwareProvider(Provider):
             return Outcome(errors=[error])
         return Outcome(show=job)
 
-    def _image_inference(self, request: Request, owner: str, task: dict[str, Any]) -> Outcome:
-        task = self.schemas.with_defaults(ROOT_SCHEMA, task)
+    def _image_inference(self, exchange: Exchange, owner: str, task: dict[str, Any]) -> Outcome:
+        task = self.schemas.with_defaults(self.task_schema, task)
         card = self.data["models"][task["model"]]
         plan = plan_size(task, card, self.options)
         if isinstance(plan, list):
-            return self._rejected(request, task, plan)
+            return self._rejected(exchange, task, plan)
         task_uuid = task["taskUUID"]
         if self.engine.tasks.by_key(SLUG, ANY_OWNER, task_uuid) is not None:
             # The documented idempotent replay (conflictTaskUUID): refused, but not a broken contract, so it is
             # noted in the journal rather than listed among the request's violations.
             duplicate = Violation(("taskUUID",), "duplicate", "taskUUID already in use", task_uuid)
-            context(request)["note"] = f"taskUUID {task_uuid} replayed: answered conflictTaskUUID"
+            exchange.note = f"taskUUID {task_uuid} replayed: answered conflictTaskUUID"
             return Outcome(errors=[self.errors.from_violation(duplicate, task)])
         cost = unit_cost(task, card, plan, float(self.options["search_surcharge_usd"]))
         total = round(cost * int(task["numberResults"]), 5)
         wallets = self.engine.wallets
         if not wallets.debit(self.slug, owner, total):
             balance = wallets.balance(self.slug, owner)
-            context(request)["note"] = f"insufficient credits: cost {total}, balance {balance}"
+            exchange.note = f"insufficient credits: cost {total}, balance {balance}"
             error = self.errors.named(self.options["insufficient_credits_code"], "credits", task,
                                       template="insufficientCredits", cost=f"{total:.5f}", balance=f"{balance:.5f}")
             return Outcome(errors=[error])
-        job = JobBuilder(self.engine, self.data["models"]).build(owner, task, plan, public_base(request), cost)
+        job = JobBuilder(self.engine, self.data["models"]).build(owner, task, plan, exchange.base_url, cost)
         for image in job.images:
             self.engine.add_task(image)
         if self.options["partial_block_style"] == "nsfw_flag" and job.flags_content():
@@ -286,14 +275,11 @@ class RunwareProvider(Provider):
 
     # -- callbacks -------------------------------------------------------------------------------------
 
-    def _policy(self, delays_option: str) -> RetryPolicy:
-        delays = tuple(float(d) for d in self.options[delays_option])
-        return RetryPolicy(delays, float(self.options["webhook_timeout_seconds"]))
-
     def _post(self, job: Job, event: str, payload: dict[str, Any]) -> None:
+        policy = self.retry_policy("webhook_retry_delays", "webhook_timeout_seconds")
         self.engine.webhooks.enqueue(Delivery(
             stream=f"{SLUG}:{job.task_uuid}:webhook", url=job.request["webhookURL"], payload=payload,
-            provider=self.slug, event=event, task_id=job.task_uuid, policy=self._policy("webhook_retry_delays"),
+            provider=self.slug, event=event, task_id=job.task_uuid, policy=policy,
         ))
 
     def on_event(self, task: Task, phase: Phase, at: float) -> None:
@@ -321,24 +307,9 @@ class RunwareProvider(Provider):
             self.engine.webhooks.enqueue(Delivery(
                 stream=f"{SLUG}:{task.id}:upload", url=job.request["uploadEndpoint"], payload=None,
                 provider=self.slug, event="upload", task_id=job.task_uuid,
-                policy=self._policy("upload_retry_delays"), method="PUT",
+                policy=self.retry_policy("upload_retry_delays", "webhook_timeout_seconds"), method="PUT",
                 content=self.renderer.image_bytes(task), content_type=content_type(image.format),
             ))
-
-
-def _without(task: dict[str, Any], paths: list[tuple[str | int, ...]]) -> dict[str, Any]:
-    """A copy of `task` without the properties at `paths` (unknown parameters, when they are ignored)."""
-    if not paths:
-        return task
-    copy: dict[str, Any] = dict(task)
-    for path in paths:
-        holder: Any = copy
-        for part in path[:-1]:
-            child = holder[part]
-            holder[part] = dict(child) if isinstance(child, dict) else list(child)
-            holder = holder[part]
-        holder.pop(path[-1], None)
-    return copy
 
 
 def _json_type(value: Any) -> str:

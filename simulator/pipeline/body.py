@@ -1,0 +1,114 @@
+"""Reading a request body the way real providers do: once, strictly, and against the operations table.
+
+JSON that Python's parser lets through but real backends refuse (nesting beyond a depth, NaN and infinite
+numbers, strings with unpaired UTF-16 surrogates) is refused here too. Fields a provider's schema does not
+know are refused, or dropped where the provider's option says it ignores them (provider.json
+`unknownFields`).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from simulator.options import ProviderOptions
+from simulator.pipeline.exchange import Exchange
+from simulator.validation import Violation, dotted_path
+
+# Deeper than any real request; .NET's System.Text.Json stops at 64 too.
+MAX_JSON_DEPTH = 64
+UNPAIRED_SURROGATE = "The JSON value contains an unpaired UTF-16 surrogate and is not valid Unicode."
+
+
+class BodyError(ValueError):
+    """The body is not JSON a real provider would accept; line/column follow the parser's position."""
+
+    def __init__(
+        self, message: str, line: int = 0, column: int = 0, *, path: tuple[str | int, ...] = (), rule: str = "json"
+    ) -> None:
+        super().__init__(message)
+        self.line = line
+        self.column = column
+        self.path = path
+        self.rule = rule
+
+
+def read_json(exchange: Exchange, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """The exchange's body as JSON, or the BodyError that says why it is not acceptable."""
+    if not exchange.raw_body.strip():
+        raise BodyError("A non-empty request body is required.")
+    value, problem = exchange.loaded()
+    if isinstance(problem, UnicodeDecodeError):
+        raise BodyError("The request body is not valid UTF-8.") from problem
+    if isinstance(problem, json.JSONDecodeError):
+        raise BodyError(problem.msg, problem.lineno - 1, problem.colno - 1) from problem
+    if problem is not None:  # RecursionError: nested beyond what the parser can hold
+        raise BodyError(_too_deep(max_depth), rule="maxDepth") from problem
+    unreadable_json(value, max_depth)
+    return value
+
+
+def _too_deep(max_depth: int) -> str:
+    return f"The JSON value is nested deeper than the maximum allowed depth of {max_depth}."
+
+
+def unreadable_json(value: Any, max_depth: int) -> None:
+    """Refuse what Python's parser lets through but real backends (and any JSON response echoing it) cannot."""
+    pending: list[tuple[tuple[str | int, ...], Any, int]] = [((), value, 1)]
+    while pending:
+        path, item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            if depth > max_depth:
+                raise BodyError(_too_deep(max_depth), path=path, rule="maxDepth")
+            for key, child in item.items() if isinstance(item, dict) else enumerate(item):
+                if isinstance(key, str) and not _is_unicode(key):
+                    raise BodyError(UNPAIRED_SURROGATE, path=(*path, key), rule="unicode")
+                pending.append(((*path, key), child, depth + 1))
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise BodyError(f"The JSON value could not be converted: {item} is not a finite number.",
+                            path=path, rule="number")
+        elif isinstance(item, str) and not _is_unicode(item):
+            raise BodyError(UNPAIRED_SURROGATE, path=path, rule="unicode")
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def without_unknown_fields(
+    exchange: Exchange, data: Mapping[str, Any], options: ProviderOptions, body: Any,
+    violations: Sequence[Violation],
+) -> tuple[Any, list[Violation]]:
+    """The body and violations left once unknown fields are handled as the provider does.
+
+    provider.json `unknownFields: {"option": NAME, "note": TEXT}`: when that option is `ignore`, a field the
+    schema does not know is no violation; if nothing else is wrong it is dropped from (a copy of) the body,
+    and the journal notes which (`TEXT: a, b`) when the provider's table words a note.
+    """
+    spec = data.get("unknownFields")
+    if spec is None or options[spec["option"]] != "ignore":
+        return body, list(violations)
+    unknown = [v for v in violations if v.rule == "additionalProperties"]
+    rest = [v for v in violations if v.rule != "additionalProperties"]
+    if not unknown or rest:
+        return body, rest
+    trimmed = copy.deepcopy(body)
+    for violation in unknown:
+        *parents, last = violation.path
+        holder = trimmed
+        for part in parents:
+            holder = holder[part]
+        del holder[last]
+    # Not a broken contract (the provider takes the request), but the contract check warns of it: the user
+    # probably meant another field, and the answer will not show that the value was never used.
+    exchange.ignored.extend(v.as_dict() for v in unknown)
+    if spec.get("note"):
+        exchange.note = f"{spec['note']}: " + ", ".join(dotted_path(v.path) for v in unknown)
+    return trimmed, rest
