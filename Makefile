@@ -29,7 +29,7 @@ lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 # Never part of `make test`: minutes of load. Installs its own extra (uvloop, httptools), wrk (apt-get) and
 # Prism 5 (npm, cached) when missing; ARGS="--duration 5 --providers civitai" to narrow it.
