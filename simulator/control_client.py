@@ -121,8 +121,12 @@ class ControlClient:
         if name is not None and Path(name).is_file():
             path = Path(name)
             body = {"yaml": path.read_text(encoding="utf-8"), "source": path.stem}
+        elif name is not None:
+            body = {"name": name}
+        elif yaml is not None:
+            body = {"yaml": yaml}
         else:
-            body = {"name": name} if name is not None else {"yaml": yaml}
+            raise ValueError("name a scenario, or give its YAML text")
         return dict(self._call("POST", "/scenarios", json=body))
 
     def scenarios(self) -> dict[str, Any]:

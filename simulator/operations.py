@@ -14,10 +14,16 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 from simulator.options import provider_data
 from simulator.resources import schemas_dir
+
+
+class _Named(Protocol):
+    """What `str.format_map` needs of the options: values by name."""
+
+    def __getitem__(self, name: str) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,7 @@ class Operation:
     request_media: str = "application/json"
     each_item: bool = False  # the body is an array whose items are validated one by one (one bad item fails alone)
 
-    def request_schema(self, options: Mapping[str, Any]) -> str | None:
+    def request_schema(self, options: _Named) -> str | None:
         return self.request.format_map(options) if self.request else None
 
     def response(self, status: int) -> ResponseSpec | None:

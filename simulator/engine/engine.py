@@ -7,7 +7,7 @@ import itertools
 import math
 import random
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,7 +147,7 @@ class Engine:
         self._emit(task, Phase.ACCEPTED, timeline.accepted_at)
         return task
 
-    def _transition(self, task: Task, phase: Phase) -> Callable[[], object]:
+    def _transition(self, task: Task, phase: Phase) -> Callable[[], Awaitable[None]]:
         async def fire() -> None:
             if task.phase(self.clock.now()) is Phase.CANCELED:
                 return

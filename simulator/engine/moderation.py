@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import re2  # type: ignore[import-untyped]  # google-re2 ships no type hints
+import re2
 
 from simulator import checks
 from simulator.engine.tasks import Failure

@@ -7,6 +7,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from simulator.images.render import ImageFormat
+
 
 class Phase(enum.StrEnum):
     ACCEPTED = "accepted"
@@ -53,7 +55,7 @@ class OutputImage:
     index: int
     width: int
     height: int
-    format: str
+    format: ImageFormat
     seed: int
     blocked: bool = False
     blocked_reason: str | None = None
@@ -137,7 +139,7 @@ class TaskStore:
     def get(self, task_id: str) -> Task | None:
         return self._tasks.get(task_id)
 
-    def __contains__(self, task_id: str) -> bool:
+    def __contains__(self, task_id: object) -> bool:
         return task_id in self._tasks
 
     def __len__(self) -> int:

@@ -158,7 +158,7 @@ def control_routes(sim: Simulator) -> list[Route]:
         body = await _body(request, frozenset({"seed"}))
         seed = body.get("seed")
         if seed is not None:
-            seed = checks.number(seed, "seed", low=-MAX_SEED, high=MAX_SEED, integer=True)
+            seed = int(checks.number(seed, "seed", low=-MAX_SEED, high=MAX_SEED, integer=True))
         sim.reset(seed)
         return JSONResponse({"reset": True, "seed": engine.seed, "clock": engine.clock.describe()})
 

@@ -149,7 +149,7 @@ def _rgb(hue: float, saturation: float, value: float) -> RGB:
 
 # -- the caption ---------------------------------------------------------------------------------------
 
-Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+Font = ImageFont.FreeTypeFont
 _thread_fonts = threading.local()
 _FONTS_PER_THREAD = 64
 _GLYPHS_PER_THREAD = 4096
@@ -164,7 +164,10 @@ def font(size: int) -> Font:
         if len(fonts) >= _FONTS_PER_THREAD:
             fonts.clear()  # arbitrary image sizes could otherwise grow the cache without bound
         # Pillow's bundled font: never depends on fonts installed on the host.
-        fonts[size] = ImageFont.load_default(size=size)
+        loaded = ImageFont.load_default(size=size)
+        if not isinstance(loaded, ImageFont.FreeTypeFont):  # the bitmap fallback has one size and no metrics
+            raise RuntimeError("Pillow was built without FreeType; the placeholder's caption needs it")
+        fonts[size] = loaded
     return fonts[size]
 
 

@@ -15,6 +15,7 @@ import io
 import re
 import struct
 from collections.abc import Callable
+from functools import partial
 
 from PIL import Image
 
@@ -72,7 +73,7 @@ def assemble(card: Card, quality: int, strip_image: Callable[[tuple[int, int], s
     grid = [[0] * columns for _ in range(rows)]
     for box, colour in card.blocks:
         _fill(grid, box, colours.index(colour), columns, rows)
-    strips: dict[int, tuple[list[list[bytes]], int]] = {}
+    strips: dict[int, tuple[list[bytes], int]] = {}
     if card.panel is not None:
         panel_index = len(colours)
         _fill(grid, card.panel, panel_index, columns, rows)
@@ -81,10 +82,10 @@ def assemble(card: Card, quality: int, strip_image: Callable[[tuple[int, int], s
         for (left, top, right, bottom), line in card.strips():
             size = (right - left, bottom - top)
             key = (quality, size, line, card.font_size)
-            encoded = STRIPS.get(key, lambda size=size, line=line: _strip_rows(strip_image(size, line), quality))
-            for n, row in enumerate(encoded):
+            encoded = STRIPS.get(key, partial(_encoded_strip, strip_image, size, line, quality))
+            for n, strip_row in enumerate(encoded):
                 if top // GRID + n < rows:
-                    strips[top // GRID + n] = (row, left // GRID)
+                    strips[top // GRID + n] = (strip_row, left // GRID)
     cycles = [[segment + marker for marker in RESTART] for segment in flat]
 
     body: list[bytes] = []
@@ -93,10 +94,10 @@ def assemble(card: Card, quality: int, strip_image: Callable[[tuple[int, int], s
         start = y * columns
         strip = strips.get(y)
         if strip is None:
-            key = (start % 8, *cells)
-            row = flat_rows.get(key)
+            row_key = (start % 8, *cells)
+            row = flat_rows.get(row_key)
             if row is None:
-                row = flat_rows[key] = b"".join(_flat_row(cycles, cells, start))
+                row = flat_rows[row_key] = b"".join(_flat_row(cycles, cells, start))
             body.append(row)
             continue
         segments, first = strip
@@ -126,6 +127,11 @@ def _swatches(colours: tuple[RGB, ...]) -> Image.Image:
     for n, colour in enumerate(colours):
         image.paste(colour, (n * GRID, 0, (n + 1) * GRID, GRID))
     return image
+
+
+def _encoded_strip(strip_image: Callable[[tuple[int, int], str], Image.Image], size: tuple[int, int], line: str,
+                   quality: int) -> list[list[bytes]]:
+    return _strip_rows(strip_image(size, line), quality)
 
 
 def _strip_rows(image: Image.Image, quality: int) -> list[list[bytes]]:

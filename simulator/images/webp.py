@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Callable, Sequence
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from simulator.images.bits import BitWriter
 from simulator.images.design import RGB
@@ -118,6 +118,10 @@ def encode_row(out: _Symbols, row: bytes, above: bytes | None) -> None:
         out.copy(UP, pending)
 
 
+def _strip_bits_of(rows: Callable[[], list[bytes]]) -> list[Bits]:
+    return _strip_bits(rows())
+
+
 def _strip_bits(rows: list[bytes]) -> list[Bits]:
     """Each row of a caption strip, the first on its own, the others relative to the row before."""
     encoded = []
@@ -173,7 +177,7 @@ def encode(width: int, height: int, palette: list[RGB], rows: list[bytes], count
             key, strip_rows_of, index, left, right = strip
             encode_row(symbols, row[:left], above[:left] if above is not None else None)
             bits.write(*symbols.bits())
-            bits.write(*STRIPS.get(key, lambda rows=strip_rows_of: _strip_bits(rows()))[index])
+            bits.write(*STRIPS.get(key, partial(_strip_bits_of, strip_rows_of))[index])
             symbols = _Symbols()
             encode_row(symbols, row[right:], above[right:] if above is not None else None)
         bits.write(*symbols.bits())

@@ -6,10 +6,10 @@ See simulator/pipeline/pipeline.py for the stages, simulator/transports/ for the
 from simulator.pipeline.answer import Answer
 from simulator.pipeline.body import MAX_JSON_DEPTH, BodyError
 from simulator.pipeline.errors import INVALID, ProviderError
-from simulator.pipeline.exchange import Endpoint, Exchange, Handler, Refuser
+from simulator.pipeline.exchange import Endpoint, Exchange, Handler, Refuser, Replay
 from simulator.pipeline.parameters import BadParameter
 
 __all__ = [
     "INVALID", "MAX_JSON_DEPTH", "Answer", "BadParameter", "BodyError", "Endpoint", "Exchange", "Handler",
-    "ProviderError", "Refuser",
+    "ProviderError", "Refuser", "Replay",
 ]

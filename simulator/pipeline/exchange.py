@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from simulator.providers.base import Provider
 
 Handler = Callable[["Exchange"], Awaitable[Answer]]
+# Answers a request before its body is read (an idempotent replay), or None to let the handler run.
+Replay = Callable[["Exchange"], Awaitable[Answer | None]]
 # Renders a forced error (a fault rule's or a rate limit's `do`) for one exchange.
 Refuser = Callable[["Exchange", dict[str, Any]], Answer]
 
@@ -64,6 +66,14 @@ class Exchange:
     _loaded: tuple[Any, Exception | None] | None = None
 
     @property
+    def caller(self) -> str:
+        """The authenticated key, in a handler of an operation whose table says `auth: required` (the pipeline
+        refuses the request before the handler otherwise)."""
+        if self.owner is None:
+            raise RuntimeError(f"{self.operation}: no authenticated caller; its operations table entry needs auth")
+        return self.owner
+
+    @property
     def query(self) -> QueryParams:
         return QueryParams(self.query_string)
 
@@ -101,7 +111,7 @@ class Endpoint:
     operation: str
     handler: Handler
     refuse: Refuser | None = None
-    replay: Handler | None = None
+    replay: Replay | None = None
 
     @property
     def name(self) -> str:

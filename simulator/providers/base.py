@@ -10,7 +10,7 @@ how this provider words a refusal. A handler refuses by raising `ProviderError`.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Sequence
+from collections.abc import Collection
 from typing import Any, ClassVar
 
 from simulator.engine import Engine, Phase, RetryPolicy, Task
@@ -29,6 +29,7 @@ from simulator.pipeline import (
     Handler,
     ProviderError,
     Refuser,
+    Replay,
 )
 from simulator.validation import SchemaSet, ValidationReport, Violation, schema_set
 
@@ -79,8 +80,8 @@ class Provider:
 
     # -- declaring endpoints -------------------------------------------------------------------------
 
-    def route(self, path: str, handler: Handler, methods: Sequence[str], operation: str, *,
-              refuse: Refuser | None = None, replay: Handler | None = None) -> Endpoint:
+    def route(self, path: str, handler: Handler, methods: Collection[str], operation: str, *,
+              refuse: Refuser | None = None, replay: Replay | None = None) -> Endpoint:
         """An endpoint of `operation` (a name in the operations table). `refuse` renders forced errors when the
         route is not the provider's API (a CDN link answers like an object store); `replay` may answer a
         repeated request from what the first one made, before its body is read (an Idempotency-Key)."""

@@ -203,8 +203,7 @@ class CivitaiProvider(Provider):
     # -- workflows ---------------------------------------------------------------------------------
 
     async def submit(self, exchange: Exchange) -> Answer:
-        owner, wait, whatif = exchange.owner, self._wait_seconds(exchange), exchange.params["whatif"]
-        assert owner is not None
+        owner, wait, whatif = exchange.caller, self._wait_seconds(exchange), exchange.params["whatif"]
         template = self.with_defaults(exchange, exchange.body)
         problems = self._semantic_violations(template, wait)
         if problems:

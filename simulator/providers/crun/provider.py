@@ -110,8 +110,7 @@ class CrunProvider(Provider):
     # -- routes --------------------------------------------------------------------------------------
 
     async def create_task(self, exchange: Exchange) -> Answer:
-        owner = exchange.owner
-        assert owner is not None
+        owner = exchange.caller
         filled = self.with_defaults(exchange, exchange.body)
         price = self.factory.quote(filled)
         if not self.ledger.reserve(owner, price):
@@ -132,7 +131,7 @@ class CrunProvider(Provider):
         return self._ok(self._view(exchange.base_url).task(task))
 
     async def balance(self, exchange: Exchange) -> Answer:
-        return self._ok({"balance": number(self.engine.wallets.balance(self.slug, exchange.owner))})
+        return self._ok({"balance": number(self.engine.wallets.balance(self.slug, exchange.caller))})
 
     async def estimate_credits(self, exchange: Exchange) -> Answer:
         price = self.factory.quote(self.with_defaults(exchange, exchange.body))
@@ -141,7 +140,7 @@ class CrunProvider(Provider):
 
     async def estimate_task(self, exchange: Exchange) -> Answer:
         price = self.factory.quote(self.with_defaults(exchange, exchange.body))
-        balance = self.engine.wallets.balance(self.slug, exchange.owner)
+        balance = self.engine.wallets.balance(self.slug, exchange.caller)
         return self._ok({
             "estimated_credits": number(price), "balance": number(balance), "affordable": balance >= price,
         })

@@ -115,8 +115,7 @@ class GatewayProvider(Provider):
     # -- create --------------------------------------------------------------------------------------
 
     async def create(self, exchange: Exchange) -> Answer:
-        owner = exchange.owner
-        assert owner is not None
+        owner = exchange.caller
         body = self.with_defaults(exchange, exchange.body)
         parsed = read_request(self.card, body)
         problems = self._semantic_violations(parsed)
@@ -148,7 +147,7 @@ class GatewayProvider(Provider):
         if parsed.callback_url is not None:
             reason = self.callbacks.problem(parsed.callback_url)
             if reason is not None:
-                out.append(Violation((fields.callback,), "callbackUrl", reason, parsed.callback_url, "https://…"))
+                out.append(Violation((fields.callback or "callback",), "callbackUrl", reason, parsed.callback_url, "https://…"))
         return out
 
     # -- reads ---------------------------------------------------------------------------------------
@@ -164,7 +163,7 @@ class GatewayProvider(Provider):
         return Answer.json(self.renderer.body("detail", task, self.engine.now()))
 
     async def credits(self, exchange: Exchange) -> Answer:
-        owner = exchange.owner
+        owner = exchange.caller
         used = sum(
             t.cost for t in self.engine.tasks.all(self.slug) if t.owner == owner and not t.extra["refunded"]
         )

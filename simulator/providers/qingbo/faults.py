@@ -52,8 +52,9 @@ class QuotaWindow:
         `retry_after` if the rule gives one, else after the whole window."""
         seconds = float(defaults["seconds"])
         window = do.get("window")
-        if _number(window) is not None:
-            seconds = float(window)
+        given = _number(window)
+        if given is not None:
+            seconds = float(given)
         text = window if isinstance(window, str) and window else window_text(seconds)
         cap = _number(do.get("cap"))
         cap_value = int(cap) if cap is not None else int(defaults["cap"])

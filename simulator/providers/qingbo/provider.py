@@ -179,7 +179,7 @@ class QingboProvider(Provider):
     def _replayed(self, exchange: Exchange) -> Task | None:
         """An earlier task of the caller's with this Idempotency-Key, whatever the body says now."""
         key = exchange.headers.get("idempotency-key", "").strip()
-        existing = self.engine.tasks.by_key(self.slug, exchange.owner, key, self.engine.now()) if key else None
+        existing = self.engine.tasks.by_key(self.slug, exchange.caller, key, self.engine.now()) if key else None
         if existing is not None:
             exchange.task_id = existing.id
             exchange.note = f"Idempotency-Key {key!r} matched {existing.id}; no new task, no charge"
@@ -187,8 +187,7 @@ class QingboProvider(Provider):
 
     def _accepted(self, exchange: Exchange) -> Task:
         """A new task for a submission that passed validation and was paid for (else the refusal)."""
-        owner, raw = exchange.owner, exchange.body
-        assert owner is not None
+        owner, raw = exchange.caller, exchange.body
         references, problems = self._semantic_checks(raw)
         if problems:
             raise ProviderError.invalid(problems)
