@@ -73,7 +73,8 @@ def configure(level: str = "info", fmt: str = "text", stream: TextIO | None = No
 
 class Progress:
     """Progress of one long piece of work on `nanobanana_sim.progress`: silent if it ends within `after` seconds,
-    then a line at most every `every` seconds, and a closing line.
+    then a line at most every `every` seconds, and a closing line. Work known in advance to be long (`announce`)
+    gets an opening line at once and always a closing one; `outcome` adds a word on the result to that line.
 
         with Progress("render 4096x4096 PNG", total=height, unit="rows") as progress:
             for row in range(height):
@@ -91,6 +92,7 @@ class Progress:
         every: float = 5.0,
         logger: logging.Logger | None = None,
         clock: Callable[[], float] = time.monotonic,
+        announce: bool = False,
     ) -> None:
         self.what, self.total, self.unit = what, total, unit
         self.after, self.every = after, every
@@ -98,7 +100,11 @@ class Progress:
         self.clock = clock
         self.done = 0
         self.started = clock()
+        self.outcome = ""
         self._reported: float | None = None
+        if announce:
+            self._reported = self.started
+            self._log(f"{what}...", self.started)
 
     def advance(self, steps: int = 1) -> None:
         self.done += steps
@@ -126,5 +132,7 @@ class Progress:
         if self._reported is None and now < self.started + self.after:
             return  # short work stays silent
         outcome = "done" if kind is None else f"stopped by {kind.__name__}"
-        self._log(f"{self.what} {outcome}: {self.done} {self.unit} in {now - self.started:.1f} s", now,
+        counted = f": {self.done} {self.unit}" if self.done or self.total else ""
+        result = f" ({self.outcome})" if self.outcome and kind is None else ""
+        self._log(f"{self.what} {outcome}{counted} in {now - self.started:.1f} s{result}", now,
                   finished=kind is None)

@@ -192,3 +192,24 @@ def test_long_work_reports_after_a_while_then_at_intervals_and_when_done(caplog:
     assert caplog.records[-1].fields == {  # type: ignore[attr-defined]
         "work": "render 4096x4096 PNG", "done": 10, "total": 10, "unit": "bands", "elapsed": 15.0, "finished": True,
     }
+
+
+def test_announced_work_opens_and_closes_with_its_outcome(caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeTime()
+    with caplog.at_level(logging.INFO, logger=PROGRESS), \
+            Progress("render a 12288x1536 png placeholder", announce=True, clock=clock) as progress:
+        clock.now += 0.4
+        progress.outcome = "812345 bytes"
+    assert [record.getMessage() for record in caplog.records] == [
+        "render a 12288x1536 png placeholder...",
+        "render a 12288x1536 png placeholder done in 0.4 s (812345 bytes)",
+    ]
+
+
+def test_announced_work_that_fails_says_what_stopped_it(caplog: pytest.LogCaptureFixture) -> None:
+    clock = FakeTime()
+    with caplog.at_level(logging.INFO, logger=PROGRESS), pytest.raises(MemoryError), \
+            Progress("render", announce=True, clock=clock) as progress:
+        progress.outcome = "never shown"
+        raise MemoryError
+    assert caplog.records[-1].getMessage() == "render stopped by MemoryError in 0.0 s"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import re
 import struct
 import threading
 import zlib
@@ -28,6 +29,7 @@ from simulator.images import PlaceholderCache, PlaceholderSpec, render_placehold
 from simulator.images import cache as cache_module
 from simulator.images.design import layout
 from simulator.images.render import _palette_canvas
+from simulator.logs import PROGRESS
 
 PROMPT = "A nano banana wearing sunglasses on a beach at sunset, photorealistic, 35mm film look"
 
@@ -194,13 +196,15 @@ def test_a_failed_render_is_reported_to_every_waiter_and_retried_next_time(monke
     assert cache.get(spec()) == render_placeholder(spec())
 
 
-def test_large_renders_are_logged(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.INFO, logger="nanobanana_sim"):
-        PlaceholderCache().get(spec(width=4096, height=4096, format="jpeg"))
+def test_large_renders_report_their_progress(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger=PROGRESS):
+        PlaceholderCache().get(spec(width=4096, height=4096, format="jpeg", seed=3))
         PlaceholderCache().get(spec(width=1024, height=1024, format="jpeg"))
-    messages = [record.getMessage() for record in caplog.records if record.name == "nanobanana_sim"]
+    messages = [record.getMessage() for record in caplog.records if record.name == PROGRESS]
     assert len(messages) == 2
-    assert "rendering a 4096x4096 jpeg" in messages[0] and "rendered the 4096x4096 jpeg" in messages[1]
+    assert messages[0] == "render a 4096x4096 jpeg placeholder (seed 3)..."
+    assert re.fullmatch(r"render a 4096x4096 jpeg placeholder \(seed 3\) done in \d+\.\d s \(\d+ bytes\)",
+                        messages[1])
 
 
 def test_etag_follows_the_spec_not_the_render() -> None:

@@ -9,19 +9,16 @@ blocking form for code outside an event loop; it joins a render already under wa
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import threading
-import time
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from simulator.images.render import PlaceholderSpec, render_placeholder
-
-log = logging.getLogger("nanobanana_sim")
+from simulator.logs import Progress
 
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
-# Renders this large are logged when they start and end: they take long enough for someone to wonder.
+# Renders this large are announced when they start and end: they take long enough for someone to wonder.
 LOGGED_PIXELS = 4_000_000
 # Renders mostly run in Pillow and zlib, which release the GIL; more threads than spare cores would only
 # slow the event loop down. Each in-flight render holds one full-size canvas, so this also bounds memory.
@@ -81,13 +78,11 @@ class PlaceholderCache:
             return future, True
 
     def _fulfil(self, spec: PlaceholderSpec, future: Future[bytes]) -> None:
-        large = spec.width * spec.height >= LOGGED_PIXELS
-        started = time.perf_counter()
-        if large:
-            log.info("nanobanana-sim: rendering a %dx%d %s placeholder (seed %s)", spec.width, spec.height,
-                     spec.format, spec.seed)
+        what = f"render a {spec.width}x{spec.height} {spec.format} placeholder (seed {spec.seed})"
         try:
-            data = render_placeholder(spec)
+            with Progress(what, announce=spec.width * spec.height >= LOGGED_PIXELS) as progress:
+                data = render_placeholder(spec)
+                progress.outcome = f"{len(data)} bytes"
         except BaseException as exc:
             with self._lock:
                 del self._pending[spec]
@@ -97,9 +92,6 @@ class PlaceholderCache:
             del self._pending[spec]
             self.renders += 1
             self._store(spec, data)
-        if large:
-            log.info("nanobanana-sim: rendered the %dx%d %s placeholder in %.0f ms (%d bytes)", spec.width,
-                     spec.height, spec.format, (time.perf_counter() - started) * 1000, len(data))
         future.set_result(data)
 
     def _store(self, spec: PlaceholderSpec, data: bytes) -> None:
