@@ -21,6 +21,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator, ValidationError
 from jsonschema.validators import extend
 from referencing import Registry, Resource
@@ -153,6 +154,10 @@ class SchemaSet:
                 self._documents[relative.removeprefix(f"{slug}/").removesuffix(".json")] = document
         self._registry: Registry[Any] = Registry().with_resources(resources)
         self._validators: dict[str, Any] = {}
+        self._compiled_registry = jsonschema_rs.Registry(
+            [(document["$id"], _lowered(document)) for document in self._documents.values()],
+            draft=jsonschema_rs.Draft202012)
+        self._compiled: dict[str, Any] = {}
 
     def names(self) -> list[str]:
         return sorted(self._documents)
@@ -169,19 +174,57 @@ class SchemaSet:
             self._validators[name] = validator
         return validator
 
+    def _accepts(self, name: str, instance: Any) -> bool:
+        """The compiled validator's verdict: True only when the instance is certainly valid. It decides the happy
+        path in microseconds; a False (or a value it cannot take, such as a lone surrogate) leaves the decision,
+        and the provider-worded violations, to the detailed validator, which stays the authority."""
+        compiled = self._compiled.get(name)
+        if compiled is None:
+            document = self._documents[name]
+            compiled = jsonschema_rs.Draft202012Validator(
+                {"$ref": document["$id"]}, registry=self._compiled_registry, validate_formats=False)
+            self._compiled[name] = compiled
+        try:
+            return bool(compiled.is_valid(instance))
+        except Exception:  # anything the compiled side cannot read goes the detailed way
+            return False
+
     def validate(self, name: str, instance: Any) -> ValidationReport:
+        if name in self._documents and self._accepts(name, instance):
+            return ValidationReport()
         errors = self._validator(name).iter_errors(instance)
         violations = [v for error in errors for v in _violations(error, name)]
         violations.sort(key=lambda v: (dotted_path(v.path), v.rule))
         return ValidationReport(_dedupe(violations))
 
     def is_valid(self, name: str, instance: Any) -> bool:
-        return bool(self._validator(name).is_valid(instance))
+        return (name in self._documents and self._accepts(name, instance)) or bool(
+            self._validator(name).is_valid(instance))
 
     def with_defaults(self, name: str, instance: Any) -> Any:
         """A copy of a valid instance with every schema `default` filled in where a value is absent."""
         document = self._documents[name]
         return _fill_defaults(document, instance, self._registry.resolver(base_uri=document["$id"]))
+
+
+def _lowered(schema: Any) -> Any:
+    """A copy of the schema in standard JSON Schema, for the compiled validator: each `discriminator` becomes
+    the `if`/`then` pairs that decide the same (a listed value → its mapped schema, any other → invalid), and
+    `$schema` goes (the registry fixes the draft)."""
+    if isinstance(schema, list):
+        return [_lowered(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: _lowered(value) for key, value in schema.items() if key not in ("discriminator", "$schema")}
+    spec = schema.get("discriminator")
+    if isinstance(spec, dict):
+        name, mapping = spec["propertyName"], spec["mapping"]
+        present: dict[str, Any] = {"type": "object", "required": [name]}
+        rules: list[Any] = [{"if": present, "then": {"properties": {name: {"enum": sorted(mapping)}}}}]
+        rules += [{"if": {**present, "properties": {name: {"const": value}}}, "then": {"$ref": target}}
+                  for value, target in mapping.items()]
+        out["allOf"] = [*out.get("allOf", []), *rules]
+    return out
 
 
 def _fill_defaults(schema: Any, instance: Any, resolver: Any) -> Any:
