@@ -174,7 +174,7 @@ class SchemaSet:
             self._validators[name] = validator
         return validator
 
-    def _accepts(self, name: str, instance: Any) -> bool:
+    def accepts(self, name: str, instance: Any) -> bool:
         """The compiled validator's verdict: True only when the instance is certainly valid. It decides the happy
         path in microseconds; a False (or a value it cannot take, such as a lone surrogate) leaves the decision,
         and the provider-worded violations, to the detailed validator, which stays the authority."""
@@ -190,7 +190,7 @@ class SchemaSet:
             return False
 
     def validate(self, name: str, instance: Any) -> ValidationReport:
-        if name in self._documents and self._accepts(name, instance):
+        if name in self._documents and self.accepts(name, instance):
             return ValidationReport()
         errors = self._validator(name).iter_errors(instance)
         violations = [v for error in errors for v in _violations(error, name)]
@@ -198,7 +198,7 @@ class SchemaSet:
         return ValidationReport(_dedupe(violations))
 
     def is_valid(self, name: str, instance: Any) -> bool:
-        return (name in self._documents and self._accepts(name, instance)) or bool(
+        return (name in self._documents and self.accepts(name, instance)) or bool(
             self._validator(name).is_valid(instance))
 
     def with_defaults(self, name: str, instance: Any) -> Any:

@@ -45,7 +45,7 @@ def test_compiled_and_detailed_validators_agree_on_every_example(slug: str) -> N
     for file, instance in instances:
         for name in names:
             detailed = not schemas._validator(name).is_valid(instance)
-            compiled = not schemas._accepts(name, instance)
+            compiled = not schemas.accepts(name, instance)
             if detailed != compiled:
                 disagreements.append(f"{file} against {name}: detailed invalid={detailed}, compiled={compiled}")
     assert not disagreements, "\n".join(disagreements)
@@ -54,7 +54,7 @@ def test_compiled_and_detailed_validators_agree_on_every_example(slug: str) -> N
 def test_a_discriminator_value_outside_its_mapping_is_refused_by_both() -> None:
     schemas = schema_set("civitai")
     body = {"steps": [{"$type": "imageGen", "input": {"engine": "google", "model": "nano-banana-3", "prompt": "x"}}]}
-    assert not schemas._accepts("request/workflow-template", body)
+    assert not schemas.accepts("request/workflow-template", body)
     report = schemas.validate("request/workflow-template", body)
     assert [v.rule for v in report.violations] == ["discriminator"]
 
@@ -65,7 +65,7 @@ def test_hostile_values_get_the_same_verdict_from_both(odd: object) -> None:
     schemas = schema_set("qingbo")
     for name in (n for n in schemas.names() if n.startswith("request/")):
         instance = {"model": "gemini-3.1-flash-image-preview", "prompt": odd}
-        assert schemas._accepts(name, instance) == schemas._validator(name).is_valid(instance), name
+        assert schemas.accepts(name, instance) == schemas._validator(name).is_valid(instance), name
         assert schemas.validate(name, instance).ok == schemas._validator(name).is_valid(instance), name
 
 
@@ -73,4 +73,4 @@ def test_every_schema_compiles() -> None:
     for slug in SLUGS:
         schemas = schema_set(slug)
         for name in schemas.names():
-            schemas._accepts(name, {})
+            schemas.accepts(name, {})
