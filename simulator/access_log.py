@@ -61,10 +61,11 @@ def _fault(fired: dict[str, Any]) -> str:
 def describe(entry: JournalEntry) -> tuple[str, dict[str, Any]]:
     """The entry's log line (without the time, which the formatter adds) and its facts as JSON-ready fields."""
     took = (entry.finished_at - entry.at) if entry.finished_at is not None else 0.0
+    clock = clock_text(entry.at)
     fields: dict[str, Any] = {
         "kind": entry.kind, "seq": entry.seq, "provider": entry.provider, "operation": entry.operation,
         "method": entry.method, "path": entry.path, "query": urlencode(entry.query, doseq=True) or None,
-        "status": entry.status, "task_id": entry.task_id, "clock": clock_text(entry.at),
+        "status": entry.status, "task_id": entry.task_id, "clock": clock,
         "clock_seconds": round(took, 3),
     }
     where = f"{entry.provider or '-'}"
@@ -80,7 +81,7 @@ def describe(entry: JournalEntry) -> tuple[str, dict[str, Any]]:
         line = f"{where} {entry.kind}"
     if entry.task_id:
         line += f" task={entry.task_id}"
-    line += f" clock={clock_text(entry.at)}"
+    line += f" clock={clock}"
     if took >= 0.001:
         line += f" took={took:.3f}s"
     parts = []

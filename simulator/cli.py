@@ -131,7 +131,7 @@ def serve(settings: Resolved) -> int:
 
     quiet = settings["quiet"]
     level = settings["log-level"] if not quiet or settings["log-level"] == "error" else "warning"
-    logs.configure(level, settings["log-format"])
+    logs.configure(level, settings["log-format"], background=True)
     token, made = settings["control-token"], False
     if token == RANDOM_TOKEN:
         token, made = secrets.token_urlsafe(18), True

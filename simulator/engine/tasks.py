@@ -62,7 +62,7 @@ class OutputImage:
     quality: int | None = None
 
 
-@dataclass
+@dataclass(slots=True)  # a long run stores 100,000 of these: no per-instance dict
 class Task:
     id: str
     provider: str
