@@ -158,6 +158,7 @@ class SchemaSet:
             [(document["$id"], _lowered(document)) for document in self._documents.values()],
             draft=jsonschema_rs.Draft202012)
         self._compiled: dict[str, Any] = {}
+        self._lookups: Lookups = {}
 
     def names(self) -> list[str]:
         return sorted(self._documents)
@@ -204,7 +205,7 @@ class SchemaSet:
     def with_defaults(self, name: str, instance: Any) -> Any:
         """A copy of a valid instance with every schema `default` filled in where a value is absent."""
         document = self._documents[name]
-        return _fill_defaults(document, instance, self._registry.resolver(base_uri=document["$id"]))
+        return _fill_defaults(document, instance, self._registry.resolver(base_uri=document["$id"]), self._lookups)
 
 
 def _lowered(schema: Any) -> Any:
@@ -227,30 +228,43 @@ def _lowered(schema: Any) -> Any:
     return out
 
 
-def _fill_defaults(schema: Any, instance: Any, resolver: Any) -> Any:
+Lookups = dict[tuple[int, str], Any]
+
+
+def _resolved(schema: dict[str, Any], ref: str, resolver: Any, lookups: Lookups) -> Any:
+    """`resolver.lookup(ref)`, remembered per schema object (each lives in one loaded document, so its base URI
+    never changes): resolving costs more than the filling, and the same references are met on every request."""
+    key = (id(schema), ref)
+    found = lookups.get(key)
+    if found is None:
+        found = lookups[key] = resolver.lookup(ref)
+    return found
+
+
+def _fill_defaults(schema: Any, instance: Any, resolver: Any, lookups: Lookups) -> Any:
     if not isinstance(schema, dict):
         return instance
     if "$ref" in schema:
-        resolved = resolver.lookup(schema["$ref"])
-        instance = _fill_defaults(resolved.contents, instance, resolved.resolver)
+        resolved = _resolved(schema, schema["$ref"], resolver, lookups)
+        instance = _fill_defaults(resolved.contents, instance, resolved.resolver, lookups)
     for part in schema.get("allOf", []):
-        instance = _fill_defaults(part, instance, resolver)
+        instance = _fill_defaults(part, instance, resolver, lookups)
     discriminator = schema.get("discriminator")
     if discriminator and isinstance(instance, dict):
         target = discriminator["mapping"].get(instance.get(discriminator["propertyName"]))
         if isinstance(target, str):
-            resolved = resolver.lookup(target)
-            instance = _fill_defaults(resolved.contents, instance, resolved.resolver)
+            resolved = _resolved(schema, target, resolver, lookups)
+            instance = _fill_defaults(resolved.contents, instance, resolved.resolver, lookups)
     if isinstance(instance, dict) and isinstance(schema.get("properties"), dict):
         filled = dict(instance)
         for key, sub in schema["properties"].items():
             if key in filled:
-                filled[key] = _fill_defaults(sub, filled[key], resolver)
+                filled[key] = _fill_defaults(sub, filled[key], resolver, lookups)
             elif isinstance(sub, dict) and "default" in sub:
                 filled[key] = copy.deepcopy(sub["default"])
         instance = filled
     if isinstance(instance, list) and isinstance(schema.get("items"), dict):
-        instance = [_fill_defaults(schema["items"], item, resolver) for item in instance]
+        instance = [_fill_defaults(schema["items"], item, resolver, lookups) for item in instance]
     return instance
 
 
