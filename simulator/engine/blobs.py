@@ -50,6 +50,10 @@ class BlobStore:
         for image in task.outputs:
             self._blobs[image.blob_id] = Blob(image.blob_id, task, image)
 
+    def forget(self, task: Task) -> None:
+        for image in task.outputs:
+            self._blobs.pop(image.blob_id, None)
+
     def get(self, blob_id: str) -> Blob | None:
         return self._blobs.get(blob_id)
 

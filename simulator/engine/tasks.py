@@ -127,14 +127,29 @@ class Task:
 
 
 class TaskStore:
-    """In-memory tasks, in submission order, with lookups by ID and by owner-scoped key."""
+    """In-memory tasks, in submission order, with lookups by ID and by owner-scoped key.
 
-    def __init__(self) -> None:
+    Bounded: past `capacity`, each new task retires the oldest one if it has finished (a task still running is
+    never dropped), so a soak that submits for hours stays flat in memory; the journal is bounded the same way."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self.capacity = capacity
         self._tasks: dict[str, Task] = {}
         self._keys: dict[tuple[str, str, str], tuple[str, float | None]] = {}
 
     def add(self, task: Task) -> None:
         self._tasks[task.id] = task
+
+    def retire(self, now: float) -> list[Task]:
+        """The oldest finished tasks dropped to bring the store back to its capacity (as far as they go)."""
+        retired: list[Task] = []
+        while len(self._tasks) > self.capacity:
+            oldest = next(iter(self._tasks.values()))
+            if not oldest.phase(now).terminal:
+                break
+            del self._tasks[oldest.id]
+            retired.append(oldest)
+        return retired
 
     def get(self, task_id: str) -> Task | None:
         return self._tasks.get(task_id)
