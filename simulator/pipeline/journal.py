@@ -8,7 +8,6 @@ none of the per-request parsing.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -34,11 +33,10 @@ def record(journal: Journal, exchange: Exchange, answer: Answer | None, finished
         path=exchange.path,
         query=_Query(exchange.query_string) if exchange.query_string else {},
         owner=exchange.owner,
-        request_headers=_Headers.of((name.decode("latin-1"), value.decode("latin-1"))
-                                    for name, value in exchange.headers.raw),
+        request_headers=_Headers.received(exchange.headers.raw),
         request_body=_request_body(exchange, exchange.headers.get("content-type", "")),
         status=answer.status if answer is not None else None,
-        response_headers=_Headers.of(answer.wire_headers()) if answer is not None else {},
+        response_headers=_Headers.answered(answer.wire_headers()) if answer is not None else {},
         response_body=_response_body(answer) if answer is not None else None,
         finished_at=finished_at,
         task_id=exchange.task_id,
@@ -51,29 +49,37 @@ def record(journal: Journal, exchange: Exchange, answer: Answer | None, finished
 
 
 class _Headers(Deferred):
-    """Header lines as one block of `name: value` lines; read back as a dict, the last value of a name winning,
-    as before."""
+    """Header lines as one block of `name: value` lines (bytes as received, or text as answered); read back as
+    a dict, the last value of a name winning, as before."""
 
     __slots__ = ("_block",)
 
-    def __init__(self, block: str) -> None:
+    def __init__(self, block: bytes | str) -> None:
         self._block = block
 
     @classmethod
-    def of(cls, pairs: Iterable[tuple[str, str]]) -> _Headers | dict[str, str]:
-        listed = list(pairs)
-        if any("\n" in name or "\n" in value for name, value in listed):  # not over HTTP; kept as it is
-            return dict(listed)
-        return cls("\n".join(f"{name}: {value}" for name, value in listed))
+    def received(cls, raw: list[tuple[bytes, bytes]]) -> _Headers | dict[str, str]:
+        if any(b"\n" in name or b"\n" in value for name, value in raw):  # not over HTTP: kept as it is
+            return {name.decode("latin-1"): value.decode("latin-1") for name, value in raw}
+        return cls(b"\n".join(name + b": " + value for name, value in raw))
+
+    @classmethod
+    def answered(cls, pairs: list[tuple[str, str]]) -> _Headers | dict[str, str]:
+        if any("\n" in name or "\n" in value for name, value in pairs):
+            return dict(pairs)
+        return cls("\n".join(f"{name}: {value}" for name, value in pairs))
 
     @property
     def size(self) -> int:
-        return len(self._block) + 4 * self._block.count("\n") + 6
+        block = self._block
+        lines = block.count(b"\n") if isinstance(block, bytes) else block.count("\n")
+        return len(block) + 4 * lines + 6
 
     def value(self) -> dict[str, str]:
-        if not self._block:
+        block = self._block.decode("latin-1") if isinstance(self._block, bytes) else self._block
+        if not block:
             return {}
-        return dict(line.split(": ", 1) for line in self._block.split("\n"))
+        return dict(line.split(": ", 1) for line in block.split("\n"))
 
 
 class _Query(Deferred):
