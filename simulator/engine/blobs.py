@@ -27,7 +27,7 @@ class URLSigner:
         return hmac.compare_digest(expected, signature.encode("utf-8", "surrogateescape"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Blob:
     id: str
     task: Task

@@ -91,10 +91,10 @@ class JournalEntry:
 
     def __init__(self, *, size: int = 0, **values: Any) -> None:
         for name in _SLOTS:
+            # An empty list or dict is kept as None and made when read: most entries have five of them, and
+            # each would cost its own object (and the collector a visit) for every exchange kept.
             value = values.pop(name, None)
-            if value is None and name in _DEFAULTS:
-                value = _DEFAULTS[name]()
-            object.__setattr__(self, f"_{name}", value)
+            object.__setattr__(self, f"_{name}", None if name in _DEFAULTS and not value else value)
         if values:
             raise TypeError(f"journal entries have no field(s) {sorted(values)}")
         self.size = size
@@ -115,8 +115,12 @@ class JournalEntry:
 def _field(name: str) -> property:
     slot = f"_{name}"
 
+    make = _DEFAULTS.get(name)
+
     def read(entry: JournalEntry) -> Any:
         value = getattr(entry, slot)
+        if value is None and make is not None:
+            return make()
         return value.value() if isinstance(value, Deferred) else value
 
     def write(entry: JournalEntry, value: Any) -> None:

@@ -27,7 +27,7 @@ class Phase(enum.StrEnum):
 TERMINAL = frozenset({Phase.SUCCEEDED, Phase.FAILED, Phase.CANCELED, Phase.EXPIRED})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # every stored task has one, as it has its outputs and a Task: no __dict__
 class Timeline:
     """When the task enters each phase. The outcome phase is reached at `finished_at`."""
 
@@ -40,7 +40,7 @@ class Timeline:
         return [(self.queued_at, Phase.QUEUED), (self.started_at, Phase.PROCESSING)]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Failure:
     """Why a task failed: `kind` is provider-neutral (blocked, error, timeout), the rest is detail."""
 
@@ -49,7 +49,7 @@ class Failure:
     code: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class OutputImage:
     blob_id: str
     index: int
@@ -62,7 +62,7 @@ class OutputImage:
     quality: int | None = None
 
 
-@dataclass(slots=True)  # a long run stores 100,000 of these: no per-instance dict
+@dataclass(slots=True)
 class Task:
     id: str
     provider: str
