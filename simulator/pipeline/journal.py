@@ -61,13 +61,24 @@ class _Headers(Deferred):
     def received(cls, raw: list[tuple[bytes, bytes]]) -> _Headers | dict[str, str]:
         if any(b"\n" in name or b"\n" in value for name, value in raw):  # not over HTTP: kept as it is
             return {name.decode("latin-1"): value.decode("latin-1") for name, value in raw}
-        return cls(b"\n".join(name + b": " + value for name, value in raw))
+        return cls.shared(b"\n".join(name + b": " + value for name, value in raw))
 
     @classmethod
     def answered(cls, pairs: list[tuple[str, str]]) -> _Headers | dict[str, str]:
         if any("\n" in name or "\n" in value for name, value in pairs):
             return dict(pairs)
-        return cls("\n".join(f"{name}: {value}" for name, value in pairs))
+        return cls.shared("\n".join(f"{name}: {value}" for name, value in pairs))
+
+    @classmethod
+    def shared(cls, block: bytes | str) -> _Headers:
+        """One object per distinct block: a client sends the same headers request after request, and most
+        answers carry the same ones, so 50,000 entries hold a handful of blocks."""
+        found = _SHARED.get(block)
+        if found is None:
+            if len(_SHARED) >= _SHARED_BLOCKS:
+                _SHARED.clear()
+            found = _SHARED[block] = cls(block)
+        return found
 
     @property
     def size(self) -> int:
@@ -80,6 +91,10 @@ class _Headers(Deferred):
         if not block:
             return {}
         return dict(line.split(": ", 1) for line in block.split("\n"))
+
+
+_SHARED: dict[bytes | str, _Headers] = {}
+_SHARED_BLOCKS = 4096
 
 
 class _Query(Deferred):
