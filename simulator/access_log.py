@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -61,10 +62,11 @@ def _fault(fired: dict[str, Any]) -> str:
 def describe(entry: JournalEntry) -> tuple[str, dict[str, Any]]:
     """The entry's log line (without the time, which the formatter adds) and its facts as JSON-ready fields."""
     took = (entry.finished_at - entry.at) if entry.finished_at is not None else 0.0
+    clock = clock_text(entry.at)
     fields: dict[str, Any] = {
         "kind": entry.kind, "seq": entry.seq, "provider": entry.provider, "operation": entry.operation,
         "method": entry.method, "path": entry.path, "query": urlencode(entry.query, doseq=True) or None,
-        "status": entry.status, "task_id": entry.task_id, "clock": clock_text(entry.at),
+        "status": entry.status, "task_id": entry.task_id, "clock": clock,
         "clock_seconds": round(took, 3),
     }
     where = f"{entry.provider or '-'}"
@@ -80,7 +82,7 @@ def describe(entry: JournalEntry) -> tuple[str, dict[str, Any]]:
         line = f"{where} {entry.kind}"
     if entry.task_id:
         line += f" task={entry.task_id}"
-    line += f" clock={clock_text(entry.at)}"
+    line += f" clock={clock}"
     if took >= 0.001:
         line += f" took={took:.3f}s"
     parts = []
@@ -113,5 +115,31 @@ class AccessLog:
     def __call__(self, entry: JournalEntry) -> None:
         self.requests += entry.kind == "http"
         if self.logger.isEnabledFor(logging.INFO):
-            line, fields = describe(entry)
-            self.logger.info(line, extra={"fields": fields})
+            described = _Described(entry)
+            self.logger.info(described, extra={"fields": described})
+
+
+class _Described(Mapping[str, Any]):
+    """An entry's log line (its str) and facts (its items), worked out when a handler formats the record:
+    under `serve` that is the log's writer thread, not the event loop serving requests."""
+
+    def __init__(self, entry: JournalEntry) -> None:
+        self._entry = entry
+        self._described: tuple[str, dict[str, Any]] | None = None
+
+    def _facts(self) -> tuple[str, dict[str, Any]]:
+        if self._described is None:
+            self._described = describe(self._entry)
+        return self._described
+
+    def __str__(self) -> str:
+        return self._facts()[0]
+
+    def __getitem__(self, key: str) -> Any:
+        return self._facts()[1][key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._facts()[1])
+
+    def __len__(self) -> int:
+        return len(self._facts()[1])

@@ -121,7 +121,7 @@ def make_clock(settings: Resolved) -> Clock:
 
 
 def serve(settings: Resolved) -> int:
-    from simulator import logs, serving
+    from simulator import heap, logs, serving
     from simulator.access_log import AccessLog
     from simulator.banner import Facts, banner, goodbye
     from simulator.faults import scenario
@@ -131,7 +131,7 @@ def serve(settings: Resolved) -> int:
 
     quiet = settings["quiet"]
     level = settings["log-level"] if not quiet or settings["log-level"] == "error" else "warning"
-    logs.configure(level, settings["log-format"])
+    logs.configure(level, settings["log-format"], background=True)
     token, made = settings["control-token"], False
     if token == RANDOM_TOKEN:
         token, made = secrets.token_urlsafe(18), True
@@ -162,6 +162,7 @@ def serve(settings: Resolved) -> int:
             seed=settings["seed"], scenarios=[str(loaded["name"]) for loaded in sim.scenarios],
             self_check=settings["self-check"], control_token=token, token_was_made=made, config=settings["config"],
         )), flush=True)
+    heap.keep_collections_short()
     started = time.monotonic()
     stopped_by = run_until_signalled(serving.build_server(sim), sock)
     if not quiet:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from simulator.clock import to_datetime
 
@@ -12,6 +13,11 @@ def iso_utc(t: float | None, digits: int = 3, suffix: str = "Z") -> str | None:
     """`2026-05-25T23:21:19.461Z` (digits=3), `…19.4610000Z` (digits=7), `…19Z` (digits=0)."""
     if t is None or not math.isfinite(t):
         return None  # a task that never finishes has no completion time to show
+    return _iso_utc(t, digits, suffix)
+
+
+@lru_cache(maxsize=4096)  # a task's moments are printed on every read of it; strftime is the costly part
+def _iso_utc(t: float, digits: int, suffix: str) -> str:
     moment = to_datetime(t)
     text = moment.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%S")
     if digits:

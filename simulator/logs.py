@@ -12,8 +12,11 @@ a record's `fields` (passed as `extra={"fields": {...}}`) become keys of its JSO
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import logging.handlers
+import queue
 import sys
 import time
 from collections.abc import Callable
@@ -59,10 +62,27 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(document, ensure_ascii=False, default=str)
 
 
-def configure(level: str = "info", fmt: str = "text", stream: TextIO | None = None) -> logging.Handler:
-    """Send the simulator's loggers (and the ASGI server's own warnings) to `stream` in one format."""
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+class _Handover(logging.handlers.QueueHandler):
+    """Hands each record, unformatted, to a writer thread: formatting and writing a line per request (to a
+    terminal, a pipe a slow reader drains, a file) then never holds up the event loop."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record
+
+
+def configure(level: str = "info", fmt: str = "text", stream: TextIO | None = None, *,
+              background: bool = False) -> logging.Handler:
+    """Send the simulator's loggers (and the ASGI server's own warnings) to `stream` in one format; with
+    `background`, lines are written by a thread of their own (flushed when the process exits)."""
+    writer = logging.StreamHandler(stream or sys.stderr)
+    writer.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler: logging.Handler = writer
+    if background:
+        lines: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        listener = logging.handlers.QueueListener(lines, writer)
+        listener.start()
+        atexit.register(listener.stop)
+        handler = _Handover(lines)
     for name in (ROOT, "uvicorn"):
         logger = logging.getLogger(name)
         logger.handlers = [handler]

@@ -21,6 +21,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 from jsonschema import Draft202012Validator, ValidationError
 from jsonschema.validators import extend
 from referencing import Registry, Resource
@@ -153,6 +154,11 @@ class SchemaSet:
                 self._documents[relative.removeprefix(f"{slug}/").removesuffix(".json")] = document
         self._registry: Registry[Any] = Registry().with_resources(resources)
         self._validators: dict[str, Any] = {}
+        self._compiled_registry = jsonschema_rs.Registry(
+            [(document["$id"], _lowered(document)) for document in self._documents.values()],
+            draft=jsonschema_rs.Draft202012)
+        self._compiled: dict[str, Any] = {}
+        self._lookups: Lookups = {}
 
     def names(self) -> list[str]:
         return sorted(self._documents)
@@ -169,45 +175,96 @@ class SchemaSet:
             self._validators[name] = validator
         return validator
 
+    def accepts(self, name: str, instance: Any) -> bool:
+        """The compiled validator's verdict: True only when the instance is certainly valid. It decides the happy
+        path in microseconds; a False (or a value it cannot take, such as a lone surrogate) leaves the decision,
+        and the provider-worded violations, to the detailed validator, which stays the authority."""
+        compiled = self._compiled.get(name)
+        if compiled is None:
+            document = self._documents[name]
+            compiled = jsonschema_rs.Draft202012Validator(
+                {"$ref": document["$id"]}, registry=self._compiled_registry, validate_formats=False)
+            self._compiled[name] = compiled
+        try:
+            return bool(compiled.is_valid(instance))
+        except Exception:  # anything the compiled side cannot read goes the detailed way
+            return False
+
     def validate(self, name: str, instance: Any) -> ValidationReport:
+        if name in self._documents and self.accepts(name, instance):
+            return ValidationReport()
         errors = self._validator(name).iter_errors(instance)
         violations = [v for error in errors for v in _violations(error, name)]
         violations.sort(key=lambda v: (dotted_path(v.path), v.rule))
         return ValidationReport(_dedupe(violations))
 
     def is_valid(self, name: str, instance: Any) -> bool:
-        return bool(self._validator(name).is_valid(instance))
+        return (name in self._documents and self.accepts(name, instance)) or bool(
+            self._validator(name).is_valid(instance))
 
     def with_defaults(self, name: str, instance: Any) -> Any:
         """A copy of a valid instance with every schema `default` filled in where a value is absent."""
         document = self._documents[name]
-        return _fill_defaults(document, instance, self._registry.resolver(base_uri=document["$id"]))
+        return _fill_defaults(document, instance, self._registry.resolver(base_uri=document["$id"]), self._lookups)
 
 
-def _fill_defaults(schema: Any, instance: Any, resolver: Any) -> Any:
+def _lowered(schema: Any) -> Any:
+    """A copy of the schema in standard JSON Schema, for the compiled validator: each `discriminator` becomes
+    the `if`/`then` pairs that decide the same (a listed value → its mapped schema, any other → invalid), and
+    `$schema` goes (the registry fixes the draft)."""
+    if isinstance(schema, list):
+        return [_lowered(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: _lowered(value) for key, value in schema.items() if key not in ("discriminator", "$schema")}
+    spec = schema.get("discriminator")
+    if isinstance(spec, dict):
+        name, mapping = spec["propertyName"], spec["mapping"]
+        present: dict[str, Any] = {"type": "object", "required": [name]}
+        rules: list[Any] = [{"if": present, "then": {"properties": {name: {"enum": sorted(mapping)}}}}]
+        rules += [{"if": {**present, "properties": {name: {"const": value}}}, "then": {"$ref": target}}
+                  for value, target in mapping.items()]
+        out["allOf"] = [*out.get("allOf", []), *rules]
+    return out
+
+
+Lookups = dict[tuple[int, str], Any]
+
+
+def _resolved(schema: dict[str, Any], ref: str, resolver: Any, lookups: Lookups) -> Any:
+    """`resolver.lookup(ref)`, remembered per schema object (each lives in one loaded document, so its base URI
+    never changes): resolving costs more than the filling, and the same references are met on every request."""
+    key = (id(schema), ref)
+    found = lookups.get(key)
+    if found is None:
+        found = lookups[key] = resolver.lookup(ref)
+    return found
+
+
+def _fill_defaults(schema: Any, instance: Any, resolver: Any, lookups: Lookups) -> Any:
     if not isinstance(schema, dict):
         return instance
     if "$ref" in schema:
-        resolved = resolver.lookup(schema["$ref"])
-        instance = _fill_defaults(resolved.contents, instance, resolved.resolver)
+        resolved = _resolved(schema, schema["$ref"], resolver, lookups)
+        instance = _fill_defaults(resolved.contents, instance, resolved.resolver, lookups)
     for part in schema.get("allOf", []):
-        instance = _fill_defaults(part, instance, resolver)
+        instance = _fill_defaults(part, instance, resolver, lookups)
     discriminator = schema.get("discriminator")
     if discriminator and isinstance(instance, dict):
         target = discriminator["mapping"].get(instance.get(discriminator["propertyName"]))
         if isinstance(target, str):
-            resolved = resolver.lookup(target)
-            instance = _fill_defaults(resolved.contents, instance, resolved.resolver)
+            resolved = _resolved(schema, target, resolver, lookups)
+            instance = _fill_defaults(resolved.contents, instance, resolved.resolver, lookups)
     if isinstance(instance, dict) and isinstance(schema.get("properties"), dict):
         filled = dict(instance)
         for key, sub in schema["properties"].items():
             if key in filled:
-                filled[key] = _fill_defaults(sub, filled[key], resolver)
+                filled[key] = _fill_defaults(sub, filled[key], resolver, lookups)
             elif isinstance(sub, dict) and "default" in sub:
                 filled[key] = copy.deepcopy(sub["default"])
         instance = filled
     if isinstance(instance, list) and isinstance(schema.get("items"), dict):
-        instance = [_fill_defaults(schema["items"], item, resolver) for item in instance]
+        instance = [_fill_defaults(schema["items"], item, resolver, lookups) for item in instance]
     return instance
 
 

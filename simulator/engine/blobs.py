@@ -27,7 +27,7 @@ class URLSigner:
         return hmac.compare_digest(expected, signature.encode("utf-8", "surrogateescape"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Blob:
     id: str
     task: Task
@@ -49,6 +49,10 @@ class BlobStore:
     def register(self, task: Task) -> None:
         for image in task.outputs:
             self._blobs[image.blob_id] = Blob(image.blob_id, task, image)
+
+    def forget(self, task: Task) -> None:
+        for image in task.outputs:
+            self._blobs.pop(image.blob_id, None)
 
     def get(self, blob_id: str) -> Blob | None:
         return self._blobs.get(blob_id)

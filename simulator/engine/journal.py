@@ -17,7 +17,6 @@ import math
 import re
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields
 from typing import Any
 
 # One field of one entry keeps at most this much (the HTTP recorder already journals bodies larger than 1 MiB
@@ -32,39 +31,108 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, allow_nan=False, check_circular=
 _SURROGATE = re.compile("[\ud800-\udfff]")  # in a str, only ever a lone one: JSON text cannot carry it
 
 
-@dataclass
+class Deferred:
+    """A field kept as the exchange already had it (bytes off the wire) and read into JSON when the entry is read.
+
+    Reading happens for a few entries (a control-plane query, a test's assertion); keeping happens for every
+    exchange of a long run: tens of thousands of parsed bodies and header dicts cost ten times their bytes."""
+
+    __slots__ = ()
+
+    @property
+    def size(self) -> int:  # bytes the field takes as JSON, about
+        raise NotImplementedError
+
+    def value(self) -> Any:
+        raise NotImplementedError
+
+
+_SLOTS = ("seq", "kind", "at", "provider", "operation", "method", "path", "query", "owner", "request_headers",
+          "request_body", "status", "response_headers", "response_body", "finished_at", "task_id", "note",
+          "violations", "ignored", "faults", "self_check", "detail", "truncated")
+_DEFAULTS: dict[str, Callable[[], Any]] = {"query": dict, "request_headers": dict, "response_headers": dict,
+                                           "violations": list, "ignored": list, "faults": list,
+                                           "self_check": list, "detail": dict, "truncated": list}
+
+
 class JournalEntry:
+    """One exchange or event. Fields (see `_SLOTS`): seq, kind ("http", "webhook", "event"), at (clock time the
+    exchange started), provider, operation, method, path, query, owner, request_headers, request_body, status,
+    response_headers, response_body, finished_at, task_id, note, violations, ignored (undocumented fields the
+    provider dropped, unread), faults (rules and limits that fired, and what they did), self_check (how the
+    answer broke its contract: a simulator bug), detail, truncated (paths the journal cut or rewrote to keep
+    the entry bounded); and size, the bytes its fields take as JSON."""
+
+    __slots__ = (*(f"_{name}" for name in _SLOTS), "size")
+    # Read and written through the properties set below (a Deferred value is read when it is asked for).
     seq: int
-    kind: str  # "http", "webhook", "event"
-    at: float  # clock time the exchange started
-    provider: str | None = None
-    operation: str | None = None
-    method: str | None = None
-    path: str | None = None
-    query: dict[str, list[str]] = field(default_factory=dict)
-    owner: str | None = None
-    request_headers: dict[str, str] = field(default_factory=dict)
-    request_body: Any = None
-    status: int | None = None
-    response_headers: dict[str, str] = field(default_factory=dict)
-    response_body: Any = None
-    finished_at: float | None = None
-    task_id: str | None = None
-    note: str | None = None
-    violations: list[dict[str, Any]] = field(default_factory=list)
-    ignored: list[dict[str, Any]] = field(default_factory=list)  # undocumented fields the provider dropped, unread
-    faults: list[dict[str, Any]] = field(default_factory=list)  # rules and limits that fired, and what they did
-    self_check: list[dict[str, Any]] = field(default_factory=list)  # how the answer broke its contract (a sim bug)
-    detail: dict[str, Any] = field(default_factory=dict)
-    truncated: list[str] = field(default_factory=list)  # paths the journal cut or rewrote to keep the entry bounded
-    size: int = field(default=0, repr=False, compare=False)  # bytes the entry's fields take as JSON
+    kind: str
+    at: float
+    provider: str | None
+    operation: str | None
+    method: str | None
+    path: str | None
+    query: dict[str, list[str]]
+    owner: str | None
+    request_headers: dict[str, str]
+    request_body: Any
+    status: int | None
+    response_headers: dict[str, str]
+    response_body: Any
+    finished_at: float | None
+    task_id: str | None
+    note: str | None
+    violations: list[dict[str, Any]]
+    ignored: list[dict[str, Any]]
+    faults: list[dict[str, Any]]
+    self_check: list[dict[str, Any]]
+    detail: dict[str, Any]
+    truncated: list[str]
+
+    def __init__(self, *, size: int = 0, **values: Any) -> None:
+        for name in _SLOTS:
+            # An empty list or dict is kept as None and made when read: most entries have five of them, and
+            # each would cost its own object (and the collector a visit) for every exchange kept.
+            value = values.pop(name, None)
+            object.__setattr__(self, f"_{name}", None if name in _DEFAULTS and not value else value)
+        if values:
+            raise TypeError(f"journal entries have no field(s) {sorted(values)}")
+        self.size = size
 
     def as_dict(self) -> dict[str, Any]:
         # Shallow: the values are the journal's own and nothing that reads them changes them.
-        return {name: getattr(self, name) for name in _PUBLIC}
+        return {name: getattr(self, name) for name in _SLOTS}
+
+    def __repr__(self) -> str:
+        return f"JournalEntry({', '.join(f'{name}={getattr(self, name)!r}' for name in _SLOTS)})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, JournalEntry) and self.as_dict() == other.as_dict()
+
+    __hash__ = None  # type: ignore[assignment]
 
 
-_PUBLIC = tuple(f.name for f in fields(JournalEntry) if f.name != "size")
+def _field(name: str) -> property:
+    slot = f"_{name}"
+
+    make = _DEFAULTS.get(name)
+
+    def read(entry: JournalEntry) -> Any:
+        value = getattr(entry, slot)
+        if value is None and make is not None:
+            return make()
+        return value.value() if isinstance(value, Deferred) else value
+
+    def write(entry: JournalEntry, value: Any) -> None:
+        setattr(entry, slot, value)
+
+    return property(read, write)
+
+
+for _name in _SLOTS:
+    setattr(JournalEntry, _name, _field(_name))
+
+_PUBLIC = _SLOTS
 # The fields a caller fills; seq, kind, at and the journal's own bookkeeping are not among them.
 _FIELDS = tuple(name for name in _PUBLIC if name not in ("seq", "kind", "at", "truncated"))
 
@@ -106,17 +174,22 @@ class Journal:
     def _bounded(self, values: dict[str, Any], force: bool = False) -> tuple[dict[str, Any], list[str], int]:
         """The values as the entry keeps them, the paths that had to change, and their size as JSON."""
         size = -1
+        deferred = {name: value for name, value in values.items() if isinstance(value, Deferred)}
+        plain = {name: value for name, value in values.items() if name not in deferred} if deferred else values
+        if not force:
+            size = _simple_size(plain)
         # Not plain JSON as it stands (NaN, a lone surrogate, a giant integer, an odd type): made so below.
         with contextlib.suppress(ValueError, TypeError, RecursionError):
-            if not force:
-                text = _ENCODER.encode(values)
+            if not force and size < 0:
+                text = _ENCODER.encode(plain)
                 size = len(text) if text.isascii() else len(text.encode("utf-8"))  # a lone surrogate raises
+        extra = sum(value.size for value in deferred.values())
         if 0 <= size <= self.field_bytes:
-            return values, [], size
-        kept: dict[str, Any] = {}
+            return values, [], size + extra
+        kept: dict[str, Any] = dict(deferred)
         truncated: list[str] = []
-        size = 0
-        for name, value in values.items():
+        size = extra
+        for name, value in plain.items():
             shrinker = _Shrinker(self.field_bytes, truncated)
             kept[name] = shrinker.shrink(value, name, 0)
             size += self.field_bytes - shrinker.budget
@@ -183,6 +256,30 @@ class Journal:
             and (broken is None or bool(e.self_check) == broken)
         ]
         return out[-limit:] if limit else out
+
+
+_SIMPLE_STRING = 4096
+
+
+def _simple_size(values: dict[str, Any]) -> int:
+    """The JSON size of values that are all scalars, short ASCII strings or empty lists (most entries' small
+    fields), or -1: then the encoder measures them. Counting is cheaper than encoding an entry per request."""
+    size = 2
+    for name, value in values.items():
+        size += len(name) + 4
+        if value is None or value is True or value is False:
+            size += 5
+        elif isinstance(value, str):
+            if len(value) > _SIMPLE_STRING or not value.isascii() or '"' in value or "\\" in value:
+                return -1
+            size += len(value)
+        elif (type(value) is int and -(2**53) <= value <= 2**53) or (type(value) is float and math.isfinite(value)):
+            size += 24
+        elif isinstance(value, list | dict) and not value:
+            size += 2
+        else:
+            return -1
+    return size
 
 
 class _Shrinker:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 import re2
@@ -68,12 +69,40 @@ class Moderation:
         forced = task_faults.forced_block()
         if forced is not None:
             return forced
+        folded = prompt.lower() if prompt.isascii() else None
         # RE2 reads UTF-8: a lone surrogate (which JSON can carry) is matched as '?'.
-        text = prompt if prompt.isascii() else prompt.encode("utf-8", "replace").decode("utf-8")
+        text = prompt if folded is not None else prompt.encode("utf-8", "replace").decode("utf-8")
         for source, pattern in self._compiled:
-            if pattern.search(text):
+            literal = _literal(source)
+            # A plain string (the default trigger) in an ASCII prompt: a substring test decides as RE2 would,
+            # without the bindings' per-call cost (a tenth of a submit's time).
+            found = literal in folded if literal is not None and folded is not None else pattern.search(text)
+            if found:
                 return Failure("blocked", "The prompt was blocked by the content filter.", code=source)
         return None
+
+
+_META = frozenset(".^$*+?()[]{}|\\")
+
+
+@lru_cache(maxsize=256)
+def _literal(pattern: str) -> str | None:
+    """The lower-case ASCII text a pattern matches literally (`\\[sim:block\\]` → `[sim:block]`), else None."""
+    out, escaped = [], False
+    for char in pattern:
+        if escaped:
+            if char.isalnum():
+                return None  # \d, \w, \b…: a class or an assertion, not a character
+            out.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char in _META:
+            return None
+        else:
+            out.append(char)
+    text = "".join(out)
+    return text.lower() if not escaped and text.isascii() and text else None
 
 
 def _re2_options() -> Any:

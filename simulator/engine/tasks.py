@@ -27,7 +27,7 @@ class Phase(enum.StrEnum):
 TERMINAL = frozenset({Phase.SUCCEEDED, Phase.FAILED, Phase.CANCELED, Phase.EXPIRED})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # every stored task has one, as it has its outputs and a Task: no __dict__
 class Timeline:
     """When the task enters each phase. The outcome phase is reached at `finished_at`."""
 
@@ -40,7 +40,7 @@ class Timeline:
         return [(self.queued_at, Phase.QUEUED), (self.started_at, Phase.PROCESSING)]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Failure:
     """Why a task failed: `kind` is provider-neutral (blocked, error, timeout), the rest is detail."""
 
@@ -49,7 +49,7 @@ class Failure:
     code: str | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class OutputImage:
     blob_id: str
     index: int
@@ -62,7 +62,7 @@ class OutputImage:
     quality: int | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Task:
     id: str
     provider: str
@@ -127,14 +127,29 @@ class Task:
 
 
 class TaskStore:
-    """In-memory tasks, in submission order, with lookups by ID and by owner-scoped key."""
+    """In-memory tasks, in submission order, with lookups by ID and by owner-scoped key.
 
-    def __init__(self) -> None:
+    Bounded: past `capacity`, each new task retires the oldest one if it has finished (a task still running is
+    never dropped), so a soak that submits for hours stays flat in memory; the journal is bounded the same way."""
+
+    def __init__(self, capacity: int = 100_000) -> None:
+        self.capacity = capacity
         self._tasks: dict[str, Task] = {}
         self._keys: dict[tuple[str, str, str], tuple[str, float | None]] = {}
 
     def add(self, task: Task) -> None:
         self._tasks[task.id] = task
+
+    def retire(self, now: float) -> list[Task]:
+        """The oldest finished tasks dropped to bring the store back to its capacity (as far as they go)."""
+        retired: list[Task] = []
+        while len(self._tasks) > self.capacity:
+            oldest = next(iter(self._tasks.values()))
+            if not oldest.phase(now).terminal:
+                break
+            del self._tasks[oldest.id]
+            retired.append(oldest)
+        return retired
 
     def get(self, task_id: str) -> Task | None:
         return self._tasks.get(task_id)

@@ -13,6 +13,7 @@ import json
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -413,11 +414,11 @@ def _task_summary(task: Any, now: float) -> dict[str, Any]:
         "model": task.model,
         "phase": task.phase(now).value,
         "progress": task.progress(now),
-        "timeline": {name: (t if math.isfinite(t) else None) for name, t in vars(task.timeline).items()},
+        "timeline": {name: (t if math.isfinite(t) else None) for name, t in asdict(task.timeline).items()},
         "outcome": task.outcome.value,
-        "failure": vars(task.failure) if task.failure else None,
+        "failure": asdict(task.failure) if task.failure else None,
         "cost": task.cost,
-        "outputs": [vars(o) for o in task.outputs],
+        "outputs": [asdict(o) for o in task.outputs],
         "canceled_at": task.canceled_at,
         "faults": task.faults,
         "deleted_at": task.deleted_at,

@@ -1,0 +1,45 @@
+"""Stored tasks are bounded: past the store's capacity the oldest finished task is retired (with its blobs and
+timers), a task still running never is; and a finished task holds no timers."""
+
+from __future__ import annotations
+
+import asyncio
+
+from test_engine import TEN_SECONDS, make_task
+
+from simulator.clock import VirtualClock
+from simulator.engine import Engine
+
+
+def test_past_capacity_the_oldest_finished_tasks_are_retired_with_their_blobs() -> None:
+    async def scenario() -> None:
+        engine = Engine(VirtualClock(start=0), task_capacity=3)
+        for n in range(3):
+            engine.add_task(make_task(engine, f"old{n}", TEN_SECONDS))
+        await engine.advance(30)
+        assert engine._timers == {}  # finished: no timer (nor its closure) is held any longer
+        for n in range(2):
+            engine.add_task(make_task(engine, f"new{n}", TEN_SECONDS))
+        assert [task.id for task in engine.tasks.all()] == ["old2", "new0", "new1"]
+        assert engine.blobs.get("old0-0.png") is None and engine.blobs.get("old2-0.png") is not None
+
+    asyncio.run(scenario())
+
+
+def test_a_running_task_is_never_retired() -> None:
+    async def scenario() -> None:
+        engine = Engine(VirtualClock(start=0), task_capacity=2)
+        for n in range(4):
+            engine.add_task(make_task(engine, f"t{n}", TEN_SECONDS))
+        assert len(engine.tasks) == 4  # all still running: over capacity rather than losing one
+        await engine.advance(30)
+        engine.add_task(make_task(engine, "t4", TEN_SECONDS))
+        assert [task.id for task in engine.tasks.all()] == ["t3", "t4"]
+
+    asyncio.run(scenario())
+
+
+def test_a_reset_keeps_the_capacity() -> None:
+    engine = Engine(VirtualClock(start=0), task_capacity=7)
+    engine.reset()
+    assert engine.tasks.capacity == 7
