@@ -19,6 +19,7 @@ from simulator.faults.plan import lookup
 from simulator.operations import Operation, operations
 from simulator.options import ProviderOptions, provider_data
 from simulator.pipeline import (
+    DEFAULT_BODY_LIMIT,
     INVALID,
     MAX_JSON_DEPTH,
     Answer,
@@ -132,6 +133,12 @@ class Provider:
     @property
     def json_depth(self) -> int:
         return MAX_JSON_DEPTH
+
+    @property
+    def body_limit(self) -> int:
+        """The largest request body this provider reads (provider.json `bodyLimit`); a larger one is refused
+        with its `payload_too_large` fault while it arrives."""
+        return int(self.data.get("bodyLimit", {}).get("bytes", DEFAULT_BODY_LIMIT))
 
     def unreadable_body(self, exchange: Exchange, problem: BodyError) -> ProviderError:
         return ProviderError.invalid([Violation((), "json", str(problem))])
