@@ -244,6 +244,9 @@ class RunwareProvider(Provider):
         plan = plan_size(task, card, self.options)
         if isinstance(plan, list):
             return self._rejected(exchange, task, plan)
+        refused = self.callback_violations(("webhookURL",), task.get("webhookURL"))
+        if refused:
+            return self._rejected(exchange, task, refused)
         task_uuid = task["taskUUID"]
         if self.engine.tasks.by_key(SLUG, ANY_OWNER, task_uuid) is not None:
             # The documented idempotent replay (conflictTaskUUID): refused, but not a broken contract, so it is
