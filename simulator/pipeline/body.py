@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -98,7 +99,7 @@ def read_json(exchange: Exchange, max_depth: int = MAX_JSON_DEPTH) -> Any:
         raise BodyError(str(problem), rule="number") from problem
     if problem is not None:  # RecursionError: nested beyond what the parser can hold
         raise BodyError(_too_deep(max_depth), rule="maxDepth") from problem
-    unreadable_json(value, max_depth)
+    unreadable_json(value, max_depth, exchange.raw_body)
     return value
 
 
@@ -106,8 +107,34 @@ def _too_deep(max_depth: int) -> str:
     return f"The JSON value is nested deeper than the maximum allowed depth of {max_depth}."
 
 
-def unreadable_json(value: Any, max_depth: int) -> None:
-    """Refuse what Python's parser lets through but real backends (and any JSON response echoing it) cannot."""
+# What the text of a body must hold for its value to be unreadable (a cheap, conservative test at C speed, so
+# that the walk below, a Python loop over every value, runs only for bodies that may fail it): a NaN or infinity
+# literal, a number too large for a double, a \uD800-\uDFFF escape (the only way JSON text carries a surrogate),
+# or brackets nested deeper than allowed once strings are taken out.
+_NON_FINITE = re.compile(rb"NaN|Infinity|[eE][+-]?\d{3}|\d{309}")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
+_PAIR = re.compile(rb"\[\]|\{\}")
+
+
+def _may_be_unreadable(raw: bytes, max_depth: int) -> bool:
+    if _NON_FINITE.search(raw) or _SURROGATE_ESCAPE.search(raw):
+        return True
+    brackets = _NOT_BRACKET.sub(b"", _STRING.sub(b"", raw))
+    for _ in range(max_depth):  # each pass takes away one level of nesting
+        if not brackets:
+            return False
+        brackets = _PAIR.sub(b"", brackets)
+    return bool(brackets)
+
+
+def unreadable_json(value: Any, max_depth: int, raw: bytes | None = None) -> None:
+    """Refuse what Python's parser lets through but real backends (and any JSON response echoing it) cannot.
+
+    `raw`, the text `value` was parsed from, lets a body that cannot fail skip the walk."""
+    if raw is not None and not _may_be_unreadable(raw, max_depth):
+        return
     pending: list[tuple[tuple[str | int, ...], Any, int]] = [((), value, 1)]
     while pending:
         path, item, depth = pending.pop()

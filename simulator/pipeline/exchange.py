@@ -83,7 +83,9 @@ class Exchange:
         """The body as `json.loads` reads it, or why it could not: parsed on first use, then remembered."""
         if self._loaded is None:
             try:
-                self._loaded = (json.loads(self.raw_body, parse_int=_integer), None)
+                # The integer hook costs a Python call per number: only where a number may be too long.
+                hook = _integer if _LONG_DIGITS.search(self.raw_body) else int
+                self._loaded = (json.loads(self.raw_body, parse_int=hook), None)
             except (ValueError, RecursionError) as exc:
                 self._loaded = (None, exc)
         return self._loaded
@@ -150,6 +152,7 @@ class NumberTooLong(ValueError):
 # Python's own limit for converting digits to int (sys.get_int_max_str_digits), which would otherwise raise a
 # ValueError no caller tells apart from other ValueErrors.
 MAX_INT_DIGITS = 4300
+_LONG_DIGITS = re.compile(rb"\d{%d}" % (MAX_INT_DIGITS + 1))
 
 
 def _integer(digits: str) -> int:

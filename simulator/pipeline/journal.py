@@ -53,7 +53,7 @@ def _request_body(exchange: Exchange, content_type: str) -> Any:
         try:
             # Its own copy, not the exchange's: handlers may keep (and later change) parts of what they were given.
             value = json.loads(raw)
-            unreadable_json(value, MAX_JSON_DEPTH)  # NaN or a lone surrogate could not be served back as JSON
+            unreadable_json(value, MAX_JSON_DEPTH, raw)  # NaN or a lone surrogate could not be served back as JSON
             return value
         except BodyError:
             pass
