@@ -102,6 +102,8 @@ def _preview(value: Any, limit: int = 200) -> Any:
         return value[:limit] + f"… ({len(value)} characters)"
     if isinstance(value, list) and len(value) > 20:
         return f"[{len(value)} items]"
+    if isinstance(value, dict) and len(value) > 20:
+        return f"{{{len(value)} members}}"
     return value
 
 

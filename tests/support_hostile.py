@@ -27,6 +27,7 @@ import gzip
 import io
 import json
 import socket
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,14 +78,16 @@ class Response:
 
 def send(host: str, port: int, case: Case) -> Response:
     request = case.request
+    own = str(uuid.uuid5(uuid.NAMESPACE_URL, case.id)).encode()
+    body = request.body.replace(b"{uuid}", own)
     head = [f"{request.method} {request.target} HTTP/1.1", f"host: {host}:{port}", f"{CASE_HEADER}: {case.id}",
             "connection: close"]
     head += [f"{name}: {value}" for name, value in request.headers]
     if request.chunks is not None:
         head.append("transfer-encoding: chunked")
-        body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for chunk in request.chunks if chunk) + b"0\r\n\r\n"
+        chunks = [chunk.replace(b"{uuid}", own) for chunk in request.chunks]
+        body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for chunk in chunks if chunk) + b"0\r\n\r\n"
     else:
-        body = request.body
         length = request.length if request.length is not None else len(body)
         if length or request.method not in ("GET", "HEAD", "DELETE", "OPTIONS", "TRACE"):
             head.append(f"content-length: {length}")
@@ -206,8 +209,8 @@ class ProviderCases:
             "huge_string": '"' + "a" * 2_000_000 + '"',
             "deep_nesting": "[" * 10_000 + "]" * 10_000,
             "nesting_past_64": '{"a":' * 70 + "1" + "}" * 70,
-            "wide_array": "[" + ",".join(["1"] * 200_000) + "]",
-            "many_keys": "{" + ",".join(f'"k{i}":1' for i in range(50_000)) + "}",
+            "wide_array": "[" + ",".join(["1"] * 100_000) + "]",
+            "many_keys": "{" + ",".join(f'"k{i}":1' for i in range(20_000)) + "}",
             "number": "12",
             "null": "null",
             "object": '{"text": "a lighthouse"}',
@@ -287,7 +290,7 @@ class ProviderCases:
 
     def lengths(self) -> Iterator[Case]:
         valid = self.valid()
-        yield self.post("length.chunked", b"", chunks=[valid[:10], valid[10:]])
+        yield self.post("length.chunked", b"", chunks=[valid[:4], valid[4:]])
         yield self.post("length.longer_than_sent", valid, length=len(valid) + 100, close_early=True)
         yield self.post("length.shorter_than_sent", valid, length=len(valid) - 5)
         over = self.limit + 1024
@@ -350,3 +353,53 @@ def _bomb() -> bytes:
 def provider_cases() -> dict[str, list[Case]]:
     return {slug: list(ProviderCases(slug, facts).all()) for slug, facts in table()["providers"].items()}
 
+
+
+def control_cases() -> list[Case]:
+    """The control plane's cases, from providers.yaml `control` (paths under /_sim)."""
+    cases = []
+    for spec in table()["control"]:
+        if "body_bytes" in spec:
+            body = b" " * int(spec["body_bytes"])
+        else:
+            text = str(spec.get("body", "")).replace("DIGITS", "9" * int(spec.get("digits", 0)))
+            body = text.encode("utf-8", "surrogatepass")
+        headers = [("content-type", "application/json"), *dict(spec.get("headers", {})).items()]
+        request = Request(spec["method"], "/_sim" + spec["path"], headers, body)
+        cases.append(Case(f"control:{spec['id']}", request, journaled=False))
+    return cases
+
+
+def link_cases(link: str, blob: str) -> list[Case]:
+    """Result links: `link` a signed CDN link (`?expires=&signature=`), `blob` a Civitai blob link (`?sig=&exp=`),
+    each as path and query."""
+    path, _, query = link.partition("?")
+    params = dict(part.split("=", 1) for part in query.split("&"))
+    signature = params["signature"]
+
+    def variant(**changes: str) -> str:
+        merged = {**params, **changes}
+        return path + "?" + "&".join(f"{name}={value}" for name, value in merged.items())
+
+    flipped = signature[:-1] + ("A" if signature[-1] != "A" else "B")
+    targets = {
+        "valid": link,
+        "tampered_signature": variant(signature=flipped),
+        "expired": variant(expires="1000"),
+        "expiry_not_a_number": variant(expires="soon"),
+        "expiry_huge": variant(expires="9" * 400),
+        "no_signature": path,
+        "huge_signature": variant(signature="A" * 10_000),
+        "traversal": path.rsplit("/", 1)[0] + "/..%2F..%2F_sim%2Freset?" + query,
+        "nul": path + "%00?" + query,
+        "doubled_parameters": link + "&signature=" + flipped,
+    }
+    cases = [Case(f"link:{name}", Request("GET", target)) for name, target in targets.items()]
+    cases.append(Case("link:head", Request("HEAD", link)))
+    cases.append(Case("link:post", Request("POST", link)))
+    cases.append(Case("link:range", Request("GET", link, [("range", "bytes=0-10")])))
+    cases.append(Case("link:absolute_form", Request("GET", "http://cdn.example" + link)))
+    for name, filename in (("crlf", "a%0D%0ASet-Cookie:%20x=1"), ("nul", "a%00b.png"), ("emoji", "%F0%9F%98%80.png"),
+                           ("quote", "a%22%3B%20x%3D%22y.png"), ("overlong", "f" * 5000), ("traversal", "..%2F..%2Fx")):
+        cases.append(Case(f"link:blob_filename_{name}", Request("GET", f"{blob}&download=true&filename={filename}")))
+    return cases

@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from simulator.json_text import deeper_than
 from simulator.options import ProviderOptions
 from simulator.pipeline.exchange import Exchange, NumberTooLong
 from simulator.validation import Violation, dotted_path
@@ -110,23 +111,13 @@ def _too_deep(max_depth: int) -> str:
 # What the text of a body must hold for its value to be unreadable (a cheap, conservative test at C speed, so
 # that the walk below, a Python loop over every value, runs only for bodies that may fail it): a NaN or infinity
 # literal, a number too large for a double, a \uD800-\uDFFF escape (the only way JSON text carries a surrogate),
-# or brackets nested deeper than allowed once strings are taken out.
+# or nesting deeper than allowed.
 _NON_FINITE = re.compile(rb"NaN|Infinity|[eE][+-]?\d{3}|\d{309}")
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
-_PAIR = re.compile(rb"\[\]|\{\}")
 
 
 def _may_be_unreadable(raw: bytes, max_depth: int) -> bool:
-    if _NON_FINITE.search(raw) or _SURROGATE_ESCAPE.search(raw):
-        return True
-    brackets = _NOT_BRACKET.sub(b"", _STRING.sub(b"", raw))
-    for _ in range(max_depth):  # each pass takes away one level of nesting
-        if not brackets:
-            return False
-        brackets = _PAIR.sub(b"", brackets)
-    return bool(brackets)
+    return bool(_NON_FINITE.search(raw) or _SURROGATE_ESCAPE.search(raw)) or deeper_than(raw, max_depth)
 
 
 def unreadable_json(value: Any, max_depth: int, raw: bytes | None = None) -> None:

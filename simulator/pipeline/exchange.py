@@ -85,7 +85,9 @@ class Exchange:
             try:
                 # The integer hook costs a Python call per number: only where a number may be too long.
                 hook = _integer if _LONG_DIGITS.search(self.raw_body) else int
-                self._loaded = (json.loads(self.raw_body, parse_int=hook), None)
+                # UTF-8 only, as RFC 8259 and every provider's server read JSON (a leading BOM is skipped, as .NET
+                # does); json.loads on bytes would also take UTF-16 and UTF-32.
+                self._loaded = (json.loads(self.raw_body.decode("utf-8-sig"), parse_int=hook), None)
             except (ValueError, RecursionError) as exc:
                 self._loaded = (None, exc)
         return self._loaded
