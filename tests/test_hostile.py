@@ -35,6 +35,8 @@ from support_hostile import (
     table,
 )
 
+from simulator.providers import available
+
 TABLE = table()
 PROVIDER_CASES = provider_cases()
 KEY = "hostile-key"
@@ -104,6 +106,12 @@ def _assert_journaled(server: Served, case: Case) -> None:
 
 def _assert_parser_refusal(response: Response) -> None:
     assert response.status == 400 and response.body == PARSER_REFUSAL, (response.status, response.body[:200])
+
+
+def test_every_served_provider_has_a_hostile_table() -> None:
+    missing = sorted(set(available()) - set(TABLE["providers"]))
+    assert not missing, (f"{missing} are served but have no block in tests/hostile/providers.yaml: add their routes, "
+                         "auth, a valid body, their error envelope and the status of each case")
 
 
 @pytest.mark.parametrize("case", [case for cases in PROVIDER_CASES.values() for case in cases],
