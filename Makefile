@@ -8,7 +8,7 @@ SERVE_STAMP := $(VENV)/.installed-serve
 DEV_STAMP := $(VENV)/.installed-dev
 ARGS ?=
 
-.PHONY: serve test lint bench clean
+.PHONY: serve test lint bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ test: lint
 bench: $(DEV_STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/bench.py $(ARGS)
+
+# Never part of `make test` (which runs a 6-second version): at most a minute of 200 clients under the chaos
+# scenario, then an audit; prints `name value unit` figures. ARGS="--duration 20 --clients 50" to shorten it.
+soak: $(DEV_STAMP)
+	$(BIN)/python benchmarks/soak.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache

@@ -124,6 +124,7 @@ def serve(settings: Resolved) -> int:
     from simulator import heap, logs, serving
     from simulator.access_log import AccessLog
     from simulator.banner import Facts, banner, goodbye
+    from simulator.connections import Limits
     from simulator.faults import scenario
     from simulator.faults.plan import PlanError
     from simulator.options import OptionError
@@ -164,7 +165,9 @@ def serve(settings: Resolved) -> int:
         )), flush=True)
     heap.keep_collections_short()
     started = time.monotonic()
-    stopped_by = run_until_signalled(serving.build_server(sim), sock)
+    limits = Limits(header_timeout=settings["header-timeout"], body_timeout=settings["body-timeout"],
+                    keep_alive=settings["keep-alive"], max_connections=settings["max-connections"])
+    stopped_by = run_until_signalled(serving.build_server(sim, limits=limits), sock)
     if not quiet:
         print(goodbye(stopped_by, time.monotonic() - started, access.requests), flush=True)
     return 0

@@ -1,23 +1,25 @@
 """The one place the ASGI server is set up, for `nanobanana-sim serve` and for `LiveServer` alike.
 
-Server settings (keep-alive, timeouts, connection limits) are written here once, so the command line and the
-tests and the pytest plugin run the same server.
+Server settings (keep-alive, read deadlines, the connection cap: simulator.connections) are written here once, so
+the command line and the tests and the pytest plugin run the same server.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import socket
+from dataclasses import replace
 
 import uvicorn
 from starlette.types import ASGIApp
 
+from simulator.connections import DEFAULT_LIMITS, Limits, base_protocol, guarded
 from simulator.sim import Simulator
 
-# Idle keep-alive connections are kept open this long (s), like common load balancers: a client that pools
-# connections should not meet uvicorn's 5 s default as a spurious disconnect.
-KEEP_ALIVE = 75
 BACKLOG = 2048
+# File descriptors kept free beyond the connection cap: the listening socket, webhook connections, image files.
+RESERVED_FILES = 64
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -59,19 +61,44 @@ class SimulatorServer(uvicorn.Server):
             await self.sim.engine.webhooks.aclose()
 
 
-def server_config(app: ASGIApp) -> uvicorn.Config:
+def server_config(app: ASGIApp, limits: Limits = DEFAULT_LIMITS) -> uvicorn.Config:
     """The uvicorn settings every server of the project runs with (the benchmark's bare app too, so that it is
     measured on the same stack)."""
     # log_config=None: uvicorn leaves the process's logging alone (the plugin runs inside a user's pytest); its
     # warnings reach whatever handles the `uvicorn` logger (`simulator.logs.configure` under `serve`). Requests
     # are logged from the journal (simulator.access_log), not by uvicorn. The Date header is the simulator's own.
+    # Idle keep-alive connections are kept open `keep_alive` seconds (75 by default, like common load balancers:
+    # a client that pools connections should not meet uvicorn's 5 s default as a spurious disconnect).
+    capped = replace(limits, max_connections=connection_cap(limits.max_connections))
     return uvicorn.Config(
         app, log_config=None, log_level=logging.WARNING, access_log=False, lifespan="off",
-        timeout_keep_alive=KEEP_ALIVE, date_header=False,
+        timeout_keep_alive=math.ceil(limits.keep_alive), date_header=False,
+        http=guarded(base_protocol(), capped),
     )
 
 
-def build_server(sim: Simulator, app: ASGIApp | None = None) -> SimulatorServer:
+def connection_cap(requested: int) -> int:
+    """The connection cap the process can keep: its open-file limit is raised towards what the cap needs, as far
+    as the OS allows, and the cap lowered to fit under it (with RESERVED_FILES to spare) where it cannot be."""
+    try:
+        import resource
+    except ImportError:  # not a POSIX system: the OS has no such per-process limit to fit under
+        return requested
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = requested + RESERVED_FILES
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        raised = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+        except (ValueError, OSError):
+            pass
+    if soft == resource.RLIM_INFINITY:
+        return requested
+    return max(1, min(requested, soft - RESERVED_FILES))
+
+
+def build_server(sim: Simulator, app: ASGIApp | None = None, limits: Limits = DEFAULT_LIMITS) -> SimulatorServer:
     """The server for `sim` (its app unless another is given); run it with `.run(sockets=[listen(...)])`
     or await `.serve(sockets=[...])` on a loop of your own."""
-    return SimulatorServer(server_config(app or sim.app), sim)
+    return SimulatorServer(server_config(app or sim.app, limits), sim)

@@ -218,6 +218,14 @@ SETTINGS: tuple[Setting, ...] = (
             "one at start and prints it in the banner", "TOKEN", secret=True),
     Setting("signing-key", text, None, "the key that signs image links (the same key in every process that must "
             "accept the others' links)", "KEY", secret=True),
+    Setting("header-timeout", number(above=0), 10.0, "close a connection whose request line and headers take "
+            "longer than this to arrive (slow or stalled clients)", "SECONDS", show="{:g}".format),
+    Setting("body-timeout", number(above=0), 30.0, "close a connection whose request body pauses longer than "
+            "this between two pieces", "SECONDS", show="{:g}".format),
+    Setting("keep-alive", number(above=0), 75.0, "close an idle kept-alive connection after this long",
+            "SECONDS", show="{:g}".format),
+    Setting("max-connections", integer(1, 1_000_000), 1000, "open connections served at once; one more is "
+            "answered 503 and closed (lowered to fit the process's open-file limit)", "N"),
     Setting("config", text, None, "read settings from this TOML file: flags override it, it overrides the "
             "environment", "FILE", in_file=False),
 )

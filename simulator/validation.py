@@ -103,6 +103,8 @@ def _preview(value: Any, limit: int = 200) -> Any:
         return value[:limit] + f"… ({len(value)} characters)"
     if isinstance(value, list) and len(value) > 20:
         return f"[{len(value)} items]"
+    if isinstance(value, dict) and len(value) > 20:
+        return f"{{{len(value)} members}}"
     return value
 
 
@@ -367,7 +369,19 @@ def _violations(error: ValidationError, schema_name: str) -> Iterator[Violation]
         nearest = _nearest(instance, expected)
     elif rule in LIMIT_RULES:
         nearest = expected
-    yield Violation(path, rule, error.message, instance, expected, nearest, schema_name, doc)
+    yield Violation(path, rule, _brief(error.message), instance, expected, nearest, schema_name, doc)
+
+
+# jsonschema words a message with the whole offending value (`[1, 1, …] is not of type 'string'`): a 40 MB value
+# must not become a 40 MB error message, in the answer and in the journal.
+MAX_MESSAGE = 1000
+
+
+def _brief(message: str) -> str:
+    if len(message) <= MAX_MESSAGE:
+        return message
+    return f"{message[:MAX_MESSAGE // 2]} … ({len(message) - MAX_MESSAGE} characters left out) … " \
+           f"{message[-MAX_MESSAGE // 2:]}"
 
 
 def _doc(error: ValidationError) -> str | None:

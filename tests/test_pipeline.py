@@ -7,6 +7,7 @@ The in-process transport reaches the pipeline without ASGI or a socket; a third,
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 from typing import Any
 
@@ -207,12 +208,44 @@ def test_a_bad_typed_parameter_gets_the_providers_own_refusal() -> None:
     ("https://[fe80::1]/hook", Destination.LINK_LOCAL),
     ("https://0.0.0.0/hook", Destination.RESERVED),
     ("https://8.8.8.8/hook", Destination.PUBLIC),
+    ("http://metadata.google.internal/", Destination.INTERNAL_NAME),
+    ("http://intranet/hook", Destination.INTERNAL_NAME),
+    ("https://hooks.example.com/hook", Destination.NAME),
     ("https:///hook", Destination.NONE),
     ("http://[::1/hook", Destination.NONE),
 ])
 def test_callback_hosts_are_classified_from_the_address_however_it_is_written(url: str,
                                                                                 expected: Destination) -> None:
     assert destination(url) is expected
+
+
+@pytest.mark.parametrize("url", ["http://169.254.169.254/latest", "http://2852039166/", "http://[::ffff:a9fe:a9fe]/",
+                                 "http://10.1.2.3/hook", "http://metadata.google.internal/", "http://intranet/hook"])
+@pytest.mark.parametrize(("slug", "path", "body", "where"), [
+    ("qingbo", "/v1/tasks", {"model": "gemini-3.1-flash-image-preview", "prompt": "a hook"}, ("callback_url",)),
+    ("crun", "/api/v1/client/job/CreateTask", {"model": "google/nano-banana", "input": {"prompt": "a hook"}},
+     ("callback_url",)),
+    ("runware", "/v1", [{"taskType": "imageInference", "taskUUID": "16830039-18a1-48fc-b10a-3f40efdf519a",
+                         "model": "google:4@3", "positivePrompt": "a hook", "width": 1024, "height": 1024,
+                         "deliveryMethod": "async"}], (0, "webhookURL")),
+])
+def test_internal_callback_targets_are_refused_at_submit_by_every_provider(
+        slug: str, path: str, body: Any, where: tuple[Any, ...], url: str) -> None:
+    """One rule (engine.webhooks.callback_refusal), each provider's own validation shape, nothing created."""
+    async def scenario() -> None:
+        sim = _sim(slug)
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=sim.app), base_url=f"http://sim/{slug}",
+                                   headers={"authorization": f"Bearer {KEY}", "x-api-key": KEY})
+        sent = copy.deepcopy(body)
+        holder = sent[where[0]] if len(where) == 2 else sent
+        holder[where[-1]] = url
+        answer = await client.post(path, json=sent)
+        assert answer.status_code in (400, 422), answer.text
+        assert "internal address" in answer.text
+        assert len(sim.engine.tasks) == 0
+        await client.aclose()
+
+    asyncio.run(scenario())
 
 
 @pytest.mark.parametrize(("url", "status"), [
@@ -236,8 +269,8 @@ def test_civitai_accepts_plain_http_callbacks_to_loopback_only(url: str, status:
     asyncio.run(scenario())
 
 
-@pytest.mark.parametrize("url", ["http://169.254.169.254/latest", "http://127.evil.com/hook"])
-def test_callbacks_to_other_hosts_are_refused_at_delivery_and_journaled(url: str) -> None:
+@pytest.mark.parametrize("url", ["http://127.evil.com/hook", "https://hooks.example.com/hook"])
+def test_callbacks_to_public_names_are_taken_but_refused_at_delivery_and_journaled(url: str) -> None:
     async def scenario() -> None:
         sim = _sim("qingbo")
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=sim.app), base_url="https://qingbo.dev",

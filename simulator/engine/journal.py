@@ -19,6 +19,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from simulator.json_text import deeper_than
+
 # One field of one entry keeps at most this much (the HTTP recorder already journals bodies larger than 1 MiB
 # by size only, so what it stores is kept whole).
 FIELD_BYTES = 1024 * 1024
@@ -190,6 +192,16 @@ class Journal:
         truncated: list[str] = []
         size = extra
         for name, value in plain.items():
+            fits = -1
+            with contextlib.suppress(ValueError, TypeError, RecursionError):
+                if not force:  # a field that is plain and within its share is kept as it is, at C speed
+                    text = _ENCODER.encode(value)
+                    encoded = text.encode("utf-8")
+                    fits = -1 if deeper_than(encoded, MAX_DEPTH) else len(encoded)
+            if 0 <= fits <= self.field_bytes:
+                kept[name] = value
+                size += fits
+                continue
             shrinker = _Shrinker(self.field_bytes, truncated)
             kept[name] = shrinker.shrink(value, name, 0)
             size += self.field_bytes - shrinker.budget

@@ -58,13 +58,15 @@ class Destination(StrEnum):
     LINK_LOCAL = "link-local"  # 169.254/16 (the cloud metadata service 169.254.169.254), fe80::/10
     RESERVED = "reserved"  # unspecified, multicast and other reserved ranges
     PUBLIC = "public"  # a public IP address
+    INTERNAL_NAME = "internal-name"  # a name only an internal resolver answers: metadata.google.internal, *.local
     NAME = "name"  # a DNS name
     NONE = "none"  # no host at all
 
     @property
     def internal(self) -> bool:
         """An address inside the machine or its network, which a real provider would refuse to call."""
-        return self in (Destination.LOOPBACK, Destination.PRIVATE, Destination.LINK_LOCAL, Destination.RESERVED)
+        return self in (Destination.LOOPBACK, Destination.PRIVATE, Destination.LINK_LOCAL, Destination.RESERVED,
+                        Destination.INTERNAL_NAME)
 
 
 # Characters of the IPv4 spellings inet_aton accepts beyond dotted decimal: 2130706433, 0x7f.1, 0177.0.0.1, 127.1.
@@ -83,7 +85,8 @@ def destination(url: str) -> Destination:
         return Destination.LOOPBACK
     address = _address(host)
     if address is None:
-        return Destination.NAME
+        internal = "." not in host or host.rsplit(".", 1)[-1] in _INTERNAL_SUFFIXES or host.endswith(".home.arpa")
+        return Destination.INTERNAL_NAME if internal else Destination.NAME
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     if address.is_loopback:
@@ -98,6 +101,32 @@ def destination(url: str) -> Destination:
 
 
 _SHARED = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT: not public, yet not `is_private`
+# Top-level names no public resolver answers (RFC 6762 .local, RFC 6761/8375 and the ones cloud metadata
+# services and corporate networks use); a single-label name ("metadata") is internal too.
+_INTERNAL_SUFFIXES = frozenset({"internal", "local", "localdomain", "lan", "intranet", "corp", "home"})
+
+
+def callback_refusal(url: str, *, https_only: bool, loopback: bool = True) -> str | None:
+    """Why a provider refuses `url` as a callback target when the task is submitted (None: it is accepted).
+
+    The one rule for every provider: an absolute http(s) URL (https only where the provider says so) that does
+    not point inside the machine or its network, however the address is written (10.x, 169.254.169.254 in
+    decimal or IPv4-mapped form, metadata.google.internal). Loopback receivers are the exception where
+    `loopback` says so (a provider's option, on by default), over plain HTTP too: tests listen there. A public
+    name is accepted as the provider would; the simulator delivers to it only when serving with --external-webhooks.
+    """
+    target = destination(url)
+    scheme = urlsplit(url).scheme.lower() if target is not Destination.NONE else ""
+    if scheme not in ("http", "https"):
+        return "must be an absolute HTTPS URL" if https_only else "must be an absolute HTTP(S) URL"
+    if target is Destination.LOOPBACK and loopback:
+        return None
+    if https_only and scheme != "https":
+        return "must use HTTPS"
+    if target.internal:
+        return (f"must not point to an internal address ({urlsplit(url).hostname}: {target.value}; loopback, "
+                "private, link-local and reserved addresses and internal names are refused)")
+    return None
 
 
 def _address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -20,6 +20,7 @@ DEFAULT_ERRORS: dict[str, dict[str, Any]] = {
     "forbidden": {"status": 403, "message": "This API key is not allowed to do that."},
     "not_found": {"status": 404, "message": "The requested resource was not found."},
     "content_blocked": {"status": 400, "message": "The prompt was rejected by the content filter."},
+    "payload_too_large": {"status": 413, "message": "The request body is larger than this API accepts."},
     "rate_limited": {"status": 429, "message": "Too many requests; retry after the indicated delay."},
     "server_error": {"status": 500, "message": "The server hit an unexpected error."},
     "bad_gateway": {"status": 502, "message": "The upstream model provider returned an invalid response."},

@@ -4,12 +4,12 @@ See simulator/pipeline/pipeline.py for the stages, simulator/transports/ for the
 """
 
 from simulator.pipeline.answer import Answer
-from simulator.pipeline.body import MAX_JSON_DEPTH, BodyError
+from simulator.pipeline.body import DEFAULT_BODY_LIMIT, MAX_JSON_DEPTH, BodyError
 from simulator.pipeline.errors import INVALID, ProviderError
 from simulator.pipeline.exchange import Endpoint, Exchange, Handler, Refuser, Replay
 from simulator.pipeline.parameters import BadParameter
 
 __all__ = [
-    "INVALID", "MAX_JSON_DEPTH", "Answer", "BadParameter", "BodyError", "Endpoint", "Exchange", "Handler",
-    "ProviderError", "Refuser", "Replay",
+    "DEFAULT_BODY_LIMIT", "INVALID", "MAX_JSON_DEPTH", "Answer", "BadParameter", "BodyError", "Endpoint",
+    "Exchange", "Handler", "ProviderError", "Refuser", "Replay",
 ]

@@ -8,6 +8,7 @@ self-check, the journal and the transport all read the same body.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -19,9 +20,18 @@ BODILESS = frozenset({204, 304})
 _NOT_PARSED = object()
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")  # in a str, only ever a lone one
+
+
 def encode_json(value: Any) -> bytes:
     """Compact UTF-8 JSON, the encoding every provider's answers and callbacks share."""
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode()
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":"))
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        # A lone surrogate echoed from a request (the name of an unknown field in a validation message) has no
+        # UTF-8 form: it is sent as U+FFFD, as a .NET or Go server writes it.
+        return _SURROGATE.sub("\ufffd", text).encode()
 
 
 @dataclass(frozen=True, slots=True)

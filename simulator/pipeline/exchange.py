@@ -44,6 +44,8 @@ class Exchange:
     raw_body: bytes = b""
     path_params: dict[str, str] = field(default_factory=dict)
     transport: str = "http"
+    # The body's size when the transport stopped reading it for being over the provider's limit (0: read whole).
+    oversized: int = 0
     # A key the transport already holds for this exchange (a WebSocket session's), standing in for headers.
     credential: str | None = None
     # -- learnt by the pipeline --------------------------------------------------------------------------
@@ -81,7 +83,11 @@ class Exchange:
         """The body as `json.loads` reads it, or why it could not: parsed on first use, then remembered."""
         if self._loaded is None:
             try:
-                self._loaded = (json.loads(self.raw_body), None)
+                # The integer hook costs a Python call per number: only where a number may be too long.
+                hook = _integer if _LONG_DIGITS.search(self.raw_body) else int
+                # UTF-8 only, as RFC 8259 and every provider's server read JSON (a leading BOM is skipped, as .NET
+                # does); json.loads on bytes would also take UTF-16 and UTF-32.
+                self._loaded = (json.loads(self.raw_body.decode("utf-8-sig"), parse_int=hook), None)
             except (ValueError, RecursionError) as exc:
                 self._loaded = (None, exc)
         return self._loaded
@@ -139,6 +145,23 @@ class Endpoint:
     def allowed(self) -> frozenset[str]:
         """The methods this endpoint answers (a GET endpoint answers HEAD too)."""
         return self.methods | {"HEAD"} if "GET" in self.methods else self.methods
+
+
+class NumberTooLong(ValueError):
+    """An integer literal longer than Python (and any JSON reader a provider runs) will convert."""
+
+
+# Python's own limit for converting digits to int (sys.get_int_max_str_digits), which would otherwise raise a
+# ValueError no caller tells apart from other ValueErrors.
+MAX_INT_DIGITS = 4300
+_LONG_DIGITS = re.compile(rb"\d{%d}" % (MAX_INT_DIGITS + 1))
+
+
+def _integer(digits: str) -> int:
+    if len(digits.lstrip("-")) > MAX_INT_DIGITS:
+        raise NumberTooLong(f"The JSON value could not be converted: a number of {len(digits.lstrip('-'))} digits "
+                            "is outside the range of any number type.")
+    return int(digits)
 
 
 _PARAMETER = re.compile(r"{([a-zA-Z_][a-zA-Z0-9_]*)(?::(path|str))?}")

@@ -131,7 +131,8 @@ class _Body(Deferred):
             try:
                 value = json.loads(self._raw)
                 if self._checked:
-                    unreadable_json(value, MAX_JSON_DEPTH)  # NaN or a lone surrogate could not be served back
+                    # NaN or a lone surrogate could not be served back as JSON
+                    unreadable_json(value, MAX_JSON_DEPTH, self._raw)
                 return value
             except (ValueError, RecursionError, BodyError):
                 pass

@@ -23,7 +23,7 @@ from simulator.engine import Engine
 from simulator.faults.tasks import task_faults
 from simulator.pipeline import journal
 from simulator.pipeline.answer import Answer
-from simulator.pipeline.body import BodyError, read_json, without_unknown_fields
+from simulator.pipeline.body import BodyError, read_json, too_large, without_unknown_fields
 from simulator.pipeline.errors import ProviderError
 from simulator.pipeline.exchange import Endpoint, Exchange
 from simulator.pipeline.faults import judge
@@ -63,6 +63,8 @@ class Pipeline:
             if isinstance(clock, VirtualClock) and clock.tick > 0:
                 await self.engine.advance(clock.tick)
             exchange.api_key = provider.presented_key(exchange)
+            if too_large(exchange, provider.body_limit):
+                return self._too_large(exchange, endpoint)
             verdict = judge(self.engine, exchange, endpoint)
             if verdict.refusal is not None:
                 answer = verdict.refusal
@@ -74,6 +76,18 @@ class Pipeline:
             log.exception("%s %s failed", provider.slug, endpoint.operation)
             exchange.note = "".join(traceback.format_exception_only(exc)).strip()
             return provider.error(500, "The simulator hit an internal error; see the journal note.")
+
+    @staticmethod
+    def _too_large(exchange: Exchange, endpoint: Endpoint) -> Answer:
+        """A body over the provider's limit, refused as the provider's front end does, before anything reads it."""
+        provider = endpoint.provider
+        exchange.oversized = exchange.oversized or len(exchange.raw_body)
+        exchange.raw_body = b""  # kept nowhere, journaled by size
+        exchange.note = (f"request body of {exchange.oversized} bytes (as far as read) is over {provider.slug}'s "
+                         f"limit of {provider.body_limit} bytes (provider.json bodyLimit): not read")
+        # The front end's answer, outside the operations table on purpose (like a status a fault rule forces).
+        exchange.status_chosen = True
+        return provider.render_fault(exchange, {"error": "payload_too_large"})
 
     async def _handled(self, exchange: Exchange, endpoint: Endpoint) -> Answer:
         provider, spec = endpoint.provider, endpoint.spec

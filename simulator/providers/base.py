@@ -14,11 +14,13 @@ from collections.abc import Collection
 from typing import Any, ClassVar
 
 from simulator.engine import Engine, Phase, RetryPolicy, Task
+from simulator.engine.webhooks import callback_refusal
 from simulator.faults.errors import error_spec, fault_headers
 from simulator.faults.plan import lookup
 from simulator.operations import Operation, operations
 from simulator.options import ProviderOptions, provider_data
 from simulator.pipeline import (
+    DEFAULT_BODY_LIMIT,
     INVALID,
     MAX_JSON_DEPTH,
     Answer,
@@ -133,6 +135,12 @@ class Provider:
     def json_depth(self) -> int:
         return MAX_JSON_DEPTH
 
+    @property
+    def body_limit(self) -> int:
+        """The largest request body this provider reads (provider.json `bodyLimit`); a larger one is refused
+        with its `payload_too_large` fault while it arrives."""
+        return int(self.data.get("bodyLimit", {}).get("bytes", DEFAULT_BODY_LIMIT))
+
     def unreadable_body(self, exchange: Exchange, problem: BodyError) -> ProviderError:
         return ProviderError.invalid([Violation((), "json", str(problem))])
 
@@ -197,6 +205,19 @@ class Provider:
         assert name is not None, f"{operation} takes no request body"
         reference = str(self.schemas.document(name)["items"]["$ref"])
         return posixpath.join(posixpath.dirname(name), reference.removesuffix(".json"))
+
+    def callback_violations(self, path: tuple[str | int, ...], url: Any) -> list[Violation]:
+        """The engine's one callback-destination rule (simulator.engine.webhooks.callback_refusal) as a violation
+        of the field at `path`, rendered in the provider's own validation shape; loopback receivers are allowed
+        unless the provider's `allow_http_callbacks_to_loopback` option says otherwise."""
+        if not isinstance(url, str) or not url:
+            return []
+        option = "allow_http_callbacks_to_loopback"
+        loopback = bool(self.options[option]) if self.options.has(option) else True
+        problem = callback_refusal(url, https_only=False, loopback=loopback)
+        if problem is None:
+            return []
+        return [Violation(path, "callbackUrl", f"The URL {problem}.", url, "a public http(s) URL")]
 
     def retry_policy(self, delays: str = "callback_retry_delays",
                      timeout: str = "callback_timeout_seconds") -> RetryPolicy:

@@ -15,12 +15,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from simulator.faults import network
-from simulator.pipeline import Answer, Exchange
+from simulator.pipeline import DEFAULT_BODY_LIMIT, Answer, Exchange
+from simulator.pipeline.body import BodyReader
 from simulator.pipeline.pipeline import Pipeline
 from simulator.pipeline.routing import Router
 
@@ -42,20 +44,29 @@ class HttpTransport:
         if scope["type"] != "http":
             await self.control(scope, receive, send)
             return
+        scope, host = _origin_form(scope)
         headers = Headers(scope=scope)
-        target = self.router.resolve(scope["method"], scope["path"], headers.get("host"))
+        host = host or headers.get("host")
+        target = self.router.resolve(scope["method"], scope["path"], host)
         if target is None:
             await self.control(scope, receive, self._dated(send))
             return
         started = self.now()
+        limit = target.endpoint.provider.body_limit if target.endpoint is not None else DEFAULT_BODY_LIMIT
+        reader = BodyReader(limit, _content_length(headers),
+                            expects_continue=headers.get("expect", "").lower() == "100-continue")
+        await _read(receive, reader)
         exchange = Exchange(
             method=scope["method"], path=scope["path"], routed_path=target.path, prefix=target.prefix,
             base_url=_base_url(scope, headers, target.prefix), started=started,
-            query_string=scope.get("query_string", b""), headers=headers, raw_body=await _body(receive),
-            path_params=target.path_params,
+            query_string=scope.get("query_string", b""), headers=headers, raw_body=reader.body(),
+            path_params=target.path_params, oversized=reader.oversized,
         )
 
         async def deliver(answer: Answer) -> None:
+            if not reader.complete:
+                # Part of an oversized body was left unread: the connection cannot carry another request.
+                answer = answer.with_headers({"connection": "close"})
             await self._write(send, answer, exchange.network)
 
         if target.endpoint is None:
@@ -104,16 +115,31 @@ class HttpTransport:
             await send({"type": "http.response.body", "body": b""})
 
 
-async def _body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    while True:
+async def _read(receive: Receive, reader: BodyReader) -> None:
+    """Read the body into `reader` for as long as it wants more (past its limit it only counts and drops)."""
+    while reader.reading:
         message = await receive()
         if message["type"] != "http.request":
             break  # the client went away
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            break
-    return b"".join(chunks)
+        reader.add(message.get("body", b""), bool(message.get("more_body")))
+
+
+def _content_length(headers: Headers) -> int | None:
+    try:
+        return int(headers.get("content-length", ""))
+    except ValueError:
+        return None
+
+
+def _origin_form(scope: Scope) -> tuple[Scope, str | None]:
+    """A request target in absolute form (`GET http://host/path`, as sent to a proxy) as the origin-form path it
+    names, with its authority, which takes the place of `Host` (RFC 9112 section 3.2.2)."""
+    path = scope["path"]
+    if path.startswith("/") or "://" not in path:
+        return scope, None
+    parts = urlsplit(path)
+    origin = parts.path or "/"
+    return {**scope, "path": origin, "raw_path": origin.encode("latin-1", "replace")}, parts.netloc or None
 
 
 def _base_url(scope: Scope, headers: Headers, prefix: str) -> str:

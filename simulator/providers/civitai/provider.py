@@ -6,11 +6,10 @@ import base64
 import json
 from http import HTTPStatus
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 from simulator import json_patch
 from simulator.engine import Delivery, Phase, Task
-from simulator.engine.webhooks import Destination, destination
+from simulator.engine.webhooks import callback_refusal
 from simulator.faults.errors import error_spec
 from simulator.formats import parse_iso_utc
 from simulator.http.images import LinkState, check_link, image_response
@@ -252,14 +251,12 @@ class CivitaiProvider(Provider):
                     out.append(Violation(path, "image", str(exc), reference, "a URL, a data URL or Base64 image"))
         for c, callback in enumerate(template.get("callbacks") or []):
             url = callback["url"]
-            target = destination(url)
-            scheme = urlsplit(url).scheme if target is not Destination.NONE else ""
-            allowed = scheme == "https" or (
-                scheme == "http" and target is Destination.LOOPBACK and self.options["allow_http_callbacks_to_loopback"]
-            )
-            if not allowed:
-                out.append(Violation(("callbacks", c, "url"), "callbackUrl",
-                                     "Callback URLs must be absolute HTTPS URLs.", url, "https://…"))
+            problem = callback_refusal(url, https_only=True,
+                                       loopback=self.options["allow_http_callbacks_to_loopback"])
+            if problem is not None:
+                message = ("Callback URLs must be absolute HTTPS URLs." if "HTTPS" in problem
+                           else f"Callback URLs {problem}.")
+                out.append(Violation(("callbacks", c, "url"), "callbackUrl", message, url, "https://…"))
         if template.get("ephemeral") and not template.get("callbacks") and wait <= 0:
             out.append(Violation(("ephemeral",), "ephemeral",
                                  "An ephemeral workflow needs at least one callback or a wait greater than 0.",

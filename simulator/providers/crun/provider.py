@@ -111,6 +111,9 @@ class CrunProvider(Provider):
 
     async def create_task(self, exchange: Exchange) -> Answer:
         owner = exchange.caller
+        refused = self.callback_violations(("callback_url",), exchange.body.get("callback_url"))
+        if refused:
+            raise ProviderError.invalid(refused)
         filled = self.with_defaults(exchange, exchange.body)
         price = self.factory.quote(filled)
         if not self.ledger.reserve(owner, price):

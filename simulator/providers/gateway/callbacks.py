@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from simulator.engine import Delivery, Phase, Task
-from simulator.engine.webhooks import Destination, destination
+from simulator.engine.webhooks import callback_refusal
 
 if TYPE_CHECKING:
     from simulator.providers.gateway.provider import GatewayProvider
@@ -22,17 +21,8 @@ class Callbacks:
         assert self.spec is not None
         if len(url) > self.spec.max_length:
             return f"must not exceed {self.spec.max_length} characters (got {len(url)})"
-        target = destination(url)
-        if target is Destination.NONE or urlsplit(url).scheme not in ("http", "https"):
-            return "must be an absolute HTTPS URL"
-        # Tests listen on 127.0.0.1 over plain HTTP; the real gateway would refuse both.
-        if target is Destination.LOOPBACK and self.provider.options["allow_http_callbacks_to_loopback"]:
-            return None
-        if urlsplit(url).scheme != "https":
-            return "must use HTTPS"
-        if target.internal:
-            return "must not point to an internal address (127.0.0.1, 10.x.x.x, 172.16-31.x.x, 192.168.x.x)"
-        return None
+        return callback_refusal(url, https_only=True,
+                                loopback=self.provider.options["allow_http_callbacks_to_loopback"])
 
     def on_event(self, task: Task, phase: Phase, at: float) -> None:
         url = task.extra.get("callback_url")

@@ -225,6 +225,7 @@ class QingboProvider(Provider):
             elif new in body and body[new] != body[old]:
                 problems.append(Violation((old,), "conflict", f"'{old}' is the old name of '{new}'; send one of "
                                           f"them, not two different values", body[old], body[new]))
+        problems.extend(self.callback_violations(("callback_url",), body.get("callback_url")))
         limit = int(self.options["prompt_max_chars"])
         if limit and len(body["prompt"]) > limit:
             problems.append(Violation(("prompt",), "maxLength", "too long", body["prompt"], limit, limit))

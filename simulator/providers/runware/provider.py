@@ -143,7 +143,7 @@ class RunwareProvider(Provider):
             code = str(self.options[spec["codeOption"]])
         else:
             code = spec.get("code") or self.data["defaultCodes"].get(str(generic.status), "unknownError")
-        tasks = tasks_of(exchange.sent)
+        tasks = tasks_of(exchange.sent)[:int(self.options["max_tasks_per_request"])]
         uuids = [task["taskUUID"] for task in tasks if isinstance(task.get("taskUUID"), str)]
         if uuids:
             exchange.task_id = uuids[0]
@@ -157,6 +157,10 @@ class RunwareProvider(Provider):
         if not isinstance(body, list) or not body:
             detail = "Got an empty array." if body == [] else f"Got a JSON {_json_type(body)}."
             raise self._refused(self.errors.named("invalidRequestBody", "validation", detail=detail))
+        cap = int(self.options["max_tasks_per_request"])
+        if len(body) > cap:
+            detail = f"It holds {len(body)} tasks; at most {cap} are accepted in one request."
+            raise self._refused(self.errors.named("invalidRequestBody", "validation", detail=detail))
         tasks: list[Any] = list(body)
         leading = leading_authentication(body)
         if leading is not None:
@@ -166,7 +170,10 @@ class RunwareProvider(Provider):
         if leading is not None and self.options["echo_authentication_task"]:
             session = random_uuid(self.engine.seeds.stream(SLUG, "session", owner))
             data.append({"taskType": "authentication", "connectionSessionUUID": session})
-        outcomes = [self._run(exchange, owner, task) for task in tasks]
+        outcomes = []
+        for task in tasks:
+            outcomes.append(self._run(exchange, owner, task))
+            await asyncio.sleep(0)  # one request's tasks must not hold up every other route
         await self._settle(outcomes)
         now = self.engine.now()
         errors: list[TaskError] = []
@@ -237,6 +244,9 @@ class RunwareProvider(Provider):
         plan = plan_size(task, card, self.options)
         if isinstance(plan, list):
             return self._rejected(exchange, task, plan)
+        refused = self.callback_violations(("webhookURL",), task.get("webhookURL"))
+        if refused:
+            return self._rejected(exchange, task, refused)
         task_uuid = task["taskUUID"]
         if self.engine.tasks.by_key(SLUG, ANY_OWNER, task_uuid) is not None:
             # The documented idempotent replay (conflictTaskUUID): refused, but not a broken contract, so it is
