@@ -18,6 +18,7 @@ from simulator.sim import Simulator
 # connections should not meet uvicorn's 5 s default as a spurious disconnect.
 KEEP_ALIVE = 75
 BACKLOG = 2048
+WS_MAX_FRAME = 64 * 1024 * 1024 + 1
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -68,6 +69,10 @@ def server_config(app: ASGIApp) -> uvicorn.Config:
     return uvicorn.Config(
         app, log_config=None, log_level=logging.WARNING, access_log=False, lifespan="off",
         timeout_keep_alive=KEEP_ALIVE, date_header=False,
+        # Runware's WebSocket API (simulator.transports.websocket) on the `websockets` library's sans-I/O protocol
+        # (its legacy one is deprecated). Frames up to the largest `ws_max_frame_bytes` reach the transport, which
+        # refuses an oversized one with the provider's error rather than a bare close.
+        ws="websockets-sansio", ws_max_size=WS_MAX_FRAME,
     )
 
 
