@@ -210,7 +210,7 @@ class RunwareProvider(Provider):
             return None
         if leading is None:
             return self.sessions.of(conversation)
-        rng = self.engine.seeds.stream(SLUG, "session", owner)
+        _, rng = self.engine.next_rng(SLUG)  # each connection its own session
         session = self.sessions.open(owner, conversation, leading.get("connectionSessionUUID"), rng)
         conversation.credential = owner
         conversation.then(partial(self.sessions.resume, session))
