@@ -246,7 +246,7 @@ class RunwareProvider(Provider):
                 failed = True
                 found = self.renderer.failure(job, image, polled=False)
             answer = self._respond([], [found]) if isinstance(found, TaskError) else self._respond([found], [])
-            await self.sessions.send(session, answer, job.task_uuid)
+            await self.sessions.send(session, answer, job.task_uuid, min(image.terminal_at(), job.timeout_at))
 
         await asyncio.gather(*(push(image) for image in job.images))
         if job.deadline is not None:

@@ -24,7 +24,7 @@ from simulator.pipeline.conversation import Conversation
 class Held:
     answer: Answer
     task_id: str | None
-    at: float  # clock time it could not be delivered
+    at: float  # clock time of the result it carries: the window runs from then
 
 
 @dataclass(eq=False)
@@ -55,12 +55,12 @@ class Sessions:
     def of(self, conversation: Conversation) -> Session | None:
         return self.by_conversation.get(conversation)
 
-    async def send(self, session: Session, answer: Answer, task_id: str | None) -> None:
-        """Push a frame to the session's socket, or keep it for the client's return."""
+    async def send(self, session: Session, answer: Answer, task_id: str | None, at: float) -> None:
+        """Push a frame (a result of clock time `at`) to the session's socket, or keep it for the client's return."""
         conversation = session.conversation
         if conversation is not None and await conversation.push(answer, task_id=task_id):
             return
-        session.held.append(Held(answer, task_id, self.engine.now()))
+        session.held.append(Held(answer, task_id, at))
 
     async def resume(self, session: Session) -> None:
         """Send what was kept for the session, in order; frames held longer than the window are gone."""
@@ -69,7 +69,7 @@ class Sessions:
         held, session.held = session.held, []
         for frame in held:
             if now - frame.at <= window:
-                await self.send(session, frame.answer, frame.task_id)
+                await self.send(session, frame.answer, frame.task_id, frame.at)
 
     def clear(self) -> None:
         self.by_uuid.clear()
