@@ -101,7 +101,7 @@ def test_a_bad_key_is_refused_and_the_socket_closed(sdk: Any, control: ControlCl
     error = result["error"]
     expected = {
         # 0.5.x re-authenticates until its circuit breaker opens, then raises ConnectionError (dossier §7.1).
-        "runware": lambda: error["type"] == "ConnectionError" and "Invalid API key" in error["message"],
+        "runware": lambda: error["type"] == "ConnectionError" and "circuit breaker opened" in error["message"],
         "runware-sdk": lambda: (error["type"], error["code"]) == ("RunwareError", "auth"),
         # sdk-js rejects with the server's error item as it came, and does not reconnect after invalidApiKey.
         "sdk-js": lambda: error["value"]["error"]["code"] == "invalidApiKey",
