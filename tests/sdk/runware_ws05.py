@@ -7,11 +7,9 @@ OPTIONS: key, prompt, numberResults, reference (a data URI or none). Prints one 
 `timeout` seconds is reported as {"type": "Timeout"}: how the SDK fails when nobody answers.
 """
 
-import asyncio
-import json
-import sys
 
 from runware import IImageInference, Runware, RunwareAPIError
+from runware_driver import main
 
 
 async def generate(url: str, options: dict) -> list:
@@ -30,18 +28,4 @@ async def generate(url: str, options: dict) -> list:
         await runware.disconnect()
 
 
-async def main() -> None:
-    url, options = sys.argv[1], json.loads(sys.argv[2])
-    try:
-        images = await asyncio.wait_for(generate(url, options), options.get("timeout", 30))
-        print(json.dumps({"ok": True, "images": images}))
-    except RunwareAPIError as error:
-        print(json.dumps({"ok": False, "error": {"type": "RunwareAPIError", "code": error.code,
-                                                 "data": error.error_data}}))
-    except TimeoutError:
-        print(json.dumps({"ok": False, "error": {"type": "Timeout"}}))
-    except Exception as error:  # the SDK's other documented failures (ConnectionError after auth failures)
-        print(json.dumps({"ok": False, "error": {"type": type(error).__name__, "message": str(error)}}))
-
-
-asyncio.run(main())
+main(generate, RunwareAPIError, lambda error: {"code": error.code, "data": error.error_data})

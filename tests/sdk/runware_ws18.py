@@ -7,12 +7,10 @@ when absent). `taskType` is passed, as the SDK's README advises, so it looks not
 line: {"ok": true, "images": [...]} or {"ok": false, "error": {"type", "code", "message"}}.
 """
 
-import asyncio
-import json
-import sys
 
 from runware import Runware
 from runware.errors import RunwareError
+from runware_driver import main
 
 
 async def generate(url: str, options: dict) -> list:
@@ -27,16 +25,4 @@ async def generate(url: str, options: dict) -> list:
         return await client.run(params)
 
 
-async def main() -> None:
-    url, options = sys.argv[1], json.loads(sys.argv[2])
-    try:
-        images = await asyncio.wait_for(generate(url, options), options.get("timeout", 30))
-        print(json.dumps({"ok": True, "images": images}))
-    except RunwareError as error:
-        print(json.dumps({"ok": False, "error": {"type": "RunwareError", "code": error.code,
-                                                 "message": str(error)}}))
-    except TimeoutError:
-        print(json.dumps({"ok": False, "error": {"type": "Timeout"}}))
-
-
-asyncio.run(main())
+main(generate, RunwareError, lambda error: {"code": error.code, "message": str(error)})
