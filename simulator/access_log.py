@@ -76,7 +76,7 @@ def describe(entry: JournalEntry) -> tuple[str, dict[str, Any]]:
         answer = entry.status if entry.status is not None else "no answer"
         line = (f"{where} webhook {detail.get('event')} {entry.method} {entry.path} -> {answer} "
                 f"{detail.get('outcome')} attempt={detail.get('attempt')}")
-    elif entry.kind == "http":
+    elif entry.kind in ("http", "ws"):  # a WebSocket frame: method WS (from the client) or PUSH (from the server)
         line = f"{where} {entry.operation or '-'} {entry.method} {_target(entry)} -> {entry.status}"
     else:
         line = f"{where} {entry.kind}"

@@ -20,6 +20,7 @@ from simulator.sim import Simulator
 BACKLOG = 2048
 # File descriptors kept free beyond the connection cap: the listening socket, webhook connections, image files.
 RESERVED_FILES = 64
+WS_MAX_FRAME = 64 * 1024 * 1024 + 1
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -74,6 +75,10 @@ def server_config(app: ASGIApp, limits: Limits = DEFAULT_LIMITS) -> uvicorn.Conf
         app, log_config=None, log_level=logging.WARNING, access_log=False, lifespan="off",
         timeout_keep_alive=math.ceil(limits.keep_alive), date_header=False,
         http=guarded(base_protocol(), capped),
+        # Runware's WebSocket API (simulator.transports.websocket) on the `websockets` library's sans-I/O protocol
+        # (its legacy one is deprecated). Frames up to the largest `ws_max_frame_bytes` reach the transport, which
+        # refuses an oversized one with the provider's error rather than a bare close.
+        ws="websockets-sansio", ws_max_size=WS_MAX_FRAME,
     )
 
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from websockets.exceptions import WebSocketException
+from websockets.sync.client import connect as connect_websocket
 
 from simulator.conformance.cases import Case, CaseFileError
 from simulator.conformance.matchers import (
@@ -38,6 +40,9 @@ if TYPE_CHECKING:
     from simulator.pytest_plugin.session import Nanobanana
 
 TEMPLATE = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+# `method: WS` in a request: a frame on a WebSocket (simulator.transports.websocket), not an HTTP request.
+WEBSOCKET = "WS"
+WS_TIMEOUT = 30
 
 
 class CaseFailed(Exception):
@@ -118,7 +123,7 @@ def run_case(case: Case, target: Target, *, http: httpx.Client | None = None) ->
             outcome.reasons.append(str(exc))
         except ControlError as exc:  # the simulator refused a setup action (an unknown option, a bad rule)
             outcome.reasons.append(f"control plane: {exc}")
-        except (httpx.HTTPError, OSError) as exc:
+        except (httpx.HTTPError, OSError, WebSocketException) as exc:
             outcome.reasons.append(f"transport error: {exc!r}")
     return outcome
 
@@ -238,6 +243,8 @@ class _Run:
         base = self.target.base_url(self.slug)
         # A `url` may be absolute (an image link) or host-relative (a redirect's Location).
         url = str(httpx.URL(base).join(request["url"])) if "url" in request else base + request["path"]
+        if method == WEBSOCKET:
+            return self.frames(request, url)
         headers = self._headers(request)
         kwargs: dict[str, Any] = {"params": request.get("query"), "headers": headers}
         if "body" in request:
@@ -261,6 +268,30 @@ class _Run:
             line += f"  [{entry.get('operation')}]"
         self.outcome.transcript.append(line)
         return _Response(answer.status_code, answer.headers, body, answer.content, entry)
+
+    def frames(self, request: Mapping[str, Any], url: str) -> _Response:
+        """`method: WS`: a WebSocket to the path; the authentication frame first (with the case's key, a literal
+        one, or none for `auth: none`), then `body` (or `raw`) as one frame. The answer is the next frame, or the
+        next `frames` frames merged into one `data` / `errors` envelope (results that come one frame each); its
+        status is the journal's for the last of them."""
+        before = self._last_seq()
+        auth = request.get("auth", "default")
+        with connect_websocket("ws" + url.removeprefix("http"), open_timeout=WS_TIMEOUT) as socket:
+            if auth not in (None, "none"):
+                key = self.key if auth == "default" else str(auth)
+                socket.send(json.dumps([{"taskType": "authentication", "apiKey": key}]))
+                socket.recv(timeout=WS_TIMEOUT)
+            socket.send(json.dumps(request["body"], ensure_ascii=False) if "body" in request else str(request["raw"]))
+            received = [json.loads(socket.recv(timeout=WS_TIMEOUT)) for _ in range(int(request.get("frames", 1)))]
+        entries = self.target.control.journal(kind="ws", after=before)
+        entry = entries[-1] if entries else None
+        body: dict[str, Any] = received[0]
+        if len(received) > 1:
+            merged = {key: [item for frame in received for item in frame.get(key, [])] for key in ("data", "errors")}
+            body = {key: items for key, items in merged.items() if items}
+        status = int(entry["status"]) if entry is not None else 0
+        self.outcome.transcript.append(f"WS {request.get('path', url)} → {len(received)} frame(s), {status}")
+        return _Response(status, httpx.Headers(), body, json.dumps(body).encode(), entry)
 
     def _headers(self, request: Mapping[str, Any]) -> dict[str, str]:
         auth = request.get("auth", "default")

@@ -27,7 +27,7 @@ ACTION_KEYS = ("error", "network", "task", "webhook")
 ERROR_KEYS = frozenset({"status", "message", "code", "headers", "retry_after", "reset_at", "limit", "window", "cap",
                         "used"})
 NETWORK_KEYS = {"latency": {"seconds"}, "trickle": {"chunk", "interval"}, "reset": set(), "empty": set(),
-                "truncate": {"fraction"}, "malformed": set()}
+                "truncate": {"fraction"}, "malformed": set(), "close": {"close_code", "reason"}}
 WEBHOOK_KEYS = {"drop": set(), "duplicate": set(), "delay": {"seconds"}, "reorder": {"seconds"}}
 WEBHOOK_ACTIONS = frozenset(WEBHOOK_KEYS)
 
@@ -68,6 +68,8 @@ def check_action(
             where = checks.join(field, "network")
             raise PlanError(f"{where}: {str(exc).removeprefix(f'{field}: ')}", where) from None
         allowed |= NETWORK_KEYS[do["network"]]
+        if "close_code" in do:  # what a server may send in a close frame (RFC 6455 §7.4)
+            checks.number(do["close_code"], checks.join(field, "close_code"), low=1000, high=4999, integer=True)
     if "task" in do:
         check_task_action(do, field)
         allowed |= TASK_KEYS[do["task"]]

@@ -6,6 +6,7 @@
 - `empty`: the connection is closed before any byte of the answer.
 - `truncate` (`fraction`, default 0.5): headers and part of the body, then the connection closes.
 - `malformed`: the body is cut short and followed by junk, so it is no longer valid JSON.
+- `close` (`close_code`, `reason`): on a WebSocket, the socket is closed with that close code; over HTTP, as `empty`.
 
 These are real seconds, not simulator time: they exist to exercise the client's own timeouts and
 socket handling, which run on the wall clock whatever the simulator's clock does. The pipeline notes the
@@ -20,9 +21,9 @@ from typing import Any
 
 from simulator.faults.plan import PlanError
 
-NETWORK_ACTIONS = frozenset({"latency", "trickle", "reset", "empty", "truncate", "malformed"})
+NETWORK_ACTIONS = frozenset({"latency", "trickle", "reset", "empty", "truncate", "malformed", "close"})
 # The actions that lose the connection; `truncate` after the status line and part of the body.
-DROPS = frozenset({"reset", "empty", "truncate"})
+DROPS = frozenset({"reset", "empty", "truncate", "close"})
 JUNK = b"\x00<html><body>502 Bad Gateway</body></html>"
 
 

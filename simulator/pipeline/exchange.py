@@ -22,6 +22,7 @@ from simulator.pipeline.answer import Answer
 
 if TYPE_CHECKING:
     from simulator.operations import Operation
+    from simulator.pipeline.conversation import Conversation
     from simulator.providers.base import Provider
 
 Handler = Callable[["Exchange"], Awaitable[Answer]]
@@ -48,6 +49,8 @@ class Exchange:
     oversized: int = 0
     # A key the transport already holds for this exchange (a WebSocket session's), standing in for headers.
     credential: str | None = None
+    # The connection this exchange is one frame of, where it outlives the exchange (a WebSocket); else None.
+    conversation: Conversation | None = None
     # -- learnt by the pipeline --------------------------------------------------------------------------
     provider: str | None = None
     operation: str | None = None

@@ -48,8 +48,12 @@ class Pipeline:
         finally:
             journal.record(self.engine.journal, exchange, answer, self.engine.now(), kind)
 
-    async def settle(self, exchange: Exchange, answer: Answer, deliver: Deliver, *, kind: str = "http") -> None:
-        """Deliver and journal an answer a transport made itself (a path no provider serves)."""
+    async def settle(self, exchange: Exchange, answer: Answer, deliver: Deliver, *, kind: str = "http",
+                     endpoint: Endpoint | None = None) -> None:
+        """Deliver and journal an answer a transport made itself (a path no provider serves), or a frame a
+        provider sends on its own on a connection (checked against `endpoint`'s operation first)."""
+        if endpoint is not None:
+            answer = self._checked(exchange, endpoint, answer)
         try:
             await deliver(answer)
         finally:

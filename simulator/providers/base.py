@@ -33,6 +33,7 @@ from simulator.pipeline import (
     Refuser,
     Replay,
 )
+from simulator.pipeline.conversation import SocketTerms
 from simulator.validation import SchemaSet, ValidationReport, Violation, schema_set
 
 
@@ -79,6 +80,11 @@ class Provider:
 
     def on_event(self, task: Task, phase: Phase, at: float) -> None:
         """A task of this provider reached `phase` at clock time `at` (callbacks hang off this)."""
+
+    def socket_terms(self) -> tuple[str, SocketTerms] | None:
+        """The operation a WebSocket on this provider's paths carries (each text frame is one exchange of it, as a
+        POST body would be) and how the socket behaves; None: the provider has no WebSocket API."""
+        return None
 
     # -- declaring endpoints -------------------------------------------------------------------------
 

@@ -95,8 +95,8 @@ class HttpTransport:
                 await asyncio.sleep(network.latency(fault))
             await send(start)
             await send({"type": "http.response.body", "body": body})
-        elif kind in ("reset", "empty"):
-            _cut(send, reset=kind == "reset")
+        elif kind in ("reset", "empty", "close"):
+            cut_connection(send, reset=kind == "reset")
         elif kind == "malformed":
             broken = network.malformed(body)
             await send(_with_length(start, len(broken)))
@@ -105,7 +105,7 @@ class HttpTransport:
             await send(start)
             await send({"type": "http.response.body", "body": network.truncated(body, fault or {}),
                         "more_body": True})
-            _cut(send, reset=False)
+            cut_connection(send, reset=False)
         else:  # trickle
             chunks, interval = network.trickled(body, fault or {})
             await send(start)
@@ -161,7 +161,7 @@ def _transport(send: Send) -> asyncio.Transport | None:
     return getattr(getattr(send, "__self__", None), "transport", None)
 
 
-def _cut(send: Send, *, reset: bool) -> None:
+def cut_connection(send: Send, *, reset: bool) -> None:
     cycle = getattr(send, "__self__", None)
     transport = _transport(send)
     if transport is None:

@@ -2,8 +2,11 @@
 
 Each task of the array is validated and run on its own (the operations table marks `Tasks` `eachItem`), so
 one request can answer with results in `data[]` and failures in `errors[]` (errors page: "errors are scoped
-to the specific task that failed, while other tasks in the same request may still succeed"). The handler
-works on an Exchange, so any transport that carries a task array can use it; only HTTP does today.
+to the specific task that failed, while other tasks in the same request may still succeed").
+
+The same handler answers each frame of Runware's WebSocket API (`exchange.conversation` set): there the
+authentication task opens a session (simulator.providers.runware.sessions), a sync task's results are pushed
+one frame per image as each is ready instead of held for one answer, and a refused key closes the socket.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, ClassVar
 
 from simulator.engine import Delivery, Engine, Phase, Task
@@ -19,6 +23,7 @@ from simulator.faults.errors import error_spec
 from simulator.images import content_type
 from simulator.pipeline import Answer, BodyError, Endpoint, Exchange, ProviderError
 from simulator.pipeline.body import without_unknown_fields
+from simulator.pipeline.conversation import SocketTerms
 from simulator.providers.base import Provider
 from simulator.providers.runware.errors import ErrorCatalog, TaskError, first_violation
 from simulator.providers.runware.faults import (
@@ -30,6 +35,7 @@ from simulator.providers.runware.faults import (
 )
 from simulator.providers.runware.jobs import SLUG, Job, JobBuilder, job_of
 from simulator.providers.runware.render import Renderer
+from simulator.providers.runware.sessions import Session, Sessions
 from simulator.providers.runware.sizing import plan_size, unit_cost
 from simulator.providers.signed_files import SignedFiles
 from simulator.validation import Violation
@@ -66,12 +72,22 @@ class RunwareProvider(Provider):
         self.task_schema = self.item_schema("Tasks")
         self.errors = ErrorCatalog(self.data, self.schemas, self.task_schema)
         self.renderer = Renderer(self.engine, self.files, self.options, self.errors)
+        self.sessions = Sessions(self.engine, self.options)
         self.handlers: dict[str, Callable[[Exchange, str, dict[str, Any]], Outcome]] = {
             "imageInference": self._image_inference,
             "getResponse": self._get_response,
             "ping": self._ping,
             "authentication": self._misplaced_authentication,
         }
+
+    def reset(self) -> None:
+        super().reset()
+        self.sessions.clear()
+
+    def socket_terms(self) -> tuple[str, SocketTerms] | None:
+        """`wss://ws-api.runware.ai/v1` carries the same task arrays as `POST /v1` (dossier §2.2)."""
+        return "Tasks", SocketTerms(float(self.options["ws_idle_close_seconds"]),
+                                    int(self.options["ws_idle_close_code"]), int(self.options["ws_max_frame_bytes"]))
 
     def routes(self) -> list[Endpoint]:
         return [
@@ -120,6 +136,9 @@ class RunwareProvider(Provider):
 
     def unauthorized(self, exchange: Exchange) -> ProviderError:
         code = "invalidApiKey" if exchange.api_key else "missingApiKey"
+        close_code = int(self.options["ws_auth_failure_close_code"])
+        if exchange.conversation is not None and close_code:
+            exchange.conversation.close(close_code, "authentication failed")
         return self._refused(self.errors.named(code, "authentication", {"taskType": "authentication"},
                                                parameter="apiKey"))
 
@@ -167,13 +186,18 @@ class RunwareProvider(Provider):
             tasks = tasks[1:]
         owner = self.authenticate(exchange)
         data: list[dict[str, Any]] = []
-        if leading is not None and self.options["echo_authentication_task"]:
-            session = random_uuid(self.engine.seeds.stream(SLUG, "session", owner))
-            data.append({"taskType": "authentication", "connectionSessionUUID": session})
+        session = self._session(exchange, owner, leading)
+        if session is not None and leading is not None:
+            data.append({"taskType": "authentication", "connectionSessionUUID": session.uuid})
+        elif leading is not None and self.options["echo_authentication_task"]:
+            uuid = random_uuid(self.engine.seeds.stream(SLUG, "session", owner))
+            data.append({"taskType": "authentication", "connectionSessionUUID": uuid})
         outcomes = []
         for task in tasks:
             outcomes.append(self._run(exchange, owner, task))
             await asyncio.sleep(0)  # one request's tasks must not hold up every other route
+        if session is not None:
+            outcomes = self._pushed_later(exchange, session, outcomes)
         await self._settle(outcomes)
         now = self.engine.now()
         errors: list[TaskError] = []
@@ -185,6 +209,55 @@ class RunwareProvider(Provider):
                 data.extend(items)
                 errors.extend(failures)
         return self._respond(data, errors)
+
+    def _session(self, exchange: Exchange, owner: str, leading: dict[str, Any] | None) -> Session | None:
+        """On a WebSocket: the session a leading authentication task opens (or resumes), else the socket's own."""
+        conversation = exchange.conversation
+        if conversation is None:
+            return None
+        if leading is None:
+            return self.sessions.of(conversation)
+        _, rng = self.engine.next_rng(SLUG)  # each connection its own session
+        session = self.sessions.open(owner, conversation, leading.get("connectionSessionUUID"), rng)
+        conversation.credential = owner
+        conversation.then(partial(self.sessions.resume, session))
+        return session
+
+    def _pushed_later(self, exchange: Exchange, session: Session, outcomes: list[Outcome]) -> list[Outcome]:
+        """A sync task on a WebSocket answers one frame per image as each is ready (dossier §2.2, "results arrive
+        as they complete"), after this frame's own answer; a frame with nothing else to say sends none."""
+        jobs = [outcome.wait_for for outcome in outcomes if outcome.wait_for is not None]
+        if not jobs:
+            return outcomes
+        rest = [outcome for outcome in outcomes if outcome.wait_for is None]
+        silent = not any(outcome.data or outcome.errors or outcome.show for outcome in rest)
+        if silent:
+            exchange.note = "no frame of its own: each result follows in a frame of its own"
+        conversation = exchange.conversation
+        assert conversation is not None, "a session belongs to a conversation"
+        for job in jobs:
+            conversation.then(partial(self._push_results, session, job), instead=silent)
+            silent = False  # one answer is withheld at most once
+        return rest
+
+    async def _push_results(self, session: Session, job: Job) -> None:
+        failed = False
+
+        async def push(image: Task) -> None:
+            nonlocal failed
+            await self._ready(job, image)
+            found = self.renderer.image(job, image, self.engine.now(), polled=False)
+            if found is None:  # the job failed: its one error, once
+                if failed:
+                    return
+                failed = True
+                found = self.renderer.failure(job, image, polled=False)
+            answer = self._respond([], [found]) if isinstance(found, TaskError) else self._respond([found], [])
+            await self.sessions.send(session, answer, job.task_uuid, min(image.terminal_at(), job.timeout_at))
+
+        await asyncio.gather(*(push(image) for image in job.images))
+        if job.deadline is not None:
+            job.deadline.cancel()
 
     def _run(self, exchange: Exchange, owner: str, task: Any) -> Outcome:
         if not isinstance(task, dict):
@@ -203,23 +276,24 @@ class RunwareProvider(Provider):
 
     async def _settle(self, outcomes: list[Outcome]) -> None:
         """Hold the response until every sync job is done or timed out (on the clock), then encode inline images."""
-        now = self.engine.now()
         jobs = [o.wait_for for o in outcomes if o.wait_for is not None]
-        # A finite wait even for a task that never finishes: the job's deadline timer ends it by then.
-        await asyncio.gather(*(
-            self.engine.wait(image, max(0.0, min(image.terminal_at(), job.timeout_at) - now))
-            for job in jobs for image in job.images
-        ))
+        await asyncio.gather(*(self._ready(job, image) for job in jobs for image in job.images))
         for job in jobs:
             if job.deadline is not None:
                 job.deadline.cancel()
-        inline = [
-            image for o in outcomes if o.job is not None and o.job.output_types != ["URL"]
-            for image in o.job.images
-            if image.phase(self.engine.now()) is Phase.SUCCEEDED and not self.renderer.withheld(image)
-        ]
-        # Encoding a 4K placeholder takes a fraction of a second: keep it off the event loop.
-        await asyncio.gather(*(asyncio.to_thread(self.renderer.image_bytes, image) for image in inline))
+        await asyncio.gather(*(self._encoded(o.show, image) for o in outcomes if o.show for image in o.show.images))
+
+    async def _ready(self, job: Job, image: Task) -> None:
+        """Until the generation is terminal or the sync job timed out (on the clock), its inline bytes encoded."""
+        # A finite wait even for a task that never finishes: the job's deadline timer ends it by then.
+        await self.engine.wait(image, max(0.0, min(image.terminal_at(), job.timeout_at) - self.engine.now()))
+        await self._encoded(job, image)
+
+    async def _encoded(self, job: Job, image: Task) -> None:
+        if job.output_types != ["URL"] and image.phase(self.engine.now()) is Phase.SUCCEEDED \
+                and not self.renderer.withheld(image):
+            # Encoding a 4K placeholder takes a fraction of a second: keep it off the event loop.
+            await asyncio.to_thread(self.renderer.image_bytes, image)
 
     # -- task types ------------------------------------------------------------------------------------
 

@@ -97,6 +97,15 @@ class Renderer:
                                       reason=failure.message if failure else "The generation failed.")
         return self._with_status(error, polled=polled)
 
+    def image(self, job: Job, task: Task, now: float, *, polled: bool) -> dict[str, Any] | TaskError | None:
+        """One generation as it stands: its result or pending item, a blocked image's own error, or None once it
+        failed (the job then reports one error for all its failed generations)."""
+        phase = task.phase(now)
+        if phase is Phase.SUCCEEDED:
+            return self.blocked_image(job, task, polled=polled) if self.withheld(task) else \
+                self.result(job, task, polled=polled)
+        return None if phase.terminal else self.pending(job, polled=polled)
+
     def state(self, job: Job, now: float, *, polled: bool) -> tuple[list[dict[str, Any]], list[TaskError]]:
         """Every generation as it stands: results and pending items in data[], a blocked image as its own
         error, and one error for the job once a generation failed."""
@@ -104,14 +113,11 @@ class Renderer:
         errors: list[TaskError] = []
         failed: Task | None = None
         for task in job.images:
-            phase = task.phase(now)
-            if phase is Phase.SUCCEEDED:
-                if self.withheld(task):
-                    errors.append(self.blocked_image(job, task, polled=polled))
-                else:
-                    data.append(self.result(job, task, polled=polled))
-            elif not phase.terminal:
-                data.append(self.pending(job, polled=polled))
+            found = self.image(job, task, now, polled=polled)
+            if isinstance(found, TaskError):
+                errors.append(found)
+            elif found is not None:
+                data.append(found)
             elif failed is None:
                 failed = task
         if failed is not None:
