@@ -56,6 +56,7 @@ class JournalEntry:
     faults: list[dict[str, Any]] = field(default_factory=list)  # rules and limits that fired, and what they did
     self_check: list[dict[str, Any]] = field(default_factory=list)  # how the answer broke its contract (a sim bug)
     detail: dict[str, Any] = field(default_factory=dict)
+    proxied: dict[str, Any] | None = None  # relayed to an upstream (simulator.proxy): where, and its answer's checks
     truncated: list[str] = field(default_factory=list)  # paths the journal cut or rewrote to keep the entry bounded
     size: int = field(default=0, repr=False, compare=False)  # bytes the entry's fields take as JSON
 
