@@ -49,7 +49,7 @@ class Player:
         self.first_seen: dict[str, float] = {}  # recorded id → seconds into the recording it first appeared
         for exchange in cassette.exchanges:
             for part in (exchange["request"], exchange["response"]):
-                for token in ids_in([part["path"] if "path" in part else "", body_value(part["body"])]):
+                for token in ids_in([part.get("path", ""), body_value(part["body"])]):
                     self.first_seen.setdefault(token, exchange["at"] / 1000)
         self.started: float | None = None
         self.played: set[int] = set()
@@ -114,8 +114,9 @@ class Player:
                           None, headers, value)
         data = decode_body(body, self.cassette.blobs)
         if data is None:
-            raise UpstreamError(f"cassette exchange #{recorded['seq']} answered {body.get('bytes')} bytes of "
-                                f"{body.get('media_type')} that were not kept (record with --keep-images to "
+            kept = body or {}
+            raise UpstreamError(f"cassette exchange #{recorded['seq']} answered {kept.get('bytes')} bytes of "
+                                f"{kept.get('media_type')} that were not kept (record with --keep-images to "
                                 "replay them)", status=404, code="not_found")
         return Answer(response["status"], data, None, headers)
 

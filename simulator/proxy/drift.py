@@ -1,0 +1,330 @@
+"""The drift report: per recorded exchange, the documented contract, the real answer and the simulator's answer.
+
+For each cassette a fresh simulator (the recording's provider, its options, seed 0, a virtual clock) is asked every
+recorded request at its recorded offset, with the ids the real provider minted swapped for the ones the simulator
+minted (simulator.proxy.align). Then, per exchange:
+
+- the real answer against the response schemas (simulator.self_check): a broken documented type or required
+  field is `schema`, a value outside a documented enum (a status word, an error code) is `enum`, a field the
+  schema closes out is `undocumented-field`; on an error status, `error-shape`. The provider moved.
+- the real answer against the simulator's: another status, another body shape (fields by path, arrays merged),
+  other header names; `error-shape` for errors, `schema` otherwise. Where the real answer keeps the contract the
+  simulator moved (or the documents leave room for both, which the note says).
+- per task, the lifecycle: the state words in order (`status`/`state` fields of its polls) and when the last one
+  was first seen, real vs simulated; a time outside half to twice the real one is a `lifecycle` timing finding.
+
+Values are never compared, only statuses, shapes and state words, so ids, timestamps, signatures and seeds are
+never drift. Identical findings are reported once, with every exchange that showed them. Exit status: 1 when any
+finding is an error (or, with --strict, a warning), else 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from simulator import self_check
+from simulator.clock import VirtualClock
+from simulator.pipeline import Answer
+from simulator.proxy.align import IdMap, ids_in, same
+from simulator.proxy.cassette import Cassette, body_value, decode_body, load
+from simulator.sim import Simulator
+
+SEVERITIES = ("error", "warning", "info")
+DRIFT_KEY = "drift-check-key"
+STATE_KEYS = ("status", "state")
+TIMING_BAND = (0.5, 2.0)
+ENUM_RULES = frozenset({"enum", "const"})
+UNDOCUMENTED_RULES = frozenset({"additionalProperties", "unevaluatedProperties"})
+
+
+def report(paths: list[Path]) -> dict[str, Any]:
+    """The findings of every cassette, and a summary by severity and kind."""
+    findings: list[dict[str, Any]] = []
+    for path in paths:
+        findings.extend(asyncio.run(_cassette_findings(load(path))))
+    summary: dict[str, Any] = {severity: sum(f["severity"] == severity for f in findings) for severity in SEVERITIES}
+    summary["by_kind"] = {kind: sum(f["kind"] == kind for f in findings) for kind in sorted({f["kind"] for f in
+                                                                                            findings})}
+    return {"cassettes": [str(path) for path in paths], "findings": findings, "summary": summary}
+
+
+def exit_status(found: dict[str, Any], *, strict: bool = False) -> int:
+    summary = found["summary"]
+    return 1 if summary["error"] or (strict and summary["warning"]) else 0
+
+
+class _Findings:
+    """Findings of one cassette, merged when the same drift shows in several exchanges."""
+
+    def __init__(self, cassette: Cassette) -> None:
+        self.cassette = cassette
+        self.items: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def add(self, seq: int, *, kind: str, severity: str, side: str, operation: str, location: str, fact: str,
+            real: Any = None, simulator: Any = None, note: str | None = None) -> None:
+        key = (kind, operation, location, json.dumps(real, sort_keys=True, default=str),
+               json.dumps(simulator, sort_keys=True, default=str))
+        found = self.items.get(key)
+        if found is None:
+            found = {"kind": kind, "severity": severity, "side": side, "provider": self.cassette.provider,
+                     "operation": operation, "location": location, "fact": fact, "real": real,
+                     "simulator": simulator, "exchanges": [], "cassette": str(self.cassette.path)}
+            if note:
+                found["note"] = note
+            self.items[key] = found
+        found["exchanges"].append(seq)
+
+
+async def _cassette_findings(cassette: Cassette) -> list[dict[str, Any]]:
+    options = {cassette.provider: cassette.header.get("options", {})}
+    clock = VirtualClock(autojump=True)
+    sim = Simulator(clock=clock, providers=[cassette.provider], options=options, self_check="off")
+    provider = sim.provider(cassette.provider)
+    findings = _Findings(cassette)
+    ids = IdMap()  # real ↔ simulated
+    states: dict[str, list[tuple[float, str, str]]] = {}  # task id → (offset s, real state, simulated state)
+    links: dict[str, str] = {}  # path → query of each link the simulator handed out (signed file links)
+    start = clock.now()
+    headers = {"authorization": f"Bearer {DRIFT_KEY}"}
+    if provider.data.get("apiKeyHeader"):
+        headers[str(provider.data["apiKeyHeader"]).lower()] = DRIFT_KEY
+    transport = httpx.ASGITransport(app=sim.app)
+    async with httpx.AsyncClient(transport=transport, base_url=f"http://drift.invalid/{cassette.provider}") as client:
+        for exchange in cassette.exchanges:
+            if exchange.get("blocked"):
+                continue
+            at = start + exchange["at"] / 1000
+            if at > clock.now():
+                await clock.advance_to(at)
+            simulated = await _ask(client, exchange, ids, headers, links)
+            real = _answer(exchange["response"], cassette)
+            _contract(findings, provider, exchange, real, simulated)
+            _compare(findings, exchange, real, simulated, ids)
+            _note_states(states, exchange, simulated, exchange["at"] / 1000, ids)
+    await sim.engine.webhooks.aclose()
+    _lifecycle(findings, states, cassette)
+    return list(findings.items.values())
+
+
+async def _ask(client: httpx.AsyncClient, exchange: dict[str, Any], ids: IdMap, auth: dict[str, str],
+               links: dict[str, str]) -> Answer:
+    request = exchange["request"]
+    body = request["body"]
+    content = (json.dumps(ids.rightwards(body["json"])).encode() if body and "json" in body
+               else decode_body(body, None) or b"")
+    base = str(client.base_url).rstrip("/")
+    path = ids.rightwards(request["path"])
+    # A link the provider signed was recorded with its signature redacted: the simulator's own link stands in.
+    query: Any = links.get(path) or [(name, ids.rightwards(value)) for name, values in request["query"].items()
+                                      for value in values]
+    headers = {**request["headers"], **auth}
+    response = await client.request(request["method"], base + path, params=query, headers=headers, content=content)
+    media = response.headers.get("content-type")
+    answer = Answer(response.status_code, response.content, None,
+                    {k.lower(): v for k, v in response.headers.items() if k.lower() not in ("content-length", "date")})
+    if media and "json" in media:
+        recorded = body_value(exchange["response"]["body"])
+        try:
+            pairs, _ = same(recorded, answer.parsed(), ids)
+        except ValueError:
+            return answer
+        ids.bind(pairs)
+        for link in _strings(answer.parsed()):
+            if link.startswith(base + "/") and "?" in link:
+                link_path, _, link_query = link[len(base):].partition("?")
+                links[link_path] = link_query
+    return answer
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _answer(response: dict[str, Any], cassette: Cassette) -> Answer:
+    body = response["body"]
+    data = decode_body(body, cassette.blobs)
+    return Answer(response["status"], data if data is not None else b"", None, dict(response["headers"]))
+
+
+def _documented(provider_doc: str, finding: dict[str, Any], violation: dict[str, Any] | None) -> str:
+    if violation is None:
+        return f"{finding.get('problem')} (documentation: {provider_doc})"
+    source = violation.get("doc") or provider_doc
+    expected = violation.get("expected")
+    rule = f"{violation.get('rule')}" + (f" {json.dumps(expected, default=str)}" if expected is not None else "")
+    return f"{finding.get('schema')} requires {rule} at {violation.get('path') or '(root)'} (documentation: {source})"
+
+
+def _contract(findings: _Findings, provider: Any, exchange: dict[str, Any], real: Answer, simulated: Answer) -> None:
+    operation = exchange["operation"]
+    doc = str(provider.data.get("documentation", ""))
+    simulated_ok = not self_check.check_answer(provider, operation, simulated)
+    side = "provider" if simulated_ok else "documents"
+    note = None if simulated_ok else "the simulator's answer breaks the same contract: the documents may be stale"
+    for finding in self_check.check_answer(provider, operation, real):
+        status = int(finding.get("status") or real.status)
+        error = status >= 400 or status != real.status
+        violations = finding.get("violations") or [None]
+        for violation in violations:
+            rule = (violation or {}).get("rule", "")
+            kind = ("enum" if rule in ENUM_RULES else "undocumented-field" if rule in UNDOCUMENTED_RULES
+                    else "error-shape" if error else "schema")
+            location = f"{finding.get('schema', operation)}#{(violation or {}).get('path') or ''}"
+            findings.add(exchange["seq"], kind=kind, severity="warning" if kind == "undocumented-field" else "error",
+                         side=side, operation=operation, location=location,
+                         fact=_documented(doc, finding, violation),
+                         real=(violation or {}).get("value", finding.get("problem")), note=note)
+
+
+def _shape(value: Any, path: str = "$") -> Iterator[tuple[str, str]]:
+    """(path, JSON type) of every node; array items merged under `[]`, so lengths never count."""
+    kind = ("null" if value is None else "boolean" if isinstance(value, bool) else "number"
+            if isinstance(value, (int, float)) else "string" if isinstance(value, str) else "array"
+            if isinstance(value, list) else "object")
+    yield path, kind
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _shape(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for item in value:
+            yield from _shape(item, f"{path}[]")
+
+
+def _json(answer: Answer) -> Any:
+    try:
+        return answer.parsed()
+    except ValueError:
+        return None
+
+
+def _compare(findings: _Findings, exchange: dict[str, Any], real: Answer, simulated: Answer, ids: IdMap) -> None:
+    operation, seq = exchange["operation"], exchange["seq"]
+    error = real.status >= 400 or simulated.status >= 400
+    kind = "error-shape" if error else "schema"
+    if real.status != simulated.status:
+        findings.add(seq, kind=kind, severity="error", side="simulator", operation=operation, location="status",
+                     fact="the simulator answers this request as the provider did", real=real.status,
+                     simulator=simulated.status)
+        return  # another status: its body and headers differ as a matter of course
+    real_body, simulated_body = _json(real), _json(simulated)
+    if real_body is not None and simulated_body is not None:
+        real_shape, simulated_shape = dict(_shape(real_body)), dict(_shape(simulated_body))
+        for path in sorted(set(real_shape) | set(simulated_shape)):
+            mine, theirs = simulated_shape.get(path), real_shape.get(path)
+            parent = path.rsplit(".", 1)[0].removesuffix("[]")
+            if mine == theirs or (theirs is None and parent in real_shape and real_shape[parent] != "object"):
+                continue
+            if _under_reported(path, real_shape, simulated_shape):
+                continue
+            findings.add(seq, kind=kind, severity="error" if error else "warning", side="simulator",
+                         operation=operation, location=f"body {path}", real=theirs, simulator=mine,
+                         fact="the simulator's answer has the real answer's shape")
+    for name in sorted(set(_header_names(real)) ^ set(_header_names(simulated))):
+        findings.add(seq, kind="error-shape" if error else "header", severity="warning", side="simulator",
+                     operation=operation, location=f"header {name}", real=name in real.headers,
+                     simulator=name in simulated.headers, fact="the same headers on the same answer")
+
+
+def _under_reported(path: str, real: dict[str, str], simulated: dict[str, str]) -> bool:
+    """A node under one already reported (a field missing on one side: its children go with it)."""
+    parent = path
+    while "." in parent or "[]" in parent:
+        parent = parent.rsplit(".", 1)[0] if "." in parent else parent.removesuffix("[]")
+        if parent in real and parent in simulated and real[parent] != simulated[parent]:
+            return True
+        if (parent in real) != (parent in simulated):
+            return True
+    return False
+
+
+def _header_names(answer: Answer) -> list[str]:
+    # Only those the cassette keeps (allowlisted when recorded), minus framing the two servers choose freely.
+    return [name for name in answer.headers if name in ("retry-after", "location", "allow") or "ratelimit" in name]
+
+
+def _state(value: Any) -> str | None:
+    items: list[Any]
+    if isinstance(value, dict):
+        for key in STATE_KEYS:
+            if isinstance(value.get(key), str):
+                return str(value[key])
+        items = list(value.values())
+    elif isinstance(value, list):
+        items = value
+    else:
+        return None
+    for item in items:
+        found = _state(item)
+        if found is not None:
+            return found
+    return None
+
+
+def _note_states(states: dict[str, list[tuple[float, str, str]]], exchange: dict[str, Any], simulated: Answer,
+                 offset: float, ids: IdMap) -> None:
+    request_ids = list(ids_in(body_value(exchange["request"]["body"]))) + list(ids_in(exchange["request"]["path"]))
+    real_state, simulated_state = _state(body_value(exchange["response"]["body"])), _state(_json(simulated))
+    if request_ids and real_state is not None and simulated_state is not None:
+        states.setdefault(request_ids[0], []).append((offset, real_state, simulated_state))
+
+
+def _changes(seen: list[tuple[float, str]]) -> list[tuple[float, str]]:
+    out: list[tuple[float, str]] = []
+    for at, state in seen:
+        if not out or out[-1][1] != state:
+            out.append((at, state))
+    return out
+
+
+def _lifecycle(findings: _Findings, states: dict[str, list[tuple[float, str, str]]], cassette: Cassette) -> None:
+    for task, seen in states.items():
+        born = min(at for exchange in cassette.exchanges for at in [exchange["at"] / 1000]
+                   if task in set(ids_in([exchange["request"]["path"], body_value(exchange["request"]["body"]),
+                                          body_value(exchange["response"]["body"])])))
+        real = _changes([(at, r) for at, r, _ in seen])
+        simulated = _changes([(at, s) for at, _, s in seen])
+        seq = next(e["seq"] for e in cassette.exchanges if e["at"] / 1000 >= seen[0][0])
+        if [s for _, s in real] != [s for _, s in simulated]:
+            findings.add(seq, kind="lifecycle", severity="error", side="simulator", operation="(task)",
+                         location="states", fact="a task passes through the provider's documented states in order",
+                         real=[s for _, s in real], simulator=[s for _, s in simulated])
+            continue
+        real_done, simulated_done = real[-1][0] - born, simulated[-1][0] - born
+        low, high = TIMING_BAND
+        if len(real) > 1 and not low * real_done <= simulated_done <= high * real_done:
+            findings.add(seq, kind="lifecycle", severity="warning", side="provider", operation="(task)",
+                         location=f"timing: {real[-1][1]}",
+                         fact=f"the simulator's queue time is within {low:g}-{high:g}x of the provider's",
+                         real=round(real_done, 3), simulator=round(simulated_done, 3),
+                         note="seconds from submit to the first poll showing the last state, at poll resolution")
+
+
+def text_report(found: dict[str, Any]) -> str:
+    findings = found["findings"]
+    if not findings:
+        return f"no drift in {len(found['cassettes'])} cassette(s)"
+    lines = []
+    for finding in sorted(findings, key=lambda f: (SEVERITIES.index(f["severity"]), f["kind"], f["location"])):
+        lines.append(f"{finding['severity'].upper():7} {finding['kind']:18} {finding['provider']} "
+                     f"{finding['operation']} {finding['location']}  (moved: {finding['side']})")
+        lines.append(f"        documented: {finding['fact']}")
+        lines.append(f"        real: {json.dumps(finding['real'], default=str)}  simulator: "
+                     f"{json.dumps(finding['simulator'], default=str)}  exchanges: {finding['exchanges']}")
+        if finding.get("note"):
+            lines.append(f"        note: {finding['note']}")
+    summary = found["summary"]
+    lines.append(f"{summary['error']} error(s), {summary['warning']} warning(s), {summary['info']} info")
+    return "\n".join(lines)
