@@ -121,7 +121,7 @@ def run_lifecycle(client: Any, advance: Any, every: float, limit: int = 200) -> 
         if item.get("status") == "success":
             break
     assert item.get("status") == "success", seen
-    image = client.http.get(item["imageURL"])
+    image = client.http.get(item.get("imageURL") or item["imageUrl"])
     assert image.status_code == 200 and image.content
     refused = client.tasks(submit(width=1000))
     assert refused.status_code == 400, refused.text

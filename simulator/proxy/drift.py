@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from jsonschema import ValidationError
 
 from simulator import self_check
 from simulator.clock import VirtualClock
@@ -34,6 +35,7 @@ from simulator.pipeline import Answer
 from simulator.proxy.align import IdMap, ids_in, same
 from simulator.proxy.cassette import Cassette, body_value, decode_body, load
 from simulator.sim import Simulator
+from simulator.validation import dotted_path
 
 SEVERITIES = ("error", "warning", "info")
 DRIFT_KEY = "drift-check-key"
@@ -159,13 +161,32 @@ def _answer(response: dict[str, Any], cassette: Cassette) -> Answer:
     return Answer(response["status"], data if data is not None else b"", None, dict(response["headers"]))
 
 
-def _documented(provider_doc: str, finding: dict[str, Any], violation: dict[str, Any] | None) -> str:
-    if violation is None:
-        return f"{finding.get('problem')} (documentation: {provider_doc})"
-    source = violation.get("doc") or provider_doc
-    expected = violation.get("expected")
-    rule = f"{violation.get('rule')}" + (f" {json.dumps(expected, default=str)}" if expected is not None else "")
-    return f"{finding.get('schema')} requires {rule} at {violation.get('path') or '(root)'} (documentation: {source})"
+def _closest(errors: list[ValidationError]) -> Iterator[ValidationError]:
+    """The leaf errors that say what is wrong: of `anyOf`/`oneOf` alternatives, the one the value came closest to
+    (fewest errors), so a new status word reads as an enum miss, not as "matches no alternative"."""
+    for error in errors:
+        if error.validator in ("anyOf", "oneOf") and error.context:
+            branches: dict[Any, list[ValidationError]] = {}
+            for sub in error.context:
+                branches.setdefault(sub.schema_path[0], []).append(sub)
+            yield from _closest(min(branches.values(), key=len))
+        else:
+            yield error
+
+
+def _violations(provider: Any, finding: dict[str, Any], real: Answer) -> list[dict[str, Any]]:
+    if "schema" not in finding:
+        return [{"rule": "", "path": "", "fact": str(finding.get("problem")), "value": finding.get("problem")}]
+    schema = str(finding["schema"])
+    out = []
+    for error in _closest(provider.schemas.errors(schema, _json(real))):
+        path = dotted_path(list(error.absolute_path))
+        documented = f"{error.validator} {json.dumps(error.validator_value, default=str)}"
+        source = error.schema.get("x-doc") if isinstance(error.schema, dict) else None
+        out.append({"rule": error.validator, "path": path, "value": error.instance if error.validator in ENUM_RULES
+                    else error.message, "fact": f"{schema} at {path or '(root)'}: {documented}",
+                    "doc": source})
+    return out
 
 
 def _contract(findings: _Findings, provider: Any, exchange: dict[str, Any], real: Answer, simulated: Answer) -> None:
@@ -177,16 +198,15 @@ def _contract(findings: _Findings, provider: Any, exchange: dict[str, Any], real
     for finding in self_check.check_answer(provider, operation, real):
         status = int(finding.get("status") or real.status)
         error = status >= 400 or status != real.status
-        violations = finding.get("violations") or [None]
-        for violation in violations:
-            rule = (violation or {}).get("rule", "")
+        for violation in _violations(provider, finding, real):
+            rule = violation["rule"]
             kind = ("enum" if rule in ENUM_RULES else "undocumented-field" if rule in UNDOCUMENTED_RULES
                     else "error-shape" if error else "schema")
-            location = f"{finding.get('schema', operation)}#{(violation or {}).get('path') or ''}"
+            location = f"{finding.get('schema', operation)}#{violation['path']}"
             findings.add(exchange["seq"], kind=kind, severity="warning" if kind == "undocumented-field" else "error",
                          side=side, operation=operation, location=location,
-                         fact=_documented(doc, finding, violation),
-                         real=(violation or {}).get("value", finding.get("problem")), note=note)
+                         fact=f"{violation['fact']} (documentation: {violation.get('doc') or doc})",
+                         real=violation["value"], note=note)
 
 
 def _shape(value: Any, path: str = "$") -> Iterator[tuple[str, str]]:

@@ -1,0 +1,68 @@
+"""The drift report: sessions recorded through the proxy from upstreams that drift on purpose report exactly the
+drift introduced, and an upstream that does not drift reports nothing (ids, timestamps and signatures differ in
+every run and are never drift)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support_proxy import Session, run_lifecycle, upstream
+
+from simulator.cli import main
+from simulator.proxy.drift import report
+
+SLOW = {"match": {"provider": "runware"}, "do": {"task": "slow", "queue": {"distribution": "fixed", "seconds": 90}}}
+
+
+def _findings(tmp_path: Path, name: str, **drift: Any) -> list[dict[str, Any]]:
+    path = tmp_path / f"{name}.jsonl"
+    with upstream(**drift) as origin, Session(origin, path, keep_images=True) as session:
+        run_lifecycle(session, session.advance, every=3.0)
+    return list(report([path])["findings"])
+
+
+def _kinds(findings: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    return {(f["kind"], f["location"]) for f in findings}
+
+
+def test_an_upstream_that_keeps_the_contract_shows_no_drift(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _findings(tmp_path, "same") == []
+    assert main(["drift", str(tmp_path / "same.jsonl")]) == 0
+    assert "no drift in 1 cassette(s)" in capsys.readouterr().out
+
+
+def test_a_renamed_field_is_reported_where_the_schema_documents_it(tmp_path: Path) -> None:
+    findings = _findings(tmp_path, "renamed", rewrite=[(b'"imageURL"', b'"imageUrl"')])
+    assert findings and all("imageURL" in json.dumps(f) or "imageUrl" in json.dumps(f) for f in findings)
+    contract = [f for f in findings if f["side"] == "provider"]
+    assert {f["kind"] for f in contract} == {"undocumented-field", "schema"}
+    assert all(f["location"].startswith("response/envelope#") and "runware.ai/docs" in f["fact"] for f in contract)
+
+
+def test_a_new_status_word_is_an_enum_and_a_lifecycle_drift(tmp_path: Path) -> None:
+    findings = _findings(tmp_path, "status", rewrite=[(b'"processing"', b'"queued"')])
+    assert {f["kind"] for f in findings} == {"enum", "lifecycle"}
+    enum = next(f for f in findings if f["kind"] == "enum")
+    assert enum["real"] == "queued" and enum["side"] == "provider" and "processing" in enum["fact"]
+    lifecycle = next(f for f in findings if f["kind"] == "lifecycle")
+    assert (lifecycle["real"], lifecycle["simulator"]) == (["queued", "success"], ["processing", "success"])
+
+
+def test_a_different_error_body_is_an_error_shape_drift(tmp_path: Path) -> None:
+    findings = _findings(tmp_path, "errors", options={"errors_with_empty_data": True})
+    assert _kinds(findings) == {("error-shape", "body $.data")}
+    assert findings[0]["real"] == "array" and findings[0]["simulator"] is None
+
+
+def test_a_slower_queue_is_a_lifecycle_timing_drift(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    findings = _findings(tmp_path, "slow", faults=[SLOW])
+    assert _kinds(findings) == {("lifecycle", "timing: success")}
+    assert findings[0]["severity"] == "warning" and findings[0]["real"] > 2 * findings[0]["simulator"]
+    path = str(tmp_path / "slow.jsonl")
+    assert main(["drift", path]) == 0 and main(["drift", "--strict", path]) == 1
+    capsys.readouterr()
+    assert main(["drift", "--format", "json", path]) == 0
+    assert json.loads(capsys.readouterr().out)["summary"]["by_kind"] == {"lifecycle": 1}
