@@ -54,8 +54,8 @@ def rewriting(app: ASGIApp, pairs: list[tuple[bytes, bytes]]) -> ASGIApp:
 
 @contextmanager
 def upstream(*, options: dict[str, Any] | None = None, faults: list[dict[str, Any]] | None = None,
-             rewrite: list[tuple[bytes, bytes]] | None = None) -> Iterator[LiveServer]:
-    sim = Simulator(clock=VirtualClock(), providers=["runware"], options={"runware": options or {}})
+             rewrite: list[tuple[bytes, bytes]] | None = None, autojump: bool = False) -> Iterator[LiveServer]:
+    sim = Simulator(clock=VirtualClock(autojump=autojump), providers=["runware"], options={"runware": options or {}})
     app = rewriting(sim.app, rewrite) if rewrite else None
     with LiveServer(sim, app=app) as server:
         if faults:
