@@ -172,10 +172,12 @@ def serve(settings: Resolved, upstream: argparse.Namespace | None = None) -> int
     signing_key = settings["signing-key"]
     root = settings["provider"]
     try:
-        cassette = load_cassette(settings["replay"]) if settings["replay"] else None
+        cassette = load_cassette(Path(settings["replay"])) if settings["replay"] else None
         if cassette is not None and root is None:
             root = cassette.provider
-        sim = Simulator(seed=settings["seed"], clock=make_clock(settings), default_provider=root,
+        # A relay answers every provider the simulator serves: proxy and replay serve theirs alone.
+        only = [root] if root is not None and (upstream is not None or cassette is not None) else None
+        sim = Simulator(seed=settings["seed"], clock=make_clock(settings), default_provider=root, providers=only,
                         options=options, self_check=settings["self-check"], control_token=token,
                         signing_key=signing_key.encode() if signing_key is not None else None)
         sim.engine.webhooks.allow_external = settings["external-webhooks"]
