@@ -19,7 +19,7 @@ import httpx
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from simulator import proxy
-from simulator.clock import VirtualClock
+from simulator.clock import RealClock, VirtualClock
 from simulator.live import LiveServer
 from simulator.sim import Simulator
 
@@ -54,8 +54,11 @@ def rewriting(app: ASGIApp, pairs: list[tuple[bytes, bytes]]) -> ASGIApp:
 
 @contextmanager
 def upstream(*, options: dict[str, Any] | None = None, faults: list[dict[str, Any]] | None = None,
-             rewrite: list[tuple[bytes, bytes]] | None = None, autojump: bool = False) -> Iterator[LiveServer]:
-    sim = Simulator(clock=VirtualClock(autojump=autojump), providers=["runware"], options={"runware": options or {}})
+             rewrite: list[tuple[bytes, bytes]] | None = None, autojump: bool = False,
+             speed: float | None = None) -> Iterator[LiveServer]:
+    """`speed`: a real clock that fast (a provider whose queue moves on its own), else a virtual one."""
+    clock = RealClock(speed=speed) if speed else VirtualClock(autojump=autojump)
+    sim = Simulator(clock=clock, providers=["runware"], options={"runware": options or {}})
     app = rewriting(sim.app, rewrite) if rewrite else None
     with LiveServer(sim, app=app) as server:
         if faults:

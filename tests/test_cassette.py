@@ -3,7 +3,6 @@ and replay answers on the clock however the client polls."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 

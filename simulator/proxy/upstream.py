@@ -7,6 +7,7 @@ the headers that described the upstream's framing dropped (the transport frames 
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Protocol
 
 import httpx
@@ -20,6 +21,9 @@ HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "t
 FRAMING = frozenset({"content-length", "transfer-encoding", "content-encoding", "connection", "keep-alive", "date"})
 MAX_ANSWER_BYTES = 64 * 1024 * 1024
 TIMEOUT = httpx.Timeout(300.0, connect=15.0)
+# Set while a relay forwards: the in-process pytest mode routes the providers' real hostnames to the simulator,
+# and must let the relay's own request to the real provider through (simulator.pytest_plugin.inprocess).
+FORWARDING: ContextVar[bool] = ContextVar("nanobanana_forwarding", default=False)
 
 
 class UpstreamError(Exception):
@@ -61,10 +65,13 @@ class HttpUpstream:
         headers = [(name, value) for name, value in exchange.headers.raw
                    if name.decode("latin-1").lower() not in HOP_BY_HOP]
         request = self._session().build_request(exchange.method, url, headers=headers, content=exchange.raw_body)
+        forwarding = FORWARDING.set(True)
         try:
             response = await self._session().send(request, stream=True)
         except httpx.HTTPError as exc:
             raise UpstreamError(f"the upstream {self.base} gave no answer: {type(exc).__name__}: {exc}") from exc
+        finally:
+            FORWARDING.reset(forwarding)
         try:
             body = await self._read(response)
         except httpx.HTTPError as exc:
