@@ -102,6 +102,9 @@ def add_proxy_commands(sub: Any) -> None:
                        help="refuse a request that breaks the documented contract instead of forwarding it")
     proxy.add_argument("--hash-prompts", action="store_true",
                        help="keep prompts in the cassette only as stable hashes (a replay still matches them)")
+    proxy.add_argument("--public-url", metavar="URL",
+                       help="where the provider can reach this proxy (a tunnel): callbacks then come back through "
+                            "it and are recorded (on loopback upstreams they always do)")
     proxy.add_argument("--keep-images", action="store_true",
                        help="also keep binary answers (images) beside the cassette, in FILE.blobs/, for replay")
     add_settings(proxy)
@@ -189,7 +192,7 @@ def serve(settings: Resolved, upstream: argparse.Namespace | None = None) -> int
             record = Path(upstream.record) if upstream.record else None
             install_proxy(sim, settings["provider"], upstream.upstream, record=record,
                           block_invalid=upstream.block_invalid, hash_prompts=upstream.hash_prompts,
-                          keep_images=upstream.keep_images)
+                          keep_images=upstream.keep_images, public_url=upstream.public_url)
     except (ValueError, KeyError, PlanError, OptionError, OSError) as exc:
         return fail(str(exc).strip("'\""))
     try:

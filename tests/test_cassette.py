@@ -16,6 +16,7 @@ from simulator.clock import VirtualClock
 from simulator.live import LiveServer
 from simulator.proxy.cassette import CassetteError, lint, load
 from simulator.sim import Simulator
+from simulator.testing.receiver import WebhookReceiver
 
 GOOGLE = "AIzaSyD" + "x" * 32
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
@@ -119,3 +120,36 @@ def test_a_request_matching_nothing_names_the_field_where_it_differs(
         assert answer.json()["errors"][0]["code"] == "not_found"
         note = httpx.get(server.url + "/_sim/journal").json()["entries"][-1]["note"]
     assert "differs at body[0].height: recorded 1024, sent 768 (and 1 more)" in note
+
+
+def test_callbacks_come_back_through_the_proxy_are_recorded_and_replayed_on_the_clock(tmp_path: Path) -> None:
+    path = tmp_path / "callbacks.jsonl"
+    with upstream() as origin, Session(origin, path) as session, WebhookReceiver() as client:
+        task = submit(webhookURL=client.url)
+        assert session.tasks(task).status_code == 200
+        for _ in range(30):
+            session.advance(2)
+            if client.bodies():
+                break
+        [delivered] = client.bodies()
+        assert delivered["taskUUID"] == task["taskUUID"]  # Runware posts the flat task object
+        assert session.journal()[-1]["proxied"]["callback"] is True
+    cassette = load(path)
+    [callback] = cassette.webhooks
+    assert callback["to"] == client.url and callback["response"]["status"] == 200
+    offset = (callback["at"] - cassette.exchanges[0]["at"]) / 1000
+
+    sim = Simulator(clock=VirtualClock(), providers=["runware"], default_provider="runware")
+    proxy.replay(sim, path)
+    with LiveServer(sim) as server, WebhookReceiver() as replayed:
+        live = submit(webhookURL=replayed.url)
+        http = httpx.Client(base_url=server.url, headers={"Authorization": "Bearer k"})
+        assert http.post("/v1", json=[live]).status_code == 200
+        httpx.post(server.url + "/_sim/clock/advance", json={"seconds": offset - 0.5})
+        httpx.post(server.url + "/_sim/webhooks/flush")
+        assert replayed.bodies() == []
+        httpx.post(server.url + "/_sim/clock/advance", json={"seconds": 0.5})
+        httpx.post(server.url + "/_sim/webhooks/flush")
+        [again] = replayed.bodies()
+    assert again["taskUUID"] == live["taskUUID"]  # the live id, in the recorded payload
+    assert again["imageUUID"] == delivered["imageUUID"]

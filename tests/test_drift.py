@@ -9,11 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support_proxy import Session, run_lifecycle, upstream
+from support_proxy import Session, run_lifecycle, submit, upstream
 
 from simulator.cli import main
+from simulator.proxy.cassette import load
 from simulator.proxy.drift import report
+from simulator.testing.receiver import WebhookReceiver
 
+DUPLICATE = {"match": {"provider": "runware"}, "do": {"webhook": "duplicate"}}
 SLOW = {"match": {"provider": "runware"}, "do": {"task": "slow", "queue": {"distribution": "fixed", "seconds": 90}}}
 
 
@@ -66,3 +69,21 @@ def test_a_slower_queue_is_a_lifecycle_timing_drift(tmp_path: Path, capsys: pyte
     capsys.readouterr()
     assert main(["drift", "--format", "json", path]) == 0
     assert json.loads(capsys.readouterr().out)["summary"]["by_kind"] == {"lifecycle": 1}
+
+
+def _callback_findings(tmp_path: Path, name: str, **drift: Any) -> list[dict[str, Any]]:
+    path = tmp_path / f"{name}.jsonl"
+    with upstream(**drift) as origin, Session(origin, path) as session, WebhookReceiver() as client:
+        session.tasks(submit(webhookURL=client.url))
+        for _ in range(30):
+            session.advance(2)
+        assert client.bodies()
+    assert load(path).webhooks
+    return list(report([path])["findings"])
+
+
+def test_callbacks_in_the_documented_order_show_no_drift_and_a_duplicate_is_reported(tmp_path: Path) -> None:
+    assert _callback_findings(tmp_path, "callbacks") == []
+    duplicated = _callback_findings(tmp_path, "duplicated", faults=[DUPLICATE])
+    assert _kinds(duplicated) == {("lifecycle", "callbacks")}
+    assert len(duplicated[0]["real"]) == 2 * len(duplicated[0]["simulator"])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from simulator.proxy.callbacks import Callbacks
 from simulator.proxy.cassette import Recorder, load
 from simulator.proxy.redaction import Redactor
 from simulator.proxy.relay import Relay
@@ -24,21 +25,23 @@ from simulator.sim import Simulator
 
 
 def proxy(sim: Simulator, provider: str, upstream: str, *, record: Path | None = None, block_invalid: bool = False,
-          hash_prompts: bool = False, keep_images: bool = False) -> Relay:
-    """Make `sim` a validating proxy of `provider` in front of `upstream` (a base URL), recording to `record`."""
+          hash_prompts: bool = False, keep_images: bool = False, public_url: str | None = None) -> Relay:
+    """Make `sim` a validating proxy of `provider` in front of `upstream` (a base URL), recording to `record`.
+    Callbacks come back through it where the upstream can reach it: at `public_url`, or on loopback."""
     redactor = Redactor(hash_prompts=hash_prompts)
     recorder = None
     if record is not None:
         options = {name: spec["value"] for name, spec in sim.provider(provider).options.describe().items()}
         recorder = Recorder(record, provider=provider, upstream=upstream, redactor=redactor, options=options,
                             keep_images=keep_images)
-    relay = Relay(HttpUpstream(upstream), redactor=redactor, recorder=recorder, block_invalid=block_invalid)
+    relay = Relay(HttpUpstream(upstream), redactor=redactor, recorder=recorder, block_invalid=block_invalid,
+                  callbacks=Callbacks(upstream, public_url))
     sim.pipeline.relay = relay
     return relay
 
 
 def replay(sim: Simulator, cassette: Path) -> Player:
     """Make `sim` answer from a cassette on its own clock; returns the player (which knows what was not played)."""
-    player = Player(load(cassette), sim.engine.now)
+    player = Player(load(cassette), sim.engine)
     sim.pipeline.relay = Relay(player, redactor=player.redactor)
     return player

@@ -146,6 +146,19 @@ class Recorder:
         self._file.flush()
         return line
 
+    def record_callback(self, *, at: float, took: float, to: str, request: Mapping[str, Any],
+                        response: Mapping[str, Any]) -> dict[str, Any]:
+        """Write one callback the provider sent (`to`: the client's URL it was passed on to)."""
+        if self.started is None:
+            self.started = at
+        self.seq += 1
+        line = {"kind": "webhook", "seq": self.seq, "at": round((at - self.started) * 1000, 3),
+                "took": round(max(took, 0.0) * 1000, 3), "to": to,
+                "request": {key: request[key] for key in ("method", "headers", "body")}, "response": dict(response)}
+        self._file.write(_line(line))
+        self._file.flush()
+        return line
+
     def keep(self, raw: bytes | None) -> None:
         """Store a binary body's bytes beside the cassette (only with keep_images)."""
         if raw is None or not self.keep_images:
@@ -165,6 +178,7 @@ class Cassette:
     path: Path
     header: dict[str, Any]
     exchanges: list[dict[str, Any]]
+    webhooks: list[dict[str, Any]]
 
     @property
     def provider(self) -> str:
@@ -177,6 +191,13 @@ class Cassette:
     @property
     def blobs(self) -> Path:
         return blobs_dir(self.path)
+
+
+def request_of(cassette: Cassette, callback: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The recorded request a callback answers: the latest before it whose body named the callback's URL."""
+    named = [exchange for exchange in cassette.exchanges if exchange["at"] <= callback["at"]
+             and callback["to"] in json.dumps(body_value(exchange["request"]["body"]), ensure_ascii=False)]
+    return named[-1] if named else None
 
 
 def _parsed_lines(path: Path) -> Iterable[tuple[int, str, Any]]:
@@ -196,7 +217,7 @@ def _parsed_lines(path: Path) -> Iterable[tuple[int, str, Any]]:
 def load(path: Path) -> Cassette:
     """A cassette, every line checked against its format."""
     header: dict[str, Any] | None = None
-    exchanges = []
+    lines: dict[str, list[dict[str, Any]]] = {"exchange": [], "webhook": []}
     for number, _, document in _parsed_lines(path):
         data_formats.check(document, FORMAT, f"{path}:{number}", CassetteError)
         if document["kind"] == "cassette":
@@ -206,10 +227,10 @@ def load(path: Path) -> Cassette:
         elif header is None:
             raise CassetteError(f"{path}:{number}: an exchange before the header line")
         else:
-            exchanges.append(document)
+            lines[document["kind"]].append(document)
     if header is None:
         raise CassetteError(f"{path}: empty; a cassette starts with its header line")
-    return Cassette(path, header, exchanges)
+    return Cassette(path, header, lines["exchange"], lines["webhook"])
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,9 @@ minted (simulator.proxy.align). Then, per exchange:
   other header names; `error-shape` for errors, `schema` otherwise. Where the real answer keeps the contract the
   simulator moved (or the documents leave room for both, which the note says).
 - per task, the lifecycle: the state words in order (`status`/`state` fields of its polls) and when the last one
-  was first seen, real vs simulated; a time outside half to twice the real one is a `lifecycle` timing finding.
+  was first seen, real vs simulated; a time outside half to twice the real one is a `lifecycle` timing finding;
+  and the callbacks each request brought back, in order (their state words, or `error`/`result`): the simulator's
+  go to a receiver of the report's own, never to the client's recorded URL.
 
 Values are never compared, only statuses, shapes and state words, so ids, timestamps, signatures and seeds are
 never drift. Identical findings are reported once, with every exchange that showed them. Exit status: 1 when any
@@ -33,14 +35,17 @@ from simulator import self_check
 from simulator.clock import VirtualClock
 from simulator.pipeline import Answer
 from simulator.proxy.align import IdMap, ids_in, same
-from simulator.proxy.cassette import Cassette, body_value, decode_body, load
+from simulator.proxy.callbacks import with_callback_urls
+from simulator.proxy.cassette import Cassette, body_value, decode_body, load, request_of
 from simulator.sim import Simulator
+from simulator.testing.receiver import WebhookReceiver
 from simulator.validation import dotted_path
 
 SEVERITIES = ("error", "warning", "info")
 DRIFT_KEY = "drift-check-key"
 STATE_KEYS = ("status", "state")
 TIMING_BAND = (0.5, 2.0)
+CALLBACK_HORIZON = 3600.0
 ENUM_RULES = frozenset({"enum", "const"})
 UNDOCUMENTED_RULES = frozenset({"additionalProperties", "unevaluatedProperties"})
 
@@ -97,29 +102,34 @@ async def _cassette_findings(cassette: Cassette) -> list[dict[str, Any]]:
     if provider.data.get("apiKeyHeader"):
         headers[str(provider.data["apiKeyHeader"]).lower()] = DRIFT_KEY
     transport = httpx.ASGITransport(app=sim.app)
-    async with httpx.AsyncClient(transport=transport, base_url=f"http://drift.invalid/{cassette.provider}") as client:
-        for exchange in cassette.exchanges:
-            if exchange.get("blocked"):
-                continue
-            at = start + exchange["at"] / 1000
-            if at > clock.now():
-                await clock.advance_to(at)
-            simulated = await _ask(client, exchange, ids, headers, links)
-            real = _answer(exchange["response"], cassette)
-            _contract(findings, provider, exchange, real, simulated)
-            _compare(findings, exchange, real, simulated, ids)
-            _note_states(states, exchange, simulated, exchange["at"] / 1000, ids)
-    await sim.engine.webhooks.aclose()
+    with WebhookReceiver() as receiver:
+        async with httpx.AsyncClient(transport=transport,
+                                     base_url=f"http://drift.invalid/{cassette.provider}") as client:
+            for exchange in cassette.exchanges:
+                if exchange.get("blocked"):
+                    continue
+                at = start + exchange["at"] / 1000
+                if at > clock.now():
+                    await clock.advance_to(at)
+                simulated = await _ask(client, exchange, ids, headers, links, receiver.url_for(f"/{exchange['seq']}"))
+                real = _answer(exchange["response"], cassette)
+                _contract(findings, provider, exchange, real, simulated)
+                _compare(findings, exchange, real, simulated, ids)
+                _note_states(states, exchange, simulated, exchange["at"] / 1000, ids)
+            await clock.advance(CALLBACK_HORIZON)  # every callback and retry the simulator still owes
+            await sim.engine.webhooks.flush()
+        await sim.engine.webhooks.aclose()
+        _callbacks(findings, cassette, receiver)
     _lifecycle(findings, states, cassette)
     return list(findings.items.values())
 
 
 async def _ask(client: httpx.AsyncClient, exchange: dict[str, Any], ids: IdMap, auth: dict[str, str],
-               links: dict[str, str]) -> Answer:
+               links: dict[str, str], callback_url: str) -> Answer:
     request = exchange["request"]
     body = request["body"]
-    content = (json.dumps(ids.rightwards(body["json"])).encode() if body and "json" in body
-               else decode_body(body, None) or b"")
+    content = (json.dumps(with_callback_urls(ids.rightwards(body["json"]), callback_url)).encode()
+               if body and "json" in body else decode_body(body, None) or b"")
     base = str(client.base_url).rstrip("/")
     path = ids.rightwards(request["path"])
     # A link the provider signed was recorded with its signature redacted: the simulator's own link stands in.
@@ -330,6 +340,27 @@ def _lifecycle(findings: _Findings, states: dict[str, list[tuple[float, str, str
                          fact=f"the simulator's queue time is within {low:g}-{high:g}x of the provider's",
                          real=round(real_done, 3), simulator=round(simulated_done, 3),
                          note="seconds from submit to the first poll showing the last state, at poll resolution")
+
+
+def _callback_kind(payload: Any) -> str:
+    state = _state(payload)
+    if state is not None:
+        return state
+    return "error" if isinstance(payload, dict) and ("code" in payload or "error" in payload) else "result"
+
+
+def _callbacks(findings: _Findings, cassette: Cassette, receiver: WebhookReceiver) -> None:
+    real: dict[int, list[str]] = {}
+    for callback in cassette.webhooks:
+        request = request_of(cassette, callback)
+        if request is not None:
+            real.setdefault(request["seq"], []).append(_callback_kind(body_value(callback["request"]["body"])))
+    for seq, kinds in real.items():
+        simulated = [_callback_kind(body) for body in receiver.bodies(path=f"/{seq}")]
+        if simulated != kinds:
+            findings.add(seq, kind="lifecycle", severity="error", side="simulator", operation="(callbacks)",
+                         location="callbacks", real=kinds, simulator=simulated,
+                         fact="the provider calls back once per documented event, in order")
 
 
 def text_report(found: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ the access log); in between, this module:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -24,10 +25,11 @@ from starlette.datastructures import Headers
 
 from simulator import self_check
 from simulator.pipeline import Answer, Endpoint, Exchange, ProviderError
+from simulator.proxy.callbacks import Callbacks
 from simulator.proxy.cassette import Recorder, encode_body
 from simulator.proxy.redaction import REDACTED, SECRET_HEADERS, SECRET_PARAMS, Redactor
 from simulator.proxy.request_check import request_violations
-from simulator.proxy.upstream import Upstream, UpstreamError
+from simulator.proxy.upstream import HttpUpstream, Upstream, UpstreamError
 
 
 def provider_path(exchange: Exchange, slug: str) -> str:
@@ -37,27 +39,35 @@ def provider_path(exchange: Exchange, slug: str) -> str:
 
 class Relay:
     def __init__(self, upstream: Upstream, *, redactor: Redactor | None = None, recorder: Recorder | None = None,
-                 block_invalid: bool = False) -> None:
+                 block_invalid: bool = False, callbacks: Callbacks | None = None) -> None:
         self.upstream = upstream
         self.recorder = recorder
         self.redactor = redactor or (recorder.redactor if recorder is not None else Redactor())
         self.block_invalid = block_invalid
+        self.callbacks = callbacks
+        self._receivers: dict[str, HttpUpstream] = {}
 
     async def answer(self, exchange: Exchange, endpoint: Endpoint) -> Answer:
         provider = endpoint.provider
         engine = provider.engine
+        rest = provider_path(exchange, provider.slug)
+        token = self.callbacks.token(rest) if self.callbacks is not None else None
+        if token is not None:
+            return await self._callback(exchange, token, engine.now)
         self._remember_secrets(exchange)
         violations = request_violations(exchange, endpoint)
         exchange.violations.extend(violation.as_dict() for violation in violations)
         blocked = bool(violations) and self.block_invalid
-        rest = provider_path(exchange, provider.slug)
         findings: list[dict[str, Any]] = []
         if blocked:
             answer = provider.render_error(exchange, ProviderError.invalid(violations))
             exchange.note = "blocked by the proxy (--block-invalid): the request breaks the documented contract"
         else:
+            body = exchange.raw_body
+            if self.callbacks is not None:
+                body = self.callbacks.swap(body, exchange.base_url)
             try:
-                answer = await self.upstream.send(exchange, rest)
+                answer = await self.upstream.send(exchange, rest, body)
             except UpstreamError as problem:
                 answer = provider.error(problem.status, str(problem), code=problem.code)
                 exchange.note = str(problem)
@@ -71,6 +81,24 @@ class Relay:
         self._mask(exchange)
         return _rebased(answer, self.upstream.base, exchange.base_url)
 
+    async def _callback(self, exchange: Exchange, token: str, now: Callable[[], float]) -> Answer:
+        """A callback the provider sent to the proxy: recorded, and passed on to the client's own URL."""
+        assert self.callbacks is not None
+        url = self.callbacks.routes[token]
+        receiver = self._receivers.setdefault(token, HttpUpstream(url))
+        exchange.note = f"callback passed on to {self.redactor.text(url)}"
+        try:
+            answer = await receiver.send(exchange, "", exchange.raw_body)
+        except UpstreamError as problem:
+            answer = Answer.content(str(problem), "text/plain", 502)
+        exchange.proxied = {"upstream": self.redactor.text(url), "blocked": False, "response": [], "callback": True}
+        if self.recorder is not None:
+            request, response = self._parts(exchange, "", answer)
+            self.recorder.record_callback(at=exchange.started, took=now() - exchange.started,
+                                          to=self.redactor.text(url), request=request, response=response)
+        self._mask(exchange)
+        return answer
+
     def _remember_secrets(self, exchange: Exchange) -> None:
         self.redactor.remember(exchange.api_key)
         for name, value in exchange.headers.items():
@@ -80,9 +108,9 @@ class Relay:
             if name.lower() in SECRET_PARAMS:
                 self.redactor.remember(value)
 
-    def _record(self, exchange: Exchange, answer: Answer, rest: str, now: float,
-                violations: list[dict[str, Any]], findings: list[dict[str, Any]], blocked: bool) -> None:
-        assert self.recorder is not None and exchange.operation is not None
+    def _parts(self, exchange: Exchange, rest: str, answer: Answer) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The request and the answer as the cassette keeps them (redacted; a binary answer kept by hash)."""
+        assert self.recorder is not None
         redactor = self.redactor
         request_body, _ = encode_body(exchange.raw_body, exchange.headers.get("content-type", ""), redactor)
         response_body, raw = encode_body(answer.body, answer.content_type or "", redactor)
@@ -95,6 +123,12 @@ class Relay:
         response = {"status": answer.status, "headers": redactor.headers(answer.wire_headers(),
                                                                          redactor.response_headers),
                     "body": response_body}
+        return request, response
+
+    def _record(self, exchange: Exchange, answer: Answer, rest: str, now: float,
+                violations: list[dict[str, Any]], findings: list[dict[str, Any]], blocked: bool) -> None:
+        assert self.recorder is not None and exchange.operation is not None
+        request, response = self._parts(exchange, rest, answer)
         self.recorder.record(at=exchange.started, took=now - exchange.started, operation=exchange.operation,
                              request=request, response=response, request_checks=violations,
                              response_checks=findings, blocked=blocked, note=exchange.note)
@@ -111,6 +145,8 @@ class Relay:
 
     async def aclose(self) -> None:
         await self.upstream.aclose()
+        for receiver in self._receivers.values():
+            await receiver.aclose()
         if self.recorder is not None:
             self.recorder.close()
 

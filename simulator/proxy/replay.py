@@ -18,13 +18,16 @@ field where it differs from the nearest recorded request.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
 
+from simulator.engine import Engine
+from simulator.engine.webhooks import Delivery, RetryPolicy
 from simulator.pipeline import Answer, Exchange
 from simulator.proxy.align import Difference, IdMap, ids_in, same
-from simulator.proxy.cassette import Cassette, body_value, decode_body, encode_body
+from simulator.proxy.callbacks import at, find, without_callback_urls
+from simulator.proxy.cassette import Cassette, body_value, decode_body, encode_body, request_of
 from simulator.proxy.redaction import Redactor
 from simulator.proxy.upstream import UpstreamError
 
@@ -35,14 +38,15 @@ def _comparable(request: Recorded) -> dict[str, Any]:
     """What two requests must share to be the same request (headers are the client's business)."""
     body = request["body"]
     return {"path": request["path"], "query": request["query"],
-            "body": body_value(body) if body and "json" in body else body}
+            "body": without_callback_urls(body_value(body)) if body and "json" in body else body}
 
 
 class Player:
-    def __init__(self, cassette: Cassette, now: Callable[[], float]) -> None:
+    def __init__(self, cassette: Cassette, engine: Engine) -> None:
         self.cassette = cassette
         self.base = cassette.upstream
-        self.now = now
+        self.engine = engine
+        self.now = engine.now
         self.redactor = Redactor(hash_prompts=cassette.header["redaction"]["prompts"] == "hashed")
         self.ids = IdMap()  # recorded ↔ live
         self.born: dict[str, float] = {}  # recorded id → live clock time it was bound
@@ -60,7 +64,7 @@ class Player:
         query = self.redactor.query(parse_qsl(exchange.query_string.decode("latin-1"), keep_blank_values=True))
         return {"method": exchange.method, "path": self.redactor.text(rest), "query": query, "body": body}
 
-    async def send(self, exchange: Exchange, rest: str) -> Answer:
+    async def send(self, exchange: Exchange, rest: str, body: bytes) -> Answer:
         now = self.now()
         if self.started is None:
             self.started = now
@@ -81,6 +85,8 @@ class Player:
         recorded, pairs = self._choose(matches, now)
         for token in self.ids.bind(pairs):
             self.born[token] = now
+        if recorded["seq"] not in self.played:
+            self._schedule_callbacks(recorded, live, now)
         self.played.add(recorded["seq"])
         exchange.note = f"replayed cassette exchange #{recorded['seq']} ({self.cassette.path.name})"
         return self._answer(recorded, now)
@@ -99,6 +105,30 @@ class Player:
         elapsed = now - anchor_live
         due = [match for match in matches if match[0]["at"] / 1000 - anchor_recorded <= elapsed + 1e-9]
         return due[-1] if due else matches[0]
+
+    def _schedule_callbacks(self, recorded: Recorded, live: Recorded, now: float) -> None:
+        """The callbacks the provider sent after this request, sent again at their recorded offsets to the URL the
+        live request names where the recorded one named the recorded URL."""
+        sent = body_value(recorded["request"]["body"])
+        for callback in self.cassette.webhooks:
+            where = find(sent, callback["to"])
+            if where is None or callback["at"] < recorded["at"] or request_of(self.cassette, callback) is not recorded:
+                continue
+            url = at(body_value(live["body"]), where)
+            if isinstance(url, str):
+                due = now + (callback["at"] - recorded["at"]) / 1000
+                self.engine.clock.call_at(due, partial(self._deliver, callback, url, str(recorded["seq"])))
+
+    def _deliver(self, callback: Recorded, url: str, stream: str) -> None:
+        body = callback["request"]["body"]
+        content = (json.dumps(self.ids.rightwards(body["json"]), ensure_ascii=False).encode()
+                   if body is not None and "json" in body else decode_body(body, self.cassette.blobs) or b"")
+        headers = callback["request"]["headers"]
+        self.engine.webhooks.enqueue(Delivery(
+            stream=f"replay-{stream}", url=url, payload=None, provider=self.cassette.provider, event="replayed",
+            headers={k: v for k, v in headers.items() if k != "content-type"}, method=callback["request"]["method"],
+            content=content, content_type=headers.get("content-type", "application/json"),
+            policy=RetryPolicy(delays=())))
 
     def _answer(self, recorded: Recorded, now: float) -> Answer:
         response = recorded["response"]

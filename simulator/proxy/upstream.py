@@ -38,8 +38,9 @@ class UpstreamError(Exception):
 class Upstream(Protocol):
     base: str
 
-    async def send(self, exchange: Exchange, rest: str) -> Answer:
-        """The upstream's answer to `exchange`, whose provider-relative path is `rest` (raises UpstreamError)."""
+    async def send(self, exchange: Exchange, rest: str, body: bytes) -> Answer:
+        """The upstream's answer to `exchange` (its provider-relative path `rest`, its body as forwarded `body`);
+        raises UpstreamError."""
         ...
 
     async def aclose(self) -> None: ...
@@ -59,12 +60,12 @@ class HttpUpstream:
             self._client = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False, transport=self._transport)
         return self._client
 
-    async def send(self, exchange: Exchange, rest: str) -> Answer:
+    async def send(self, exchange: Exchange, rest: str, body: bytes) -> Answer:
         query = exchange.query_string.decode("latin-1")
         url = self.base + rest + (f"?{query}" if query else "")
         headers = [(name, value) for name, value in exchange.headers.raw
                    if name.decode("latin-1").lower() not in HOP_BY_HOP]
-        request = self._session().build_request(exchange.method, url, headers=headers, content=exchange.raw_body)
+        request = self._session().build_request(exchange.method, url, headers=headers, content=body)
         forwarding = FORWARDING.set(True)
         try:
             response = await self._session().send(request, stream=True)
@@ -73,7 +74,7 @@ class HttpUpstream:
         finally:
             FORWARDING.reset(forwarding)
         try:
-            body = await self._read(response)
+            answer = await self._read(response)
         except httpx.HTTPError as exc:
             raise UpstreamError(f"the upstream {self.base} broke off its answer: {type(exc).__name__}: {exc}") \
                 from exc
@@ -81,7 +82,7 @@ class HttpUpstream:
             await response.aclose()
         headers_out = {name.lower(): value for name, value in response.headers.multi_items()
                        if name.lower() not in FRAMING}
-        return Answer(response.status_code, body, None, headers_out)
+        return Answer(response.status_code, answer, None, headers_out)
 
     async def _read(self, response: httpx.Response) -> bytes:
         chunks, size = [], 0
