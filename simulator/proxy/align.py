@@ -36,16 +36,19 @@ def tokens(text: str) -> tuple[list[str], list[str]]:
     return literals, ids
 
 
+def strings(value: Any) -> Iterator[str]:
+    """Every string anywhere in a JSON value (keys left out)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict | list):
+        for item in value.values() if isinstance(value, dict) else value:
+            yield from strings(item)
+
+
 def ids_in(value: Any) -> Iterator[str]:
     """Every id anywhere in a JSON value (keys left out)."""
-    if isinstance(value, str):
-        yield from tokens(value)[1]
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from ids_in(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from ids_in(item)
+    for text in strings(value):
+        yield from tokens(text)[1]
 
 
 @dataclass

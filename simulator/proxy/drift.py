@@ -34,7 +34,7 @@ from jsonschema import ValidationError
 from simulator import self_check
 from simulator.clock import VirtualClock
 from simulator.pipeline import Answer
-from simulator.proxy.align import IdMap, ids_in, same
+from simulator.proxy.align import IdMap, ids_in, same, strings
 from simulator.proxy.callbacks import with_callback_urls
 from simulator.proxy.cassette import Cassette, body_value, decode_body, load, request_of
 from simulator.sim import Simulator
@@ -147,22 +147,11 @@ async def _ask(client: httpx.AsyncClient, exchange: dict[str, Any], ids: IdMap, 
         except ValueError:
             return answer
         ids.bind(pairs)
-        for link in _strings(answer.parsed()):
+        for link in strings(answer.parsed()):
             if link.startswith(base + "/") and "?" in link:
                 link_path, _, link_query = link[len(base):].partition("?")
                 links[link_path] = link_query
     return answer
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
 
 
 def _answer(response: dict[str, Any], cassette: Cassette) -> Answer:
@@ -254,10 +243,7 @@ def _compare(findings: _Findings, exchange: dict[str, Any], real: Answer, simula
         real_shape, simulated_shape = dict(_shape(real_body)), dict(_shape(simulated_body))
         for path in sorted(set(real_shape) | set(simulated_shape)):
             mine, theirs = simulated_shape.get(path), real_shape.get(path)
-            parent = path.rsplit(".", 1)[0].removesuffix("[]")
-            if mine == theirs or (theirs is None and parent in real_shape and real_shape[parent] != "object"):
-                continue
-            if _under_reported(path, real_shape, simulated_shape):
+            if mine == theirs or _under_reported(path, real_shape, simulated_shape):
                 continue
             findings.add(seq, kind=kind, severity="error" if error else "warning", side="simulator",
                          operation=operation, location=f"body {path}", real=theirs, simulator=mine,

@@ -18,6 +18,7 @@ the access log); in between, this module:
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -163,4 +164,11 @@ def _rebased(answer: Answer, upstream: str, base: str) -> Answer:
     content_type = answer.content_type or ""
     if old.encode() in body and ("json" in content_type or content_type.startswith("text/")):
         body = body.replace(old.encode(), new.encode())
-    return Answer(answer.status, body, answer.media_type, headers)
+    rebased = Answer(answer.status, body, answer.media_type, headers)
+    if "json" in content_type:
+        # Its JSON value too, for a transport that sends values rather than bytes (a WebSocket's frames).
+        try:
+            return replace(rebased, value=rebased.parsed())
+        except ValueError:
+            pass
+    return rebased
