@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from support_proxy import Session, run_lifecycle, submit, upstream
 
@@ -87,3 +88,13 @@ def test_callbacks_in_the_documented_order_show_no_drift_and_a_duplicate_is_repo
     duplicated = _callback_findings(tmp_path, "duplicated", faults=[DUPLICATE])
     assert _kinds(duplicated) == {("lifecycle", "callbacks")}
     assert len(duplicated[0]["real"]) == 2 * len(duplicated[0]["simulator"])
+
+
+def test_a_refused_key_is_a_note_to_re_record_not_drift(tmp_path: Path) -> None:
+    path = tmp_path / "refused.jsonl"
+    with upstream() as origin, Session(origin, path) as session:
+        httpx.put(origin.url + "/_sim/auth/runware", json={"tokens": ["another-key"]}).raise_for_status()
+        assert session.tasks(submit()).status_code == 401
+    found = report([path])
+    assert [(f["kind"], f["severity"], f["real"]) for f in found["findings"]] == [("preflight", "info", 401)]
+    assert main(["drift", str(path)]) == 0

@@ -16,7 +16,8 @@ minted (simulator.proxy.align). Then, per exchange:
   go to a receiver of the report's own, never to the client's recorded URL.
 
 Values are never compared, only statuses, shapes and state words, so ids, timestamps, signatures and seeds are
-never drift. Identical findings are reported once, with every exchange that showed them. Exit status: 1 when any
+never drift; nor are answers refusing the recording's key or wallet (401, 402, 403: a `preflight` note says to
+re-record). Identical findings are reported once, with every exchange that showed them. Exit status: 1 when any
 finding is an error (or, with --strict, a warning), else 0.
 """
 
@@ -46,6 +47,10 @@ DRIFT_KEY = "drift-check-key"
 STATE_KEYS = ("status", "state")
 TIMING_BAND = (0.5, 2.0)
 CALLBACK_HORIZON = 3600.0
+# Answers about the recording's key or wallet, not about the contract: re-record rather than report them as drift.
+KEY_REFUSALS = {401: "the provider refused the key the session used: re-record with a valid key",
+                403: "the provider refused the key the session used: re-record with a valid key",
+                402: "the account was out of credit when recorded: re-record with a funded key"}
 ENUM_RULES = frozenset({"enum", "const"})
 UNDOCUMENTED_RULES = frozenset({"additionalProperties", "unevaluatedProperties"})
 
@@ -111,8 +116,13 @@ async def _cassette_findings(cassette: Cassette) -> list[dict[str, Any]]:
                 at = start + exchange["at"] / 1000
                 if at > clock.now():
                     await clock.advance_to(at)
-                simulated = await _ask(client, exchange, ids, headers, links, receiver.url_for(f"/{exchange['seq']}"))
                 real = _answer(exchange["response"], cassette)
+                if real.status in KEY_REFUSALS:
+                    findings.add(exchange["seq"], kind="preflight", severity="info", side="none",
+                                 operation=exchange["operation"], location="status", real=real.status,
+                                 fact=KEY_REFUSALS[real.status])
+                    continue
+                simulated = await _ask(client, exchange, ids, headers, links, receiver.url_for(f"/{exchange['seq']}"))
                 _contract(findings, provider, exchange, real, simulated)
                 _compare(findings, exchange, real, simulated, ids)
                 _note_states(states, exchange, simulated, exchange["at"] / 1000, ids)
