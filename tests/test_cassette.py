@@ -46,7 +46,8 @@ def test_a_whole_lifecycle_is_recorded_with_its_header(recorded: tuple[Path, lis
 
 def test_secrets_planted_in_headers_query_and_bodies_never_reach_the_cassette(tmp_path: Path) -> None:
     path = tmp_path / "planted.jsonl"
-    with upstream() as origin, Session(origin, path) as session:
+    echoed = f'"taskType":"imageInference","debug":"session {JWT} for {KEY}"'.encode()
+    with upstream(rewrite=[(b'"taskType":"imageInference"', echoed)]) as origin, Session(origin, path) as session:
         session.tasks(submit(positivePrompt=f"use {GOOGLE} and {SK} then {JWT} or {HEX}"),
                       params={"key": GOOGLE, "sig": "abc", "ok": "1"},
                       headers={"x-goog-api-key": GOOGLE, "user-agent": f"client/1 token={SK}", "cookie": "s=1"})
@@ -56,6 +57,8 @@ def test_secrets_planted_in_headers_query_and_bodies_never_reach_the_cassette(tm
     request = load(path).exchanges[0]["request"]
     assert request["query"] == {"key": ["<redacted>"], "sig": ["<redacted>"], "ok": ["1"]}
     assert "x-goog-api-key" not in request["headers"] and "authorization" not in request["headers"]
+    answered = load(path).exchanges[0]["response"]["body"]["json"]["data"][0]["debug"]
+    assert answered == "session <redacted:jwt> for <redacted>"  # the answer's direction is scrubbed too
     assert lint(path) == []
 
 
