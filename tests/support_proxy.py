@@ -55,10 +55,10 @@ def rewriting(app: ASGIApp, pairs: list[tuple[bytes, bytes]]) -> ASGIApp:
 @contextmanager
 def upstream(*, options: dict[str, Any] | None = None, faults: list[dict[str, Any]] | None = None,
              rewrite: list[tuple[bytes, bytes]] | None = None, autojump: bool = False,
-             speed: float | None = None) -> Iterator[LiveServer]:
+             speed: float | None = None, seed: int = 0) -> Iterator[LiveServer]:
     """`speed`: a real clock that fast (a provider whose queue moves on its own), else a virtual one."""
     clock = RealClock(speed=speed) if speed else VirtualClock(autojump=autojump)
-    sim = Simulator(clock=clock, providers=["runware"], options={"runware": options or {}})
+    sim = Simulator(seed=seed, clock=clock, providers=["runware"], options={"runware": options or {}})
     app = rewriting(sim.app, rewrite) if rewrite else None
     with LiveServer(sim, app=app) as server:
         if faults:

@@ -38,6 +38,11 @@ def test_an_upstream_that_keeps_the_contract_shows_no_drift(tmp_path: Path, caps
     assert "no drift in 1 cassette(s)" in capsys.readouterr().out
 
 
+def test_ids_seeds_timestamps_and_signatures_of_another_run_are_never_drift(tmp_path: Path) -> None:
+    # Another seed: every id, seed, signature and queue time differs from the simulator's own run.
+    assert _findings(tmp_path, "seeded", seed=7) == []
+
+
 def test_a_renamed_field_is_reported_where_the_schema_documents_it(tmp_path: Path) -> None:
     findings = _findings(tmp_path, "renamed", rewrite=[(b'"imageURL"', b'"imageUrl"')])
     assert findings and all("imageURL" in json.dumps(f) or "imageUrl" in json.dumps(f) for f in findings)

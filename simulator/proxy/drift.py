@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,10 @@ DRIFT_KEY = "drift-check-key"
 STATE_KEYS = ("status", "state")
 TIMING_BAND = (0.5, 2.0)
 CALLBACK_HORIZON = 3600.0
+# How long the simulator's clock may run on for a task that is behind the real one: second by second for the first
+# two minutes, then doubling, up to a day.
+CATCH_UP_LINEAR = 120.0
+CATCH_UP_HORIZON = 86400.0
 # Answers about the recording's key or wallet, not about the contract: re-record rather than report them as drift.
 KEY_REFUSALS = {401: "the provider refused the key the session used: re-record with a valid key",
                 403: "the provider refused the key the session used: re-record with a valid key",
@@ -93,75 +98,128 @@ class _Findings:
         found["exchanges"].append(seq)
 
 
+@dataclass
+class _Task:
+    """One task as both runs saw it: when it first appeared, and each poll's state word (offsets in seconds)."""
+
+    seq: int  # the exchange it first appeared in
+    real_born: float
+    simulated_born: float
+    real: list[tuple[float, str]] = field(default_factory=list)
+    simulated: list[tuple[float, str]] = field(default_factory=list)
+
+
+class _Run:
+    """A fresh simulator asked the cassette's requests at their recorded offsets."""
+
+    def __init__(self, cassette: Cassette, receiver: WebhookReceiver) -> None:
+        self.cassette = cassette
+        self.clock = VirtualClock(autojump=True)
+        options = {cassette.provider: cassette.header.get("options", {})}
+        self.sim = Simulator(clock=self.clock, providers=[cassette.provider], options=options, self_check="off")
+        self.provider = self.sim.provider(cassette.provider)
+        self.base = f"http://drift.invalid/{cassette.provider}"
+        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.sim.app))
+        self.receiver = receiver
+        self.start = self.clock.now()
+        self.ids = IdMap()  # real ↔ simulated
+        self.links: dict[str, str] = {}  # path → query of each link the simulator handed out (signed file links)
+        self.tasks: dict[str, _Task] = {}  # by the real run's id
+        self.auth = {"authorization": f"Bearer {DRIFT_KEY}"}
+        if self.provider.data.get("apiKeyHeader"):
+            self.auth[str(self.provider.data["apiKeyHeader"]).lower()] = DRIFT_KEY
+
+    def offset(self) -> float:
+        return self.clock.now() - self.start
+
+    async def findings(self) -> list[dict[str, Any]]:
+        async with self.client:
+            return await self._findings()
+
+    async def _findings(self) -> list[dict[str, Any]]:
+        findings = _Findings(self.cassette)
+        for exchange in self.cassette.exchanges:
+            if exchange.get("blocked"):
+                continue
+            real = _answer(exchange["response"], self.cassette)
+            if real.status in KEY_REFUSALS:
+                findings.add(exchange["seq"], kind="preflight", severity="info", side="none",
+                             operation=exchange["operation"], location="status", real=real.status,
+                             fact=KEY_REFUSALS[real.status])
+                continue
+            at = self.start + exchange["at"] / 1000
+            if at > self.clock.now():
+                await self.clock.advance_to(at)
+            simulated = await self._in_step(exchange, await self._ask(exchange))
+            _contract(findings, self.provider, exchange, real, simulated)
+            real_state, simulated_state = _state(_json(real)), _state(_json(simulated))
+            if real_state == simulated_state:  # another state is the lifecycle's finding, not the body's
+                _compare(findings, exchange, real, simulated)
+        await self.clock.advance(CALLBACK_HORIZON)  # every callback and retry the simulator still owes
+        await self.sim.engine.webhooks.flush()
+        await self.sim.engine.webhooks.aclose()
+        _callbacks(findings, self.cassette, self.receiver)
+        _lifecycle(findings, self.tasks)
+        return list(findings.items.values())
+
+    async def _in_step(self, exchange: dict[str, Any], simulated: Answer) -> Answer:
+        """The simulator's answer to a poll, once its task is no longer behind the real one: a provider whose queue
+        was quicker this time is not drift, so the simulator's clock runs on until its task moves (its time to do so
+        is the lifecycle's timing finding)."""
+        request = exchange["request"]
+        tokens = [*ids_in(request["path"]), *ids_in(body_value(request["body"]))]
+        real_state = _state(body_value(exchange["response"]["body"]))
+        task = next((self.tasks[token] for token in tokens if token in self.tasks), None)
+        if task is None:
+            for token in (*tokens, *ids_in(body_value(exchange["response"]["body"]))):
+                self.tasks.setdefault(token, _Task(exchange["seq"], exchange["at"] / 1000, self.offset()))
+            task = self.tasks.get(tokens[0]) if tokens else None
+        state = _state(_json(simulated))
+        if task is None or real_state is None or state is None:
+            return simulated
+        behind = state != real_state and state in {seen for _, seen in task.real}
+        waited = 0.0
+        while behind and waited < CATCH_UP_HORIZON:
+            step = 1.0 if waited < CATCH_UP_LINEAR else waited  # second by second at first, then doubling
+            await self.clock.advance(step)
+            waited += step
+            simulated = await self._ask(exchange)
+            behind = _state(_json(simulated)) == state
+        task.real.append((exchange["at"] / 1000, real_state))
+        task.simulated.append((self.offset(), _state(_json(simulated)) or ""))
+        return simulated
+
+    async def _ask(self, exchange: dict[str, Any]) -> Answer:
+        request, ids = exchange["request"], self.ids
+        body = request["body"]
+        callback_url = self.receiver.url_for(f"/{exchange['seq']}")
+        content = (json.dumps(with_callback_urls(ids.rightwards(body["json"]), callback_url)).encode()
+                   if body and "json" in body else decode_body(body, None) or b"")
+        base = self.base
+        path = ids.rightwards(request["path"])
+        # A link the provider signed was recorded with its signature redacted: the simulator's own link stands in.
+        query: Any = self.links.get(path) or [(name, ids.rightwards(value))
+                                              for name, values in request["query"].items() for value in values]
+        headers = {**request["headers"], **self.auth}
+        response = await self.client.request(request["method"], base + path, params=query, headers=headers,
+                                             content=content)
+        answer = Answer(response.status_code, response.content, None,
+                        {k.lower(): v for k, v in response.headers.items()
+                         if k.lower() not in ("content-length", "date")})
+        value = _json(answer) if "json" in response.headers.get("content-type", "") else None
+        if value is not None:
+            pairs, _ = same(body_value(exchange["response"]["body"]), value, ids)
+            ids.bind(pairs)
+            for link in strings(value):
+                if link.startswith(base + "/") and "?" in link:
+                    link_path, _, link_query = link[len(base):].partition("?")
+                    self.links[link_path] = link_query
+        return answer
+
+
 async def _cassette_findings(cassette: Cassette) -> list[dict[str, Any]]:
-    options = {cassette.provider: cassette.header.get("options", {})}
-    clock = VirtualClock(autojump=True)
-    sim = Simulator(clock=clock, providers=[cassette.provider], options=options, self_check="off")
-    provider = sim.provider(cassette.provider)
-    findings = _Findings(cassette)
-    ids = IdMap()  # real ↔ simulated
-    states: dict[str, list[tuple[float, str, str]]] = {}  # task id → (offset s, real state, simulated state)
-    links: dict[str, str] = {}  # path → query of each link the simulator handed out (signed file links)
-    start = clock.now()
-    headers = {"authorization": f"Bearer {DRIFT_KEY}"}
-    if provider.data.get("apiKeyHeader"):
-        headers[str(provider.data["apiKeyHeader"]).lower()] = DRIFT_KEY
-    transport = httpx.ASGITransport(app=sim.app)
     with WebhookReceiver() as receiver:
-        async with httpx.AsyncClient(transport=transport,
-                                     base_url=f"http://drift.invalid/{cassette.provider}") as client:
-            for exchange in cassette.exchanges:
-                if exchange.get("blocked"):
-                    continue
-                at = start + exchange["at"] / 1000
-                if at > clock.now():
-                    await clock.advance_to(at)
-                real = _answer(exchange["response"], cassette)
-                if real.status in KEY_REFUSALS:
-                    findings.add(exchange["seq"], kind="preflight", severity="info", side="none",
-                                 operation=exchange["operation"], location="status", real=real.status,
-                                 fact=KEY_REFUSALS[real.status])
-                    continue
-                simulated = await _ask(client, exchange, ids, headers, links, receiver.url_for(f"/{exchange['seq']}"))
-                _contract(findings, provider, exchange, real, simulated)
-                _compare(findings, exchange, real, simulated, ids)
-                _note_states(states, exchange, simulated, exchange["at"] / 1000, ids)
-            await clock.advance(CALLBACK_HORIZON)  # every callback and retry the simulator still owes
-            await sim.engine.webhooks.flush()
-        await sim.engine.webhooks.aclose()
-        _callbacks(findings, cassette, receiver)
-    _lifecycle(findings, states, cassette)
-    return list(findings.items.values())
-
-
-async def _ask(client: httpx.AsyncClient, exchange: dict[str, Any], ids: IdMap, auth: dict[str, str],
-               links: dict[str, str], callback_url: str) -> Answer:
-    request = exchange["request"]
-    body = request["body"]
-    content = (json.dumps(with_callback_urls(ids.rightwards(body["json"]), callback_url)).encode()
-               if body and "json" in body else decode_body(body, None) or b"")
-    base = str(client.base_url).rstrip("/")
-    path = ids.rightwards(request["path"])
-    # A link the provider signed was recorded with its signature redacted: the simulator's own link stands in.
-    query: Any = links.get(path) or [(name, ids.rightwards(value)) for name, values in request["query"].items()
-                                      for value in values]
-    headers = {**request["headers"], **auth}
-    response = await client.request(request["method"], base + path, params=query, headers=headers, content=content)
-    media = response.headers.get("content-type")
-    answer = Answer(response.status_code, response.content, None,
-                    {k.lower(): v for k, v in response.headers.items() if k.lower() not in ("content-length", "date")})
-    if media and "json" in media:
-        recorded = body_value(exchange["response"]["body"])
-        try:
-            pairs, _ = same(recorded, answer.parsed(), ids)
-        except ValueError:
-            return answer
-        ids.bind(pairs)
-        for link in strings(answer.parsed()):
-            if link.startswith(base + "/") and "?" in link:
-                link_path, _, link_query = link[len(base):].partition("?")
-                links[link_path] = link_query
-    return answer
+        return await _Run(cassette, receiver).findings()
 
 
 def _answer(response: dict[str, Any], cassette: Cassette) -> Answer:
@@ -239,7 +297,7 @@ def _json(answer: Answer) -> Any:
         return None
 
 
-def _compare(findings: _Findings, exchange: dict[str, Any], real: Answer, simulated: Answer, ids: IdMap) -> None:
+def _compare(findings: _Findings, exchange: dict[str, Any], real: Answer, simulated: Answer) -> None:
     operation, seq = exchange["operation"], exchange["seq"]
     error = real.status >= 400 or simulated.status >= 400
     kind = "error-shape" if error else "schema"
@@ -299,14 +357,6 @@ def _state(value: Any) -> str | None:
     return None
 
 
-def _note_states(states: dict[str, list[tuple[float, str, str]]], exchange: dict[str, Any], simulated: Answer,
-                 offset: float, ids: IdMap) -> None:
-    request_ids = list(ids_in(body_value(exchange["request"]["body"]))) + list(ids_in(exchange["request"]["path"]))
-    real_state, simulated_state = _state(body_value(exchange["response"]["body"])), _state(_json(simulated))
-    if request_ids and real_state is not None and simulated_state is not None:
-        states.setdefault(request_ids[0], []).append((offset, real_state, simulated_state))
-
-
 def _changes(seen: list[tuple[float, str]]) -> list[tuple[float, str]]:
     out: list[tuple[float, str]] = []
     for at, state in seen:
@@ -315,20 +365,20 @@ def _changes(seen: list[tuple[float, str]]) -> list[tuple[float, str]]:
     return out
 
 
-def _lifecycle(findings: _Findings, states: dict[str, list[tuple[float, str, str]]], cassette: Cassette) -> None:
-    for task, seen in states.items():
-        born = min(at for exchange in cassette.exchanges for at in [exchange["at"] / 1000]
-                   if task in set(ids_in([exchange["request"]["path"], body_value(exchange["request"]["body"]),
-                                          body_value(exchange["response"]["body"])])))
-        real = _changes([(at, r) for at, r, _ in seen])
-        simulated = _changes([(at, s) for at, _, s in seen])
-        seq = next(e["seq"] for e in cassette.exchanges if e["at"] / 1000 >= seen[0][0])
+def _lifecycle(findings: _Findings, tasks: dict[str, _Task]) -> None:
+    reported: set[int] = set()
+    for task in tasks.values():
+        if not task.real or id(task) in reported:
+            continue
+        reported.add(id(task))  # one task is known by several ids (its own, its images')
+        real, simulated = _changes(task.real), _changes(task.simulated)
+        seq = task.seq
         if [s for _, s in real] != [s for _, s in simulated]:
             findings.add(seq, kind="lifecycle", severity="error", side="simulator", operation="(task)",
                          location="states", fact="a task passes through the provider's documented states in order",
                          real=[s for _, s in real], simulator=[s for _, s in simulated])
             continue
-        real_done, simulated_done = real[-1][0] - born, simulated[-1][0] - born
+        real_done, simulated_done = real[-1][0] - task.real_born, simulated[-1][0] - task.simulated_born
         low, high = TIMING_BAND
         if len(real) > 1 and not low * real_done <= simulated_done <= high * real_done:
             findings.add(seq, kind="lifecycle", severity="warning", side="provider", operation="(task)",
