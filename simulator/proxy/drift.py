@@ -2,7 +2,9 @@
 
 For each cassette a fresh simulator (the recording's provider, its options, seed 0, a virtual clock) is asked every
 recorded request at its recorded offset, with the ids the real provider minted swapped for the ones the simulator
-minted (simulator.proxy.align). Then, per exchange:
+minted (simulator.proxy.align). A poll whose task the simulator has not caught up with (it still shows a state the
+real task has already left) is asked again as the simulator's clock runs on, so a queue that was quicker this time
+shows as timing, not as a different body. Then, per exchange:
 
 - the real answer against the response schemas (simulator.self_check): a broken documented type or required
   field is `schema`, a value outside a documented enum (a status word, an error code) is `enum`, a field the
