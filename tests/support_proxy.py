@@ -24,6 +24,8 @@ from simulator.live import LiveServer
 from simulator.sim import Simulator
 
 KEY = "rw-proxy-secret-key-0001"
+# One client for every control call: `httpx.post()` alone builds a client (and its TLS context) each time.
+LOOPBACK = httpx.Client(timeout=30)
 PROMPT = "a lighthouse on a cliff at dusk"
 
 
@@ -62,7 +64,7 @@ def upstream(*, options: dict[str, Any] | None = None, faults: list[dict[str, An
     app = rewriting(sim.app, rewrite) if rewrite else None
     with LiveServer(sim, app=app) as server:
         if faults:
-            httpx.post(server.url + "/_sim/faults", json={"rules": faults}).raise_for_status()
+            LOOPBACK.post(server.url + "/_sim/faults", json={"rules": faults}).raise_for_status()
         yield server
 
 
@@ -79,13 +81,13 @@ class Session:
 
     def advance(self, seconds: float) -> None:
         for server in (self.origin, self.server):
-            httpx.post(server.url + "/_sim/clock/advance", json={"seconds": seconds}).raise_for_status()
+            LOOPBACK.post(server.url + "/_sim/clock/advance", json={"seconds": seconds}).raise_for_status()
 
     def tasks(self, *items: dict[str, Any], **kwargs: Any) -> httpx.Response:
         return self.http.post("/v1", json=list(items), **kwargs)
 
     def journal(self) -> list[dict[str, Any]]:
-        return httpx.get(self.url + "/_sim/journal").json()["entries"]
+        return LOOPBACK.get(self.url + "/_sim/journal").json()["entries"]
 
     def close(self) -> None:
         self.http.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support_proxy import KEY, PROMPT, Session, poll, run_lifecycle, submit, upstream
+from support_proxy import KEY, LOOPBACK, PROMPT, Session, poll, run_lifecycle, submit, upstream
 
 from simulator import proxy
 from simulator.cli import main
@@ -90,7 +90,7 @@ def _replayed_states(path: Path, every: float) -> list[tuple[float, str]]:
         assert http.post("/v1", json=[task]).json()["data"][0]["taskUUID"] == task["taskUUID"]
         seen = []
         for step in range(1, int(40 / every) + 1):
-            httpx.post(server.url + "/_sim/clock/advance", json={"seconds": every})
+            LOOPBACK.post(server.url + "/_sim/clock/advance", json={"seconds": every})
             item = http.post("/v1", json=[poll(task["taskUUID"])]).json()["data"][0]
             assert item["taskUUID"] == task["taskUUID"]  # the live id, not the recorded one
             seen.append((step * every, item.get("status", "success")))
@@ -121,7 +121,7 @@ def test_a_request_matching_nothing_names_the_field_where_it_differs(
                             headers={"Authorization": "Bearer k"})
         assert answer.status_code == 404
         assert answer.json()["errors"][0]["code"] == "not_found"
-        note = httpx.get(server.url + "/_sim/journal").json()["entries"][-1]["note"]
+        note = LOOPBACK.get(server.url + "/_sim/journal").json()["entries"][-1]["note"]
     assert "differs at body[0].height: recorded 1024, sent 768 (and 1 more)" in note
 
 
@@ -148,11 +148,11 @@ def test_callbacks_come_back_through_the_proxy_are_recorded_and_replayed_on_the_
         live = submit(webhookURL=replayed.url)
         http = httpx.Client(base_url=server.url, headers={"Authorization": "Bearer k"})
         assert http.post("/v1", json=[live]).status_code == 200
-        httpx.post(server.url + "/_sim/clock/advance", json={"seconds": offset - 0.5})
-        httpx.post(server.url + "/_sim/webhooks/flush")
+        LOOPBACK.post(server.url + "/_sim/clock/advance", json={"seconds": offset - 0.5})
+        LOOPBACK.post(server.url + "/_sim/webhooks/flush")
         assert replayed.bodies() == []
-        httpx.post(server.url + "/_sim/clock/advance", json={"seconds": 0.5})
-        httpx.post(server.url + "/_sim/webhooks/flush")
+        LOOPBACK.post(server.url + "/_sim/clock/advance", json={"seconds": 0.5})
+        LOOPBACK.post(server.url + "/_sim/webhooks/flush")
         [again] = replayed.bodies()
     assert again["taskUUID"] == live["taskUUID"]  # the live id, in the recorded payload
     assert again["imageUUID"] == delivered["imageUUID"]

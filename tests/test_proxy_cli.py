@@ -1,5 +1,5 @@
-"""`nanobanana-sim proxy`, `cassette lint`, `serve --replay` and `drift` as users run them, in subprocesses, against
-an upstream the test controls."""
+"""`nanobanana-sim proxy` and `serve --replay` as users run them (subprocesses), `cassette lint` and `drift` through
+the same `main`, against an upstream the test controls."""
 
 from __future__ import annotations
 
@@ -8,11 +8,15 @@ import re
 from pathlib import Path
 
 import httpx
-from support_cli import run, served
+import pytest
+from support_cli import served
 from support_proxy import KEY, submit, upstream
 
+from simulator.cli import main
 
-def test_proxy_records_lint_passes_replay_answers_and_drift_is_clean(tmp_path: Path) -> None:
+
+def test_proxy_records_lint_passes_replay_answers_and_drift_is_clean(tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     cassette = tmp_path / "runware.jsonl"
     task = submit(deliveryMethod="sync")
     with upstream(autojump=True) as origin, served(
@@ -23,7 +27,7 @@ def test_proxy_records_lint_passes_replay_answers_and_drift_is_clean(tmp_path: P
         line = proxy.wait_for(lambda text: "Tasks POST /v1" in text, "for the proxied request")
         assert f"proxied: {origin.url}/runware" in line and KEY not in line
     assert KEY not in cassette.read_text()
-    assert run("cassette", "lint", str(cassette)).returncode == 0
+    assert main(["cassette", "lint", str(cassette)]) == 0
 
     with served("--replay", str(cassette), "--virtual-clock", "--port", "0") as replay:
         replayed = httpx.post(replay.base + "/v1", json=[task], headers={"Authorization": "Bearer other"})
@@ -31,14 +35,14 @@ def test_proxy_records_lint_passes_replay_answers_and_drift_is_clean(tmp_path: P
         expected = re.sub(r"signature=[^\"&]+", "signature=<redacted>", recorded.text.replace(proxy.base, replay.base))
         assert replayed.json() == json.loads(expected)
 
-    drift = run("drift", "--format", "json", str(cassette))
-    assert drift.returncode == 0, drift.stdout + drift.stderr
-    assert json.loads(drift.stdout)["findings"] == []
+    assert main(["drift", "--format", "json", str(cassette)]) == 0
+    assert json.loads(capsys.readouterr().out)["findings"] == []
 
 
-def test_proxy_without_a_provider_and_a_missing_cassette_are_one_line_errors(tmp_path: Path) -> None:
-    missing = run("proxy", "--upstream", "http://127.0.0.1:9")
-    assert missing.returncode == 2 and "proxy needs --provider SLUG" in missing.stderr
+def test_proxy_without_a_provider_and_a_missing_cassette_are_one_line_errors(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["proxy", "--upstream", "http://127.0.0.1:9"], environ={}) == 2
+    assert "proxy needs --provider SLUG" in capsys.readouterr().err
     for args in (["drift", str(tmp_path / "none.jsonl")], ["cassette", "lint", str(tmp_path / "none.jsonl")]):
-        result = run(*args)
-        assert result.returncode == 2 and "cannot read" in result.stderr and "Traceback" not in result.stderr
+        assert main(args) == 2
+        assert "none.jsonl: cannot read" in capsys.readouterr().err
