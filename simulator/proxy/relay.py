@@ -46,7 +46,7 @@ class Relay:
         self.redactor = redactor or (recorder.redactor if recorder is not None else Redactor())
         self.block_invalid = block_invalid
         self.callbacks = callbacks
-        self._receivers: dict[str, HttpUpstream] = {}
+        self._to_clients = HttpUpstream("")  # passes callbacks on to the clients' own URLs
 
     async def answer(self, exchange: Exchange, endpoint: Endpoint) -> Answer:
         provider = endpoint.provider
@@ -86,10 +86,9 @@ class Relay:
         """A callback the provider sent to the proxy: recorded, and passed on to the client's own URL."""
         assert self.callbacks is not None
         url = self.callbacks.routes[token]
-        receiver = self._receivers.setdefault(token, HttpUpstream(url))
         exchange.note = f"callback passed on to {self.redactor.text(url)}"
         try:
-            answer = await receiver.send(exchange, "", exchange.raw_body)
+            answer = await self._to_clients.send_to(url, exchange, exchange.raw_body)
         except UpstreamError as problem:
             answer = Answer.content(str(problem), "text/plain", 502)
         exchange.proxied = {"upstream": self.redactor.text(url), "blocked": False, "response": [], "callback": True}
@@ -146,8 +145,7 @@ class Relay:
 
     async def aclose(self) -> None:
         await self.upstream.aclose()
-        for receiver in self._receivers.values():
-            await receiver.aclose()
+        await self._to_clients.aclose()
         if self.recorder is not None:
             self.recorder.close()
 

@@ -62,7 +62,10 @@ class HttpUpstream:
 
     async def send(self, exchange: Exchange, rest: str, body: bytes) -> Answer:
         query = exchange.query_string.decode("latin-1")
-        url = self.base + rest + (f"?{query}" if query else "")
+        return await self.send_to(self.base + rest + (f"?{query}" if query else ""), exchange, body)
+
+    async def send_to(self, url: str, exchange: Exchange, body: bytes) -> Answer:
+        """`exchange` as it came (method, headers, `body`), to any URL: the upstream's, or a client's callback URL."""
         headers = [(name, value) for name, value in exchange.headers.raw
                    if name.decode("latin-1").lower() not in HOP_BY_HOP]
         request = self._session().build_request(exchange.method, url, headers=headers, content=body)
@@ -70,14 +73,13 @@ class HttpUpstream:
         try:
             response = await self._session().send(request, stream=True)
         except httpx.HTTPError as exc:
-            raise UpstreamError(f"the upstream {self.base} gave no answer: {type(exc).__name__}: {exc}") from exc
+            raise UpstreamError(f"{url.split('?')[0]} gave no answer: {type(exc).__name__}: {exc}") from exc
         finally:
             FORWARDING.reset(forwarding)
         try:
             answer = await self._read(response)
         except httpx.HTTPError as exc:
-            raise UpstreamError(f"the upstream {self.base} broke off its answer: {type(exc).__name__}: {exc}") \
-                from exc
+            raise UpstreamError(f"{url.split('?')[0]} broke off its answer: {type(exc).__name__}: {exc}") from exc
         finally:
             await response.aclose()
         headers_out = {name.lower(): value for name, value in response.headers.multi_items()
