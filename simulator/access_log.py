@@ -59,6 +59,14 @@ def _fault(fired: dict[str, Any]) -> str:
     return f"rule '{fired.get('rule')}' {action}"
 
 
+def _proxied(proxied: dict[str, Any]) -> str:
+    text = f"proxied: {proxied.get('upstream')}"
+    if proxied.get("blocked"):
+        return text + " blocked (the request breaks the contract)"
+    findings = proxied.get("response") or []
+    return text + (f" answer outside the contract: {len(findings)} finding(s)" if findings else "")
+
+
 def describe(entry: JournalEntry) -> tuple[str, dict[str, Any]]:
     """The entry's log line (without the time, which the formatter adds) and its facts as JSON-ready fields."""
     took = (entry.finished_at - entry.at) if entry.finished_at is not None else 0.0
@@ -99,6 +107,9 @@ def describe(entry: JournalEntry) -> tuple[str, dict[str, Any]]:
     if entry.self_check:
         parts.append(f"self-check: {len(entry.self_check)} finding(s), a simulator bug (see the journal)")
         fields["self_check"] = entry.self_check
+    if entry.proxied is not None:
+        parts.append(_proxied(entry.proxied))
+        fields["proxied"] = entry.proxied
     if entry.note:
         parts.append(f"note: {entry.note}")
         fields["note"] = entry.note

@@ -10,6 +10,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from simulator import __version__
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     options = sub.add_parser("options", help="list the providers' named compatibility options, one line each")
     options.add_argument("slug", nargs="?", choices=sorted(REGISTRY), metavar="SLUG",
                          help=f"only this provider: {', '.join(sorted(REGISTRY))}")
+    add_proxy_commands(sub)
     spec = sub.add_parser("openapi", help="print one provider's contract as an OpenAPI 3.1 document (JSON)")
     spec.add_argument("slug", choices=sorted(REGISTRY), metavar="SLUG",
                       help=f"the provider: {', '.join(sorted(REGISTRY))}")
@@ -86,6 +88,35 @@ def build_parser() -> argparse.ArgumentParser:
     spec.add_argument("--server-url", metavar="URL",
                       help="the one server to list (default: the real host, then http://127.0.0.1:8000/SLUG)")
     return parser
+
+
+def add_proxy_commands(sub: Any) -> None:
+    proxy = sub.add_parser(
+        "proxy", help="a validating reverse proxy in front of a real provider, recording redacted cassettes",
+        epilog=PRECEDENCE, description="Serve the provider's own routes at the root and forward each request to "
+        "--upstream with the caller's key (never stored), checking requests and answers against the schemas.")
+    proxy.add_argument("--upstream", required=True, metavar="URL",
+                       help="the provider's base URL, e.g. https://api.runware.ai")
+    proxy.add_argument("--record", metavar="FILE", help="write a redacted JSON Lines cassette of the session")
+    proxy.add_argument("--block-invalid", action="store_true",
+                       help="refuse a request that breaks the documented contract instead of forwarding it")
+    proxy.add_argument("--hash-prompts", action="store_true",
+                       help="keep prompts in the cassette only as stable hashes (a replay still matches them)")
+    proxy.add_argument("--public-url", metavar="URL",
+                       help="where the provider can reach this proxy (a tunnel): callbacks then come back through "
+                            "it and are recorded (on loopback upstreams they always do)")
+    proxy.add_argument("--keep-images", action="store_true",
+                       help="also keep binary answers (images) beside the cassette, in FILE.blobs/, for replay")
+    add_settings(proxy)
+    cassette = sub.add_parser("cassette", help="work with recorded cassettes")
+    actions = cassette.add_subparsers(dest="action", required=True, metavar="ACTION")
+    lint = actions.add_parser("lint", help="fail (exit 1) if a cassette holds anything shaped like a secret")
+    lint.add_argument("files", nargs="+", metavar="FILE")
+    drift = sub.add_parser("drift", help="compare recorded real answers with the documented contract and the "
+                                         "simulator's answers; exit 1 on drift")
+    drift.add_argument("files", nargs="+", metavar="FILE")
+    drift.add_argument("--format", choices=("text", "json"), default="text", help="report format (default text)")
+    drift.add_argument("--strict", action="store_true", help="warnings fail too, not only errors")
 
 
 def fail(message: str) -> int:
@@ -120,7 +151,7 @@ def make_clock(settings: Resolved) -> Clock:
     return RealClock(speed=settings["speed"])
 
 
-def serve(settings: Resolved) -> int:
+def serve(settings: Resolved, upstream: argparse.Namespace | None = None) -> int:
     from simulator import heap, logs, serving
     from simulator.access_log import AccessLog
     from simulator.banner import Facts, banner, goodbye
@@ -128,6 +159,9 @@ def serve(settings: Resolved) -> int:
     from simulator.faults import scenario
     from simulator.faults.plan import PlanError
     from simulator.options import OptionError
+    from simulator.proxy import proxy as install_proxy
+    from simulator.proxy import replay as install_replay
+    from simulator.proxy.cassette import load as load_cassette
     from simulator.sim import Simulator
 
     quiet = settings["quiet"]
@@ -140,14 +174,27 @@ def serve(settings: Resolved) -> int:
     for slug, name, value in settings["option"]:
         options.setdefault(slug, {})[name] = value
     signing_key = settings["signing-key"]
+    root = settings["provider"]
     try:
-        sim = Simulator(seed=settings["seed"], clock=make_clock(settings), default_provider=settings["provider"],
+        cassette = load_cassette(Path(settings["replay"])) if settings["replay"] else None
+        if cassette is not None and root is None:
+            root = cassette.provider
+        # A relay answers every provider the simulator serves: proxy and replay serve theirs alone.
+        only = [root] if root is not None and (upstream is not None or cassette is not None) else None
+        sim = Simulator(seed=settings["seed"], clock=make_clock(settings), default_provider=root, providers=only,
                         options=options, self_check=settings["self-check"], control_token=token,
                         signing_key=signing_key.encode() if signing_key is not None else None)
         sim.engine.webhooks.allow_external = settings["external-webhooks"]
         for name in settings["scenario"]:
             sim.load_scenario(scenario.load(name))
-    except (ValueError, KeyError, PlanError, OptionError) as exc:
+        if cassette is not None:
+            install_replay(sim, cassette.path)
+        if upstream is not None:
+            record = Path(upstream.record) if upstream.record else None
+            install_proxy(sim, settings["provider"], upstream.upstream, record=record,
+                          block_invalid=upstream.block_invalid, hash_prompts=upstream.hash_prompts,
+                          keep_images=upstream.keep_images, public_url=upstream.public_url)
+    except (ValueError, KeyError, PlanError, OptionError, OSError) as exc:
         return fail(str(exc).strip("'\""))
     try:
         sock = serving.listen(settings["host"], settings["port"])
@@ -159,7 +206,7 @@ def serve(settings: Resolved) -> int:
         host, port = sock.getsockname()[:2]
         print(banner(Facts(
             base=serving.base_url(sock), bound=f"{host}:{port}", exposed=not is_loopback(host),
-            providers=list(sim.providers), root_provider=settings["provider"], clock=sim.clock,
+            providers=list(sim.providers), root_provider=root, clock=sim.clock,
             seed=settings["seed"], scenarios=[str(loaded["name"]) for loaded in sim.scenarios],
             self_check=settings["self-check"], control_token=token, token_was_made=made, config=settings["config"],
         )), flush=True)
@@ -240,8 +287,6 @@ def options(slug: str | None) -> int:
 
 
 def openapi(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from simulator.openapi import openapi_document
 
     text = json.dumps(openapi_document(args.slug, server_url=args.server_url), indent=2, ensure_ascii=False) + "\n"
@@ -255,6 +300,38 @@ def openapi(args: argparse.Namespace) -> int:
     return 0
 
 
+def cassette_lint(files: Sequence[str]) -> int:
+    from simulator.proxy.cassette import CassetteError, lint
+
+    found = 0
+    for name in files:
+        try:
+            hits = lint(Path(name))
+        except CassetteError as exc:
+            return fail(str(exc))
+        for hit in hits:
+            print(f"{name}: {hit}")
+        found += len(hits)
+    if found:
+        print(f"{found} secret-shaped string(s): redact them before committing", file=sys.stderr)
+    return 1 if found else 0
+
+
+def drift(args: argparse.Namespace) -> int:
+    from simulator.proxy.cassette import CassetteError
+    from simulator.proxy.drift import exit_status, report, text_report
+
+    try:
+        found = report([Path(name) for name in args.files])
+    except CassetteError as exc:
+        return fail(str(exc))
+    if args.format == "json":
+        print(json.dumps(found, indent=2, ensure_ascii=False))
+    else:
+        print(text_report(found))
+    return exit_status(found, strict=args.strict)
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command in ("serve", "config"):
@@ -262,6 +339,15 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if settings is None:
             return 2
         return serve(settings) if args.command == "serve" else config(settings)
+    if args.command == "proxy":
+        settings = settings_of(args, os.environ if environ is None else environ)
+        if settings is not None and settings["provider"] is None:
+            return fail("proxy needs --provider SLUG: the provider whose routes it serves and checks")
+        return 2 if settings is None else serve(settings, upstream=args)
+    if args.command == "cassette":
+        return cassette_lint(args.files)
+    if args.command == "drift":
+        return drift(args)
     if args.command == "scenarios":
         return scenarios(args.name)
     if args.command == "options":

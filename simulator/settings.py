@@ -204,6 +204,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("option", provider_option, (), "set a provider option, e.g. civitai.blob_redirect_status=301 "
             "(list them: nanobanana-sim options [SLUG]); repeatable", "P.NAME=VALUE",
             repeat=True, split=option_items, table=option_table, show=show_option),
+    Setting("replay", text, None, "answer from this cassette (recorded by `nanobanana-sim proxy --record`) on the "
+            "simulator's clock instead of simulating; its provider is served at the root unless --provider names "
+            "one", "FILE"),
     Setting("external-webhooks", boolean, False,
             "deliver callbacks to non-loopback hosts too (default: loopback receivers only)", switch=True),
     Setting("self-check", choice(*(mode.value for mode in SelfCheckMode)), SelfCheckMode.RECORD.value,

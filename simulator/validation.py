@@ -200,6 +200,10 @@ class SchemaSet:
         violations.sort(key=lambda v: (dotted_path(v.path), v.rule))
         return ValidationReport(_dedupe(violations))
 
+    def errors(self, name: str, instance: Any) -> list[ValidationError]:
+        """jsonschema's own errors, alternatives and all (the drift report picks the closest alternative)."""
+        return list(self._validator(name).iter_errors(instance))
+
     def is_valid(self, name: str, instance: Any) -> bool:
         return (name in self._documents and self.accepts(name, instance)) or bool(
             self._validator(name).is_valid(instance))

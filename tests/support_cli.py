@@ -106,8 +106,8 @@ class Served:
 
 @contextmanager
 def served(*args: str, env: Mapping[str, str] | None = None, cwd: Path | None = None,
-           banner: bool = True) -> Iterator[Served]:
-    command: Sequence[str] = [str(CLI), "serve", *args]
+           banner: bool = True, subcommand: str = "serve") -> Iterator[Served]:
+    command: Sequence[str] = [str(CLI), subcommand, *args]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env=environment(env), cwd=cwd)
     server = Served(process)

@@ -51,7 +51,7 @@ class Deferred:
 
 _SLOTS = ("seq", "kind", "at", "provider", "operation", "method", "path", "query", "owner", "request_headers",
           "request_body", "status", "response_headers", "response_body", "finished_at", "task_id", "note",
-          "violations", "ignored", "faults", "self_check", "detail", "truncated")
+          "violations", "ignored", "faults", "self_check", "detail", "proxied", "truncated")
 _DEFAULTS: dict[str, Callable[[], Any]] = {"query": dict, "request_headers": dict, "response_headers": dict,
                                            "violations": list, "ignored": list, "faults": list,
                                            "self_check": list, "detail": dict, "truncated": list}
@@ -62,7 +62,8 @@ class JournalEntry:
     exchange started), provider, operation, method, path, query, owner, request_headers, request_body, status,
     response_headers, response_body, finished_at, task_id, note, violations, ignored (undocumented fields the
     provider dropped, unread), faults (rules and limits that fired, and what they did), self_check (how the
-    answer broke its contract: a simulator bug), detail, truncated (paths the journal cut or rewrote to keep
+    answer broke its contract: a simulator bug), detail, proxied (relayed to an upstream by simulator.proxy:
+    where, and its answer's checks), truncated (paths the journal cut or rewrote to keep
     the entry bounded); and size, the bytes its fields take as JSON."""
 
     __slots__ = (*(f"_{name}" for name in _SLOTS), "size")
@@ -89,6 +90,7 @@ class JournalEntry:
     faults: list[dict[str, Any]]
     self_check: list[dict[str, Any]]
     detail: dict[str, Any]
+    proxied: dict[str, Any] | None
     truncated: list[str]
 
     def __init__(self, *, size: int = 0, **values: Any) -> None:

@@ -67,6 +67,7 @@ class Exchange:
     faults: list[dict[str, Any]] = field(default_factory=list)
     self_check: list[dict[str, Any]] = field(default_factory=list)
     network: dict[str, Any] | None = None  # a fired network fault, for the transport to act out
+    proxied: dict[str, Any] | None = None  # answered by a relay: its upstream, and how its answer kept the contract
     status_chosen: bool = False  # a fault rule chose the status: outside the contract on purpose
     _loaded: tuple[Any, Exception | None] | None = None
 

@@ -45,6 +45,7 @@ def record(journal: Journal, exchange: Exchange, answer: Answer | None, finished
         ignored=exchange.ignored,
         faults=exchange.faults,
         self_check=exchange.self_check,
+        proxied=exchange.proxied,
     )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from simulator import self_check
 from simulator.clock import VirtualClock
@@ -33,10 +34,18 @@ Deliver = Callable[[Answer], Awaitable[None]]
 log = logging.getLogger("nanobanana_sim")
 
 
+class Relay(Protocol):
+    """Answers exchanges from elsewhere instead of the handlers: a real provider (the validating proxy) or a
+    recording (replay); see simulator.proxy.relay."""
+
+    async def answer(self, exchange: Exchange, endpoint: Endpoint) -> Answer: ...
+
+
 class Pipeline:
     def __init__(self, engine: Engine, self_check_mode: self_check.Mode) -> None:
         self.engine = engine
         self.self_check = self_check_mode
+        self.relay: Relay | None = None  # set: the proxy (or a replay) answers after the fault rules
 
     async def run(self, exchange: Exchange, endpoint: Endpoint, deliver: Deliver, *, kind: str = "http") -> Answer:
         """Answer the exchange, hand the answer to `deliver`, journal both."""
@@ -72,6 +81,8 @@ class Pipeline:
             verdict = judge(self.engine, exchange, endpoint)
             if verdict.refusal is not None:
                 answer = verdict.refusal
+            elif self.relay is not None:
+                return await self.relay.answer(exchange, endpoint)  # checked by the relay, as the upstream's
             else:
                 with task_faults(verdict.task_actions):
                     answer = await self._handled(exchange, endpoint)

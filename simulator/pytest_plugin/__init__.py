@@ -77,6 +77,7 @@ def _start(request: pytest.FixtureRequest) -> Nanobanana | str:
     """The simulator set up for this test, or why the test's settings cannot be met (an unknown marker keyword,
     provider, scenario or option), to be reported without a traceback."""
     from simulator.control_client import ControlError
+    from simulator.proxy.cassette import CassetteError
     from simulator.pytest_plugin.session import Nanobanana
 
     try:
@@ -87,7 +88,7 @@ def _start(request: pytest.FixtureRequest) -> Nanobanana | str:
     simulator = Nanobanana(harness, settings, here=Path(request.path).parent)
     try:
         simulator.start()
-    except (KeyError, ControlError) as exc:
+    except (KeyError, ControlError, CassetteError) as exc:
         return f"nanobanana: {exc.args[0] if exc.args else exc}"
     return simulator
 

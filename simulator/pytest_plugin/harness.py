@@ -7,7 +7,8 @@ app differs (`base_url`, and whether respx routing is switched on around the tes
 
 from __future__ import annotations
 
-from typing import ClassVar
+from collections.abc import Coroutine
+from typing import Any, ClassVar, TypeVar
 
 import httpx
 
@@ -16,6 +17,8 @@ from simulator.control_client import ControlClient
 from simulator.live import LiveServer
 from simulator.pytest_plugin.inprocess import AppDispatcher, AppTransport, EngineLoop, HostRouter
 from simulator.sim import Simulator
+
+T = TypeVar("T")
 
 # A reserved name (RFC 2606): the in-process control client's URL can never reach a real network.
 CONTROL_URL = "http://nanobanana-sim.invalid"
@@ -32,6 +35,10 @@ class Harness:
         return self.sim.provider(slug).hosts
 
     def base_url(self, slug: str) -> str:
+        raise NotImplementedError
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine on the loop that owns the engine."""
         raise NotImplementedError
 
     def activate(self) -> None:
@@ -56,6 +63,9 @@ class LiveHarness(Harness):
         self.sim.provider(slug)  # an unknown slug fails here, naming the served ones
         return self.server.provider_url(slug)
 
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return self.server.call(coroutine)
+
     def close(self) -> None:
         super().close()
         self.server.stop()
@@ -76,6 +86,9 @@ class InProcessHarness(Harness):
 
     def base_url(self, slug: str) -> str:
         return f"https://{self.hosts(slug)[0]}"
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return self.engine_loop.submit(coroutine).result(60)
 
     def activate(self) -> None:
         self.router.start()

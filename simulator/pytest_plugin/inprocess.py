@@ -29,6 +29,7 @@ from respx.models import AllMockedAssertionError, PassThrough, Route
 from respx.router import MockRouter
 from starlette.types import ASGIApp
 
+from simulator.proxy.upstream import FORWARDING
 from simulator.sim import Simulator
 from simulator.transports.inprocess import Dropped, InProcessTransport
 
@@ -184,7 +185,8 @@ class HostRouter(MockRouter):
         self.hosts = frozenset(host.lower() for host in hosts)
 
     def _ours(self, request: httpx.Request) -> bool:
-        return request.url.host.lower() in self.hosts
+        # The proxy's own request to the real provider (a relay forwarding) is for the network, not for us.
+        return request.url.host.lower() in self.hosts and not FORWARDING.get()
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         if not self._ours(request):

@@ -16,7 +16,7 @@ from typing import Any
 
 from simulator.control_client import ControlClient
 from simulator.options import provider_data
-from simulator.pytest_plugin import request_check, request_report
+from simulator.pytest_plugin import recording, request_check, request_report
 from simulator.pytest_plugin.harness import Harness
 from simulator.pytest_plugin.settings import MARKER, Settings
 from simulator.testing import WebhookReceiver
@@ -56,10 +56,12 @@ class Nanobanana:
         for slug, values in settings.options.items():
             control.set_options(slug, **values)
         self._started_at = control.now()
+        recording.install(self.harness, settings, self._here)
         self.harness.activate()
 
     def finish(self) -> None:
         self.harness.deactivate()
+        recording.remove(self.harness)
         while self._receivers:
             self._receivers.pop().close()
 

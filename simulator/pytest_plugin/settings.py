@@ -24,10 +24,12 @@ DEFAULT_CLOCK = "autojump"
 MARKER = "nanobanana"
 MARKER_DOC = (
     f"{MARKER}(provider=None, *, scenario=None, seed=None, clock=None, tick=None, strict=None, contract=None, "
-    "options=None, mode=None, allow_headers=None): choose the simulated provider, failure scenario(s), seed, "
-    "clock (virtual|autojump|real, tick=seconds per request), strict header/query checking, the contract "
-    "check (contract=False turns it off), provider options ({slug: {name: value}}) and the mode (live|inprocess) "
-    "for this test; the closest marker wins per keyword"
+    "options=None, mode=None, allow_headers=None, replay=None, proxy=None, record=None): choose the simulated "
+    "provider, failure scenario(s), seed, clock (virtual|autojump|real, tick=seconds per request), strict "
+    "header/query checking, the contract check (contract=False turns it off), provider options "
+    "({slug: {name: value}}) and the mode (live|inprocess) for this test; replay='FILE.jsonl' answers from a "
+    "cassette on the clock, proxy='URL' (with provider=) forwards to a real provider, record='FILE.jsonl' "
+    "records what it answered; the closest marker wins per keyword"
 )
 
 
@@ -47,6 +49,9 @@ class Settings:
     provider: str | None = None
     options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     allow_headers: tuple[str, ...] = ()
+    replay: str | None = None  # a cassette to answer from (simulator.proxy.replay)
+    proxy: str | None = None  # an upstream base URL to forward to (simulator.proxy.proxy)
+    record: str | None = None  # where the proxy records its cassette
 
     @property
     def real_clock(self) -> bool:
@@ -104,6 +109,15 @@ class Settings:
             raise SettingsError("nanobanana tick moves a virtual clock; it cannot be combined with clock='real'")
         if not isinstance(self.options, Mapping) or not all(isinstance(v, Mapping) for v in self.options.values()):
             raise SettingsError("nanobanana options must be {provider: {option: value}}")
+        for key in ("replay", "proxy", "record"):
+            if getattr(self, key) is not None and not isinstance(getattr(self, key), str):
+                raise SettingsError(f"nanobanana {key} must be a string, not {getattr(self, key)!r}")
+        if self.replay and self.proxy:
+            raise SettingsError("nanobanana: replay a cassette or proxy to an upstream, not both")
+        if self.proxy and self.provider is None:
+            raise SettingsError("nanobanana proxy needs provider=SLUG: the provider whose routes it forwards")
+        if self.record and not self.proxy:
+            raise SettingsError("nanobanana record needs proxy='URL': only what an upstream answered is recorded")
         return self
 
 

@@ -1,0 +1,176 @@
+"""Replay: a cassette answers in place of the provider, on the simulator's clock.
+
+The player is an upstream (simulator.proxy.upstream) that never leaves the process. For each request it finds
+the recorded exchanges that are the same request (same method, provider path, query and body, ids aside; see
+simulator.proxy.align), and picks among them by time, so a task reaches each state at its recorded offset:
+
+- a request that brings new ids (a submit with a fresh client `taskUUID`) takes the first such recording not yet
+  played, binds its ids to the live ones, and starts their clock;
+- any other (a poll) takes the latest recording whose offset from the moment its ids were first seen is not past
+  the live offset from the moment the live ids were bound (before the first recorded poll: the first one).
+
+So the answers depend on the clock alone, never on how often the client asks, and an autojump or ticking virtual
+clock replays a ten-minute session in no wall time. Answers carry the live ids where the recording had its own.
+A request that matches nothing is refused in the provider's own error shape, and the journal note names the
+field where it differs from the nearest recorded request.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+from typing import Any
+from urllib.parse import parse_qsl
+
+from simulator.engine import Engine
+from simulator.engine.webhooks import Delivery, RetryPolicy
+from simulator.pipeline import Answer, Exchange
+from simulator.proxy.align import Difference, IdMap, ids_in, same
+from simulator.proxy.callbacks import at, find, without_callback_urls
+from simulator.proxy.cassette import Cassette, body_value, decode_body, encode_body, request_of
+from simulator.proxy.redaction import Redactor
+from simulator.proxy.upstream import UpstreamError
+
+Recorded = dict[str, Any]
+
+
+def _comparable(request: Recorded) -> dict[str, Any]:
+    """What two requests must share to be the same request (headers are the client's business)."""
+    body = request["body"]
+    return {"path": request["path"], "query": request["query"],
+            "body": without_callback_urls(body_value(body)) if body and "json" in body else body}
+
+
+class Player:
+    def __init__(self, cassette: Cassette, engine: Engine) -> None:
+        self.cassette = cassette
+        self.base = cassette.upstream
+        self.engine = engine
+        self.now = engine.now
+        self.redactor = Redactor(hash_prompts=cassette.header["redaction"]["prompts"] == "hashed")
+        self.ids = IdMap()  # recorded ↔ live
+        self.born: dict[str, float] = {}  # recorded id → live clock time it was bound
+        self.first_seen: dict[str, float] = {}  # recorded id → seconds into the recording it first appeared
+        for exchange in cassette.exchanges:
+            for part in (exchange["request"], exchange["response"]):
+                for token in ids_in([part.get("path", ""), body_value(part["body"])]):
+                    self.first_seen.setdefault(token, exchange["at"] / 1000)
+        self.started: float | None = None
+        self.played: set[int] = set()
+
+    def live_request(self, exchange: Exchange, rest: str) -> Recorded:
+        """The live request as the recorder would have written it (redacted the same way, so it can match)."""
+        body, _ = encode_body(exchange.raw_body, exchange.headers.get("content-type", ""), self.redactor)
+        query = self.redactor.query(parse_qsl(exchange.query_string.decode("latin-1"), keep_blank_values=True))
+        return {"method": exchange.method, "path": self.redactor.text(rest), "query": query, "body": body}
+
+    async def send(self, exchange: Exchange, rest: str, body: bytes) -> Answer:
+        now = self.now()
+        if self.started is None:
+            self.started = now
+        live = self.live_request(exchange, rest)
+        wanted = _comparable(live)
+        matches: list[tuple[Recorded, dict[str, str]]] = []
+        nearest: tuple[int, Recorded, list[Difference]] | None = None
+        for recorded in self.cassette.exchanges:
+            if recorded["request"]["method"] != live["method"]:
+                continue
+            pairs, differences = same(_comparable(recorded["request"]), wanted, self.ids)
+            if not differences:
+                matches.append((recorded, pairs))
+            elif nearest is None or len(differences) < nearest[0]:
+                nearest = (len(differences), recorded, differences)
+        if not matches:
+            raise self._miss(exchange, live, nearest)
+        recorded, pairs = self._choose(matches, now)
+        for token in self.ids.bind(pairs):
+            self.born[token] = now
+        if recorded["seq"] not in self.played:
+            self._schedule_callbacks(recorded, live, now)
+        self.played.add(recorded["seq"])
+        exchange.note = f"replayed cassette exchange #{recorded['seq']} ({self.cassette.path.name})"
+        return self._answer(recorded, now)
+
+    def _choose(self, matches: list[tuple[Recorded, dict[str, str]]], now: float) -> tuple[Recorded, dict[str, str]]:
+        fresh = [(recorded, pairs) for recorded, pairs in matches if pairs]
+        if fresh:  # new ids: the first recording of this request not yet played (the sessions' order)
+            unplayed = [match for match in fresh if match[0]["seq"] not in self.played]
+            return (unplayed or fresh)[0]
+        recorded_ids = {token for token in ids_in(_comparable(matches[0][0]["request"])) if token in self.first_seen}
+        if recorded_ids:
+            anchor_recorded = min(self.first_seen[token] for token in recorded_ids)
+            anchor_live = min(self.born.get(token, self.started or now) for token in recorded_ids)
+        else:
+            anchor_recorded, anchor_live = 0.0, self.started or now
+        elapsed = now - anchor_live
+        due = [match for match in matches if match[0]["at"] / 1000 - anchor_recorded <= elapsed + 1e-9]
+        return due[-1] if due else matches[0]
+
+    def _schedule_callbacks(self, recorded: Recorded, live: Recorded, now: float) -> None:
+        """The callbacks the provider sent after this request, sent again at their recorded offsets to the URL the
+        live request names where the recorded one named the recorded URL."""
+        sent = body_value(recorded["request"]["body"])
+        for callback in self.cassette.webhooks:
+            where = find(sent, callback["to"])
+            if where is None or callback["at"] < recorded["at"] or request_of(self.cassette, callback) is not recorded:
+                continue
+            url = at(body_value(live["body"]), where)
+            if isinstance(url, str):
+                due = now + (callback["at"] - recorded["at"]) / 1000
+                self.engine.clock.call_at(due, partial(self._deliver, callback, url, str(recorded["seq"])))
+
+    def _deliver(self, callback: Recorded, url: str, stream: str) -> None:
+        body = callback["request"]["body"]
+        content = (json.dumps(self.ids.rightwards(body["json"]), ensure_ascii=False).encode()
+                   if body is not None and "json" in body else decode_body(body, self.cassette.blobs) or b"")
+        headers = callback["request"]["headers"]
+        self.engine.webhooks.enqueue(Delivery(
+            stream=f"replay-{stream}", url=url, payload=None, provider=self.cassette.provider, event="replayed",
+            headers={k: v for k, v in headers.items() if k != "content-type"}, method=callback["request"]["method"],
+            content=content, content_type=headers.get("content-type", "application/json"),
+            policy=RetryPolicy(delays=())))
+
+    def _answer(self, recorded: Recorded, now: float) -> Answer:
+        response = recorded["response"]
+        body = response["body"]
+        for token in ids_in(body_value(body)):
+            if token not in self.ids.to_right:  # an id the provider minted: the live run keeps it as recorded
+                self.ids.bind({token: token})
+                self.born.setdefault(token, now)
+        headers = {name: self.ids.rightwards(value) for name, value in response["headers"].items()}
+        if body is not None and "json" in body:
+            value = self.ids.rightwards(body["json"])
+            return Answer(response["status"], json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode(),
+                          None, headers, value)
+        data = decode_body(body, self.cassette.blobs)
+        if data is None:
+            kept = body or {}
+            raise UpstreamError(f"cassette exchange #{recorded['seq']} answered {kept.get('bytes')} bytes of "
+                                f"{kept.get('media_type')} that were not kept (record with --keep-images to "
+                                "replay them)", status=404, code="not_found")
+        return Answer(response["status"], data, None, headers)
+
+    def _miss(self, exchange: Exchange, live: Recorded, nearest: tuple[int, Recorded, list[Difference]] | None
+              ) -> UpstreamError:
+        if nearest is None:
+            where = f"no recorded {live['method']} request at all"
+        else:
+            _, recorded, differences = nearest
+            first = differences[0]
+            where = (f"nearest is exchange #{recorded['seq']}, which differs at {first.path or '(root)'}: recorded "
+                     f"{_short(first.left)}, sent {_short(first.right)}"
+                     + (f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""))
+        message = f"nanobanana-sim replay: no recorded exchange matches {live['method']} {live['path']}; {where}"
+        return UpstreamError(message, status=404, code="not_found")
+
+    def unplayed(self) -> list[int]:
+        """The recorded exchanges no request has replayed yet (for an assert-all-played check)."""
+        return [exchange["seq"] for exchange in self.cassette.exchanges if exchange["seq"] not in self.played]
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[:limit] + "…"

@@ -1,0 +1,105 @@
+"""The drift report: sessions recorded through the proxy from upstreams that drift on purpose report exactly the
+drift introduced, and an upstream that does not drift reports nothing (ids, timestamps and signatures differ in
+every run and are never drift)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from support_proxy import Session, run_lifecycle, submit, upstream
+
+from simulator.cli import main
+from simulator.proxy.cassette import load
+from simulator.proxy.drift import report
+from simulator.testing.receiver import WebhookReceiver
+
+DUPLICATE = {"match": {"provider": "runware"}, "do": {"webhook": "duplicate"}}
+SLOW = {"match": {"provider": "runware"}, "do": {"task": "slow", "queue": {"distribution": "fixed", "seconds": 90}}}
+
+
+def _findings(tmp_path: Path, name: str, **drift: Any) -> list[dict[str, Any]]:
+    path = tmp_path / f"{name}.jsonl"
+    with upstream(**drift) as origin, Session(origin, path, keep_images=True) as session:
+        run_lifecycle(session, session.advance, every=3.0)
+    return list(report([path])["findings"])
+
+
+def _kinds(findings: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    return {(f["kind"], f["location"]) for f in findings}
+
+
+def test_an_upstream_that_keeps_the_contract_shows_no_drift(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _findings(tmp_path, "same") == []
+    assert main(["drift", str(tmp_path / "same.jsonl")]) == 0
+    assert "no drift in 1 cassette(s)" in capsys.readouterr().out
+
+
+def test_ids_seeds_timestamps_and_signatures_of_another_run_are_never_drift(tmp_path: Path) -> None:
+    # Another seed: every id, seed, signature and queue time differs from the simulator's own run.
+    assert _findings(tmp_path, "seeded", seed=7) == []
+
+
+def test_a_renamed_field_is_reported_where_the_schema_documents_it(tmp_path: Path) -> None:
+    findings = _findings(tmp_path, "renamed", rewrite=[(b'"imageURL"', b'"imageUrl"')])
+    assert findings and all("imageURL" in json.dumps(f) or "imageUrl" in json.dumps(f) for f in findings)
+    contract = [f for f in findings if f["side"] == "provider"]
+    assert {f["kind"] for f in contract} == {"undocumented-field", "schema"}
+    assert all(f["location"].startswith("response/envelope#") and "runware.ai/docs" in f["fact"] for f in contract)
+
+
+def test_a_new_status_word_is_an_enum_and_a_lifecycle_drift(tmp_path: Path) -> None:
+    findings = _findings(tmp_path, "status", rewrite=[(b'"processing"', b'"queued"')])
+    assert {f["kind"] for f in findings} == {"enum", "lifecycle"}
+    enum = next(f for f in findings if f["kind"] == "enum")
+    assert enum["real"] == "queued" and enum["side"] == "provider" and "processing" in enum["fact"]
+    lifecycle = next(f for f in findings if f["kind"] == "lifecycle")
+    assert (lifecycle["real"], lifecycle["simulator"]) == (["queued", "success"], ["processing", "success"])
+
+
+def test_a_different_error_body_is_an_error_shape_drift(tmp_path: Path) -> None:
+    findings = _findings(tmp_path, "errors", options={"errors_with_empty_data": True})
+    assert _kinds(findings) == {("error-shape", "body $.data")}
+    assert findings[0]["real"] == "array" and findings[0]["simulator"] is None
+
+
+def test_a_slower_queue_is_a_lifecycle_timing_drift(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    findings = _findings(tmp_path, "slow", faults=[SLOW])
+    assert _kinds(findings) == {("lifecycle", "timing: success")}
+    assert findings[0]["severity"] == "warning" and findings[0]["real"] > 2 * findings[0]["simulator"]
+    path = str(tmp_path / "slow.jsonl")
+    assert main(["drift", path]) == 0 and main(["drift", "--strict", path]) == 1
+    capsys.readouterr()
+    assert main(["drift", "--format", "json", path]) == 0
+    assert json.loads(capsys.readouterr().out)["summary"]["by_kind"] == {"lifecycle": 1}
+
+
+def _callback_findings(tmp_path: Path, name: str, **drift: Any) -> list[dict[str, Any]]:
+    path = tmp_path / f"{name}.jsonl"
+    with upstream(**drift) as origin, Session(origin, path) as session, WebhookReceiver() as client:
+        session.tasks(submit(webhookURL=client.url))
+        for _ in range(30):
+            session.advance(2)
+        assert client.bodies()
+    assert load(path).webhooks
+    return list(report([path])["findings"])
+
+
+def test_callbacks_in_the_documented_order_show_no_drift_and_a_duplicate_is_reported(tmp_path: Path) -> None:
+    assert _callback_findings(tmp_path, "callbacks") == []
+    duplicated = _callback_findings(tmp_path, "duplicated", faults=[DUPLICATE])
+    assert _kinds(duplicated) == {("lifecycle", "callbacks")}
+    assert len(duplicated[0]["real"]) == 2 * len(duplicated[0]["simulator"])
+
+
+def test_a_refused_key_is_a_note_to_re_record_not_drift(tmp_path: Path) -> None:
+    path = tmp_path / "refused.jsonl"
+    with upstream() as origin, Session(origin, path) as session:
+        httpx.put(origin.url + "/_sim/auth/runware", json={"tokens": ["another-key"]}).raise_for_status()
+        assert session.tasks(submit()).status_code == 401
+    found = report([path])
+    assert [(f["kind"], f["severity"], f["real"]) for f in found["findings"]] == [("preflight", "info", 401)]
+    assert main(["drift", str(path)]) == 0
