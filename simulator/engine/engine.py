@@ -54,7 +54,7 @@ class Engine:
         self.signer = URLSigner(secret or secrets.token_bytes(32))
         self.journal = Journal(journal_capacity)
         self.tasks = TaskStore()
-        self.wallets = Wallets()
+        self.wallets = Wallets(now=clock.now)
         self.webhooks = WebhookDispatcher(clock, self.journal)
         self.blobs = BlobStore(PlaceholderCache(image_cache_bytes))
         self.moderation = Moderation()
@@ -78,7 +78,7 @@ class Engine:
             self.seed = seed
             self.seeds = SeedSource(seed)
         self.tasks = TaskStore()
-        self.wallets = Wallets()
+        self.wallets = Wallets(now=self.clock.now)
         self.blobs.clear()
         self.journal.clear()
         self.webhooks.reset()
@@ -137,6 +137,7 @@ class Engine:
     def add_task(self, task: Task) -> Task:
         task.faults = task_faults.apply(task, self.seeds.stream(task.provider, "faults", task.seq))
         self.tasks.add(task)
+        self.wallets.link(task.provider, task.owner, task.id)
         self.blobs.register(task)
         timeline = task.timeline
         moments = [(at, phase) for at, phase in timeline.transitions()]
