@@ -36,9 +36,22 @@ def summary(entry: JournalEntry) -> dict[str, Any]:
         "seq": entry.seq, "kind": entry.kind, "at": entry.at, "finished_at": entry.finished_at,
         "provider": entry.provider, "operation": entry.operation, "method": entry.method, "path": entry.path,
         "status": entry.status, "owner": mask_owner(entry.owner), "task_id": entry.task_id, "note": entry.note,
-        "violations": len(entry.violations), "faults": [f.get("rule") or f.get("limit") for f in entry.faults],
+        "violations": len(entry.violations), "why": _why(entry),
+        "faults": [f.get("rule") or f.get("limit") for f in entry.faults],
         "self_check": len(entry.self_check), "detail": entry.detail,
     }
+
+
+def _why(entry: JournalEntry) -> str | None:
+    """The first broken rule in a line: `steps[0].input.aspectRatio: enum (nearest 21:9)` (+ how many more)."""
+    if not entry.violations:
+        return None
+    first = entry.violations[0]
+    text = f"{first.get('path') or '(body)'}: {first.get('rule')}"
+    if first.get("nearest") is not None:
+        text += f" (nearest {json.dumps(first['nearest'])})"
+    more = len(entry.violations) - 1
+    return text + (f" +{more} more" if more else "")
 
 
 def rejected(entry: JournalEntry) -> bool:
@@ -362,13 +375,15 @@ SESSION_FORMAT = "nanobanana-sim-session"
 def session(sim: Simulator) -> dict[str, Any]:
     """One file for a bug report: the HTTP part as HAR, and the simulator's own records beside it."""
     engine = sim.engine
-    entries = [masked_entry(e.as_dict()) for e in engine.journal.entries()]
+    kept = engine.journal.entries()
+    entries = [masked_entry(e.as_dict()) for e in kept]
     return {
         "format": SESSION_FORMAT, "version": 1,
         "info": {"seed": engine.seed, "clock": engine.clock.describe(), "providers": sorted(sim.providers),
                  "self_check": sim.self_check.value, "dropped": engine.journal.dropped},
         "har": har(entries),
         "journal": entries,
+        "journal_rows": [summary(e) for e in kept],
         "timelines": timelines(sim),
         "gallery": gallery(sim),
         "webhooks": webhooks(sim),
