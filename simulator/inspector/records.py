@@ -100,8 +100,9 @@ def timelines(sim: Simulator) -> dict[str, Any]:
     guides = {slug: PollGuide(provider.data) for slug, provider in sim.providers.items()}
     by_task: dict[str, list[JournalEntry]] = {}
     for entry in engine.journal.entries():
-        if entry.task_id:
-            by_task.setdefault(entry.task_id, []).append(entry)
+        task_id = entry.task_id or _task_in_path(entry, engine.tasks)
+        if task_id:
+            by_task.setdefault(task_id, []).append(entry)
     out = []
     for task in engine.tasks.all():
         seen = by_task.get(task.id, [])
@@ -114,6 +115,13 @@ def timelines(sim: Simulator) -> dict[str, Any]:
             "poll_doc": guide.doc if guide else "",
         })
     return {"clock": engine.clock.describe(), "tasks": out}
+
+
+def _task_in_path(entry: JournalEntry, tasks: Any) -> str | None:
+    """A poll refused before its handler ran (a 429 from a rule) names no task; its path still does."""
+    if entry.kind != "http" or not entry.path:
+        return None
+    return next((part for part in entry.path.split("/") if part and part in tasks), None)
 
 
 def task_bar(task: Task, now: float) -> dict[str, Any]:
