@@ -175,7 +175,7 @@ export async function faults(root, app) {
       h("tr", {}, h("td", {}, r.name), h("td", {}, h("code", {}, pretty(r.match))), h("td", {}, h("code", {}, pretty(r.when))),
         h("td", {}, h("code", {}, pretty(r.do))), h("td", { class: "num" }, r.matched), h("td", { class: "num" }, r.fired),
         h("td", {}, typeof r.origin === "number" ? `added ${clockTime(r.origin)}` : r.origin))), { id: "rules" }) : empty("No fault rules in force."),
-    live ? ruleForm(app, Object.keys(info.providers || {})) : null,
+    live ? (app.ruleForm ||= ruleForm(app, Object.keys(info.providers || {}))) : null, // kept across redraws
     h("h2", {}, "Rate limits"),
     data.limits.length ? table(["name", "provider", "API key", "operations", "requests", "per (s)", "concurrent"], data.limits.map((l) =>
       h("tr", {}, h("td", {}, l.name), h("td", {}, l.provider || "any"), h("td", {}, l.api_key ? "one key" : "any"),
@@ -192,7 +192,7 @@ export async function faults(root, app) {
 function ruleForm(app, providers) {
   const error = h("p", { class: "error", id: "rule-error" });
   const field = (name, label, attrs = {}) => h("label", {}, label, h("input", { name, ...attrs }));
-  const form = h("form", { id: "rule-form", class: "rule-form", onsubmit: async (e) => {
+  const form = h("form", { id: "rule-form", class: "rule-form", novalidate: true, onsubmit: async (e) => {
     e.preventDefault();
     const v = Object.fromEntries(new FormData(form).entries());
     const rule = { match: {}, when: {} };
@@ -227,10 +227,10 @@ function ruleForm(app, providers) {
     field("path", "path (glob)", { placeholder: "*/workflows" }),
     field("api_key", "API key"),
     field("model", "model"),
-    field("after", "after N matches", { type: "number", min: 0 }),
-    field("times", "at most N times", { type: "number", min: 1 }),
-    field("every", "every Nth", { type: "number", min: 1 }),
-    field("probability", "probability", { type: "number", min: 0, max: 1, step: "any" })),
+    field("after", "after N matches", { type: "number" }),
+    field("times", "at most N times", { type: "number" }),
+    field("every", "every Nth", { type: "number" }),
+    field("probability", "probability (0 to 1)", { type: "number", step: "any" })),
   h("label", { class: "wide" }, "do (JSON)", h("textarea", { name: "do", rows: 2 }, '{"error": "rate_limited", "retry_after": 2}')),
   h("button", {}, "Add rule"), error);
   return form;
