@@ -159,7 +159,7 @@ def test_the_gallery_shows_the_image_at_its_size_and_the_blocked_one_as_blocked(
     expect(image).to_have_attribute("src", re.compile("^blob:"))
     assert image.evaluate("i => i.decode().then(() => [i.naturalWidth, i.naturalHeight])") == [1376, 768]
     card = page.locator("figure.card").first
-    expect(card).to_contain_text("1376×768 jpeg")
+    expect(card).to_contain_text("1376\u00d7768 jpeg")  # as the page writes it, with a multiplication sign
     expect(card).to_contain_text("link expires in 10 min")
     expect(page.locator("figure.is-blocked")).to_contain_text("BLOCKED")
     page.get_by_role("button", name="+10 min").click()
@@ -184,7 +184,7 @@ def test_the_wallet_shows_the_debit_linked_to_its_task(page: Any, server: LiveSe
     expect(page.locator("#wallets")).to_contain_text("sk-i…42")
     debit = page.locator("#ledger tbody tr").last
     expect(debit).to_contain_text("debit")
-    expect(debit).to_contain_text("−104")
+    expect(debit).to_contain_text("\u2212104")  # a minus sign
     debit.get_by_role("link").click()
     expect(page.locator(f'.task-row[data-task="{done.workflow["id"]}"]')).to_be_visible()
     expect(page.locator("#view")).to_contain_text("Polls")
@@ -287,7 +287,8 @@ def test_the_page_works_from_a_simulator_installed_from_the_wheel(browser: Any) 
             except httpx.TransportError:
                 assert process.poll() is None and time.monotonic() < deadline, process.stderr
                 time.sleep(0.1)
-        httpx.post(f"{base}/civitai{WORKFLOWS}", json=nb2_body(aspectRatio="7:3"), headers={"Authorization": "Bearer k"})
+        httpx.post(f"{base}/civitai{WORKFLOWS}", json=nb2_body(aspectRatio="7:3"),
+                   headers={"Authorization": "Bearer k"})
         context = browser.new_context()
         page = context.new_page()
         missing: list[str] = []
