@@ -58,6 +58,16 @@ def control_line(facts: Facts) -> str:
     return f"{url}  (send 'Authorization: Bearer <your control token>')"
 
 
+def inspector_line(facts: Facts) -> str:
+    """The web inspector; a token made at start rides in the fragment, which the browser keeps to itself."""
+    url = f"{facts.base}/_sim/ui"
+    if facts.control_token is None:
+        return url
+    if facts.token_was_made:
+        return f"{url}#token={facts.control_token}"
+    return f"{url}  (asks for the control token)"
+
+
 def banner(facts: Facts) -> str:
     root = facts.base if facts.root_provider == "civitai" else f"{facts.base}/civitai"
     body = json.dumps(EXAMPLE_BODY, separators=(",", ":"))
@@ -66,6 +76,7 @@ def banner(facts: Facts) -> str:
         f"nanobanana-sim {__version__} serving on {where}",
         *(f"  {slug:<10} {facts.base}/{slug}" for slug in facts.providers),
         f"  {'control':<10} {control_line(facts)}",
+        f"  {'inspector':<10} {inspector_line(facts)}",
     ]
     if facts.root_provider is not None:
         lines.append(f"  {'root':<10} {facts.base}/ is {facts.root_provider} (--provider)")
