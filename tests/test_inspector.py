@@ -8,6 +8,7 @@ import json
 import re
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import httpx
 import pytest
 from conftest import nb2_body, provider_server
 from PIL import Image
+from support_envs import EnvironmentUnavailable, project_wheel
 from support_inspector import KEY, WORKFLOWS, run_session
 
 from simulator.clock import VirtualClock
@@ -82,6 +84,17 @@ def test_every_file_the_page_loads_is_its_own_nothing_from_a_cdn() -> None:
         assert not re.search(r"https?://(?!127\.0\.0\.1|\$\{host\})", text.replace("http://${host}", "")), name
         for module in re.findall(r'from "([^"]+)"', text):
             assert module.startswith("./") and (STATIC / module[2:]).is_file(), (name, module)
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_every_asset_of_the_page() -> None:
+    try:
+        wheel = project_wheel()
+    except EnvironmentUnavailable as exc:
+        pytest.skip(f"cannot build the wheel here: {exc}")
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = set(archive.namelist())
+    assert {f"simulator/inspector/static/{name}" for name in ASSETS} <= shipped
 
 
 @pytest.mark.parametrize("path", ["/_sim/ui/../http/control.py", "/_sim/ui/%2e%2e/routes.py", "/_sim/ui/nope.js",
@@ -166,6 +179,20 @@ def test_masking_finds_credentials_under_every_name_providers_use() -> None:
                                        {"prompt": "a cat", "max_tokens": 5}]
     assert masking.mask_credential("Bearer short") == "Bearer •••••"
     assert masking.mask_owner(None) is None
+    assert masking.mask_url("http://127.0.0.1:9/hook?token=abcdefghijkl&n=1") == "http://127.0.0.1:9/hook?token=abcd…kl&n=1"
+    assert masking.mask_url("http://127.0.0.1:9/hook?n=1") == "http://127.0.0.1:9/hook?n=1"
+
+
+def test_a_webhook_target_with_a_secret_in_its_query_is_shown_masked(server: LiveServer, control: ControlClient,
+                                                                     civitai: httpx.Client,
+                                                                     receiver: WebhookReceiver, sim_get: Any) -> None:
+    body = nb2_body()
+    body["callbacks"] = [{"url": f"{receiver.url}?secret=hook-secret-value", "type": ["workflow:*"]}]
+    civitai.post(WORKFLOWS, json=body)
+    control.flush_webhooks()
+    delivery = sim_get("/webhooks")["deliveries"][0]
+    assert delivery["url"].endswith("?secret=hook…ue")
+    assert "hook-secret-value" not in json.dumps(sim_get("/journal", summary="true"))
 
 
 # -- timelines, gallery, webhooks, wallets -------------------------------------------------------------------------

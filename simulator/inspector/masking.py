@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote_plus
 
 # Header, parameter and field names that carry a credential, whatever the provider calls them (compared without
 # case, dashes or underscores): Authorization, x-api-key, x-goog-api-key, ?key=, apiKey, access_token, Cookie …
@@ -66,6 +67,19 @@ def mask_body(value: Any, depth: int = 0) -> Any:
     return value
 
 
+def mask_url(url: str | None) -> str | None:
+    """A URL (a webhook's target) with credential-named query parameters masked (`/hook?token=abcd…kl`); the
+    rest of the URL stays as it was written."""
+    if not url or "?" not in url:
+        return url
+    base, _, query = url.partition("?")
+    pairs = []
+    for pair in query.split("&"):
+        name, eq, value = pair.partition("=")
+        pairs.append(f"{name}{eq}{mask_credential(unquote_plus(value))}" if eq and secret_name(name) else pair)
+    return f"{base}?{'&'.join(pairs)}"
+
+
 def mask_owner(owner: str | None) -> str | None:
     return mask(owner) if owner else owner
 
@@ -78,4 +92,5 @@ def masked_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
     out["query"] = mask_mapping(entry.get("query") or {})
     out["request_body"] = mask_body(entry.get("request_body"))
     out["owner"] = mask_owner(entry.get("owner"))
+    out["path"] = mask_url(entry.get("path"))
     return out

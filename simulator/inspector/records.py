@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from simulator.engine.journal import JournalEntry
 from simulator.engine.tasks import Task
 from simulator.images import content_type
-from simulator.inspector.masking import mask_owner, masked_entry
+from simulator.inspector.masking import mask_owner, mask_url, masked_entry
 
 if TYPE_CHECKING:
     from simulator.sim import Simulator
@@ -34,7 +34,8 @@ def summary(entry: JournalEntry) -> dict[str, Any]:
     """One row of the live journal: enough to list, filter and flag it; the detail is fetched on demand."""
     return {
         "seq": entry.seq, "kind": entry.kind, "at": entry.at, "finished_at": entry.finished_at,
-        "provider": entry.provider, "operation": entry.operation, "method": entry.method, "path": entry.path,
+        "provider": entry.provider, "operation": entry.operation, "method": entry.method,
+        "path": mask_url(entry.path),
         "status": entry.status, "owner": mask_owner(entry.owner), "task_id": entry.task_id, "note": entry.note,
         "violations": len(entry.violations), "why": _why(entry),
         "faults": [f.get("rule") or f.get("limit") for f in entry.faults],
@@ -166,7 +167,7 @@ def _polls(task: Task, seen: list[JournalEntry], guide: PollGuide) -> list[dict[
 def _attempt(entry: JournalEntry) -> dict[str, Any]:
     return {"seq": entry.seq, "at": entry.at, "finished_at": entry.finished_at, "status": entry.status,
             "attempt": entry.detail.get("attempt"), "event": entry.detail.get("event"),
-            "outcome": entry.detail.get("outcome"), "note": entry.note, "url": entry.path}
+            "outcome": entry.detail.get("outcome"), "note": entry.note, "url": mask_url(entry.path)}
 
 
 # -- webhooks ---------------------------------------------------------------------------------------------------
@@ -187,11 +188,11 @@ def webhooks(sim: Simulator) -> dict[str, Any]:
     first_sent: dict[tuple[Any, ...], int] = {}
     for entry in journal.entries(kind="webhook"):
         attempt = _attempt(entry)
-        key = (entry.task_id, attempt["event"], entry.path)
+        key = (entry.task_id, attempt["event"], attempt["url"])
         open_delivery = current.get(key)
         if open_delivery is None or attempt["attempt"] == 1:
             open_delivery = {"task_id": entry.task_id, "provider": entry.provider, "event": attempt["event"],
-                             "url": entry.path, "attempts": [], "duplicate": key in first_sent, "reordered": False,
+                             "url": attempt["url"], "attempts": [], "duplicate": key in first_sent, "reordered": False,
                              "order": len(deliveries)}
             first_sent.setdefault(key, entry.seq)
             current[key] = open_delivery
@@ -235,16 +236,14 @@ def _event_rank(event: Any) -> int:
 
 # -- gallery ----------------------------------------------------------------------------------------------------
 
-_EXPIRY = re.compile(r"[?&](expires|exp|Expires|X-Amz-Expires)=([^&\"\s]+)")
-
-
 def gallery(sim: Simulator) -> dict[str, Any]:
     """Every output image with what was asked and what was made, and when its latest signed link expires."""
     engine = sim.engine
     now = engine.now()
-    links = _latest_links(engine.journal.entries())
+    tasks = engine.tasks.all()
+    links = _latest_links(engine.journal.entries(), {o.blob_id for t in tasks for o in t.outputs})
     images = []
-    for task in engine.tasks.all():
+    for task in tasks:
         phase = task.phase(now)
         blocked = sum(1 for o in task.outputs if o.blocked)
         requested = {k: v for k, v in _flat(task.request).items() if k in REQUESTED_KEYS}
@@ -275,16 +274,20 @@ def _flat(request: Any, depth: int = 0) -> dict[str, Any]:
     return out
 
 
-def _latest_links(entries: list[JournalEntry]) -> dict[str, tuple[str, float | None]]:
-    """blob ID → the last signed URL handed out for it (in an answer) and the clock time it expires."""
+def _latest_links(entries: list[JournalEntry], blobs: set[str]) -> dict[str, tuple[str, float | None]]:
+    """blob ID → the last signed URL handed out for it (in an answer) and the clock time it expires; read newest
+    first, stopping once every image has its link."""
     links: dict[str, tuple[str, float | None]] = {}
-    for entry in entries:
+    for entry in reversed(entries):
+        if len(links) == len(blobs):
+            break
         if entry.kind != "http" or entry.response_body is None or not entry.task_id:
             continue
         text = json.dumps(entry.response_body) if not isinstance(entry.response_body, str) else entry.response_body
         for url in re.findall(r"https?://[^\"\s\\]+", text):
             blob = urlsplit(url).path.rsplit("/", 1)[-1]
-            links[blob] = (url, _expiry(url))
+            if blob in blobs and blob not in links:
+                links[blob] = (url, _expiry(url))
     return links
 
 

@@ -107,7 +107,10 @@ export function subscribe(onEvent, onStatus, lastSeq) {
 
 // Where the views read from: the running simulator, or a session file loaded back for reading.
 export class LiveSource {
-  constructor() { this.live = true; }
+  constructor() {
+    this.live = true;
+    this.images = new Map(); // blob ID → its object URL: a redraw (every second on a real clock) refetches nothing
+  }
   timelines() { return api.get("/timelines"); }
   gallery() { return api.get("/gallery"); }
   webhooks() { return api.get("/webhooks"); }
@@ -121,7 +124,14 @@ export class LiveSource {
     const found = await api.get(`/journal?summary=true&search=${encodeURIComponent(text)}`);
     return new Set(found.entries.map((e) => e.seq));
   }
-  image(image) { return api.image(image.blob_id); }
+  image(image) {
+    if (!this.images.has(image.blob_id)) {
+      const loading = api.image(image.blob_id);
+      loading.catch(() => this.images.delete(image.blob_id));
+      this.images.set(image.blob_id, loading);
+    }
+    return this.images.get(image.blob_id);
+  }
 }
 
 export class FileSource {

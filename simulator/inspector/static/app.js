@@ -84,7 +84,8 @@ class App {
     } else if (name === "state") {
       this.drawClock(data.clock);
       const key = `${data.clock.now}|${data.tasks}|${data.last_seq}|${data.webhooks_pending}`;
-      if (data.journal === 0 && this.journal.rows.length) this.journal.cleared();
+      // The journal was emptied (a reset): its numbers start again at 1, so what the page holds is stale.
+      if (data.last_seq < (this.journal.lastSeq() ?? 0)) this.journal.load(this.source).then(() => this.journal.schedule());
       if (key !== this.lastState) {
         this.lastState = key;
         this.changed();

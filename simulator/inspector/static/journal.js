@@ -44,11 +44,6 @@ export class JournalView {
     this.schedule();
   }
 
-  cleared() {
-    this.rows = [];
-    this.schedule();
-  }
-
   schedule() {
     if (!this.frame && this.root) this.frame = requestAnimationFrame(() => { this.frame = 0; this.drawRows(); });
   }
@@ -111,6 +106,7 @@ export class JournalView {
 
   togglePause() {
     this.paused = !this.paused;
+    this.frozenAt = this.lastSeq() ?? 0; // while paused, even a filter change draws nothing newer
     if (!this.paused) {
       this.unseen = 0;
       this.drawRows();
@@ -128,7 +124,9 @@ export class JournalView {
     if (!this.list || !this.list.isConnected) return;
     const shown = [];
     for (let i = this.rows.length - 1; i >= 0 && shown.length < SHOW; i--) {
-      if (this.matches(this.rows[i])) shown.push(this.rows[i]);
+      const row = this.rows[i];
+      if (this.paused && row.seq > this.frozenAt) continue;
+      if (this.matches(row)) shown.push(row);
     }
     this.counter.textContent = `${shown.length} shown of ${this.rows.length}` +
       (shown.length === SHOW ? ` (the newest ${SHOW})` : "");
