@@ -280,6 +280,21 @@ def test_the_ledger_links_each_debit_and_refund_to_its_task(server: LiveServer, 
     assert {w["owner"] for w in ledger["wallets"]} == {"test…en", "anot…ey"}
 
 
+def test_rate_limit_windows_show_what_each_key_used_and_when_a_request_frees(server: LiveServer,
+                                                                             control: ControlClient,
+                                                                             civitai: httpx.Client,
+                                                                             sim_get: Any) -> None:
+    control.set_limits({"name": "two-per-ten", "requests": 2, "per": 10})
+    start = control.now()
+    for _ in range(3):
+        civitai.get(f"{WORKFLOWS}/nope")
+    window = sim_get("/limits/windows")["windows"]
+    assert window == [{"limit": "two-per-ten", "api_key": "test…en", "used": 2, "requests": 2, "per": 10.0,
+                       "frees_at": start + 10}]
+    control.advance(10)
+    assert sim_get("/limits/windows")["windows"] == []
+
+
 # -- the session file -----------------------------------------------------------------------------------------------
 
 
@@ -399,5 +414,5 @@ def test_a_server_with_an_open_stream_still_stops() -> None:
 def test_the_readme_documents_every_route_the_inspector_adds() -> None:
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
     for route in ["/_sim/ui", "/_sim/journal/stream", "/_sim/timelines", "/_sim/gallery", "/_sim/webhooks",
-                  "/_sim/ledger", "/_sim/session", "/_sim/journal/{seq}"]:
+                  "/_sim/ledger", "/_sim/session", "/_sim/journal/{seq}", "/_sim/limits/windows"]:
         assert route in readme, route

@@ -317,6 +317,13 @@ def ledger(sim: Simulator) -> dict[str, Any]:
     }
 
 
+def windows(sim: Simulator) -> dict[str, Any]:
+    """The rate limits' request windows now, per API key (masked)."""
+    engine = sim.engine
+    return {"clock": engine.clock.describe(),
+            "windows": [{**w, "api_key": mask_owner(w["api_key"])} for w in engine.limits.windows(engine.now())]}
+
+
 # -- a whole session --------------------------------------------------------------------------------------------
 
 
@@ -400,5 +407,6 @@ def session(sim: Simulator) -> dict[str, Any]:
         "webhooks": webhooks(sim),
         "credits": ledger(sim),
         "faults": {"rules": engine.faults.describe(), "limits": engine.limits.describe()},
+        "windows": windows(sim),
         "scenarios": [s.get("name") for s in sim.scenarios],
     }

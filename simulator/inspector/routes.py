@@ -55,6 +55,9 @@ def inspector_table(sim: Simulator) -> list[tuple[str, Handler, list[str]]]:
     async def ledger(request: Request) -> Response:
         return JSONResponse(records.ledger(sim))
 
+    async def windows(request: Request) -> Response:
+        return JSONResponse(records.windows(sim))
+
     async def session(request: Request) -> Response:
         return JSONResponse(records.session(sim), headers={
             "Content-Disposition": 'attachment; filename="nanobanana-sim-session.json"'})
@@ -70,6 +73,7 @@ def inspector_table(sim: Simulator) -> list[tuple[str, Handler, list[str]]]:
         ("/gallery/{blob_id}", image, ["GET"]),
         ("/webhooks", webhooks, ["GET"]),
         ("/ledger", ledger, ["GET"]),
+        ("/limits/windows", windows, ["GET"]),
         ("/session", session, ["GET"]),
     ]
 

@@ -116,6 +116,7 @@ export class LiveSource {
   webhooks() { return api.get("/webhooks"); }
   credits() { return api.get("/ledger"); }
   faults() { return api.get("/faults"); }
+  windows() { return api.get("/limits/windows"); }
   scenarios() { return api.get("/scenarios"); }
   info() { return api.get("/"); }
   async rows() { return (await api.get("/journal?summary=true&limit=2000")).entries; }
@@ -149,6 +150,7 @@ export class FileSource {
   webhooks() { return this.session.webhooks; }
   credits() { return this.session.credits; }
   faults() { return this.session.faults; }
+  windows() { return this.session.windows; }
   scenarios() { return { loaded: this.session.scenarios, shipped: [] }; }
   info() { return { ...this.session.info, control_token: false }; }
   rows() { return this.session.journal_rows; }

@@ -166,8 +166,7 @@ function fmt(n) {
 // -- faults, limits, scenarios ----------------------------------------------------------------------------------
 
 export async function faults(root, app) {
-  const data = await app.source.faults();
-  const info = await app.source.info();
+  const [data, info, windows] = await Promise.all([app.source.faults(), app.source.info(), app.source.windows()]);
   const live = app.source.live;
   clear(root,
     h("h2", {}, "Fault rules"),
@@ -182,6 +181,10 @@ export async function faults(root, app) {
         h("td", {}, (l.operations || []).join(", ") || "any"), h("td", { class: "num" }, l.requests ?? "—"),
         h("td", { class: "num" }, l.per ?? "—"), h("td", { class: "num" }, l.concurrent ?? "—"))), { id: "limits" })
       : empty("No rate limits in force."),
+    windows.windows.length ? [h("h3", {}, "Request windows now"), table(["limit", "API key", "used", "frees one at"],
+      windows.windows.map((w) => h("tr", {}, h("td", {}, w.limit), h("td", {}, w.api_key ?? "any"),
+        h("td", { class: `num ${w.used >= w.requests ? "s-4xx" : ""}` }, `${w.used} of ${w.requests} per ${w.per} s`),
+        h("td", {}, clockTime(w.frees_at))))), { id: "windows" })] : null,
     live ? h("p", {}, h("button", { id: "clear-faults", onclick: async () => {
       await app.act(() => app.api.send("DELETE", "/faults"));
     } }, "Clear every rule and limit")) : null);
