@@ -136,6 +136,22 @@ def test_new_requests_appear_live_and_pause_holds_them_back(page: Any, server: L
         expect(page.locator("#journal-rows")).to_contain_text("/workflows/second")
 
 
+async def record(sim: Simulator, count: int) -> None:
+    for n in range(count):
+        sim.engine.journal.record("event", sim.engine.now(), note=f"event {n}")
+
+
+def test_a_flood_of_entries_draws_only_the_newest_rows_and_the_page_stays_usable(page: Any, server: LiveServer,
+                                                                                 control: ControlClient) -> None:
+    open_view(page, server)
+    server.call(record(server.sim, 3000))  # one burst: the stream sends 500 and counts the rest as skipped
+    expect(page.locator("#journal-count")).to_have_text("500 shown of 2000 (the newest 500)")
+    expect(page.locator("#journal-rows tr[data-seq]")).to_have_count(500)
+    expect(page.locator("#journal-rows tr[data-seq]").first).to_have_attribute("data-seq", "3000")
+    page.locator('#journal-rows tr[data-seq="2990"]').click()
+    expect(page.locator("#entry-detail")).to_contain_text("event 2989")
+
+
 def test_a_task_bar_reaches_its_terminal_state_when_the_clock_advances(page: Any, server: LiveServer,
                                                                        control: ControlClient,
                                                                        receiver: WebhookReceiver) -> None:

@@ -185,19 +185,17 @@ function headersTable(headers) {
 
 function entryDetail(e) {
   const took = e.finished_at !== null && e.finished_at !== undefined ? duration(e.finished_at - e.at) : "—";
-  const curlText = curl(e);
-  const pytestText = pytestSnippet(e);
   const snippet = h("pre", { class: "snippet", id: "snippet", hidden: true });
-  const show = (text) => (button) => { snippet.hidden = false; snippet.textContent = text; copy(text, button); };
-  const action = (label, id, text) => h("button", { id, onclick: (ev) => show(text)(ev.target) }, label);
+  const show = (text, button) => { snippet.hidden = false; snippet.textContent = text; copy(text, button); };
+  const action = (label, id, make) => h("button", { id, onclick: (ev) => show(make(e), ev.target) }, label);
   return [
     h("h2", {}, `#${e.seq} `, h("span", { class: statusClass(e.status) }, e.status ?? "no answer"), ` ${e.method || ""} ${e.path || ""}`),
     h("p", { class: "muted" }, [e.kind, e.provider, e.operation].filter(Boolean).join(" · "),
       ` · at ${clockTime(e.at)} · took ${took} · API key ${e.owner || "—"} · task `, taskLink(e.task_id)),
     e.note ? h("p", { class: "note" }, e.note) : null,
     verdicts(e),
-    e.kind === "http" ? h("div", { class: "actions" }, action("Copy as cURL", "copy-curl", curlText),
-      action("Copy as pytest", "copy-pytest", pytestText)) : null,
+    e.kind === "http" ? h("div", { class: "actions" }, action("Copy as cURL", "copy-curl", curl),
+      action("Copy as pytest", "copy-pytest", pytestSnippet)) : null,
     snippet,
     h("h3", {}, "Request"), headersTable(e.request_headers),
     Object.keys(e.query || {}).length ? h("pre", {}, pretty(e.query)) : null,
@@ -275,9 +273,9 @@ function pyLiteral(value) {
 
 function pytestSnippet(e) {
   const slug = e.provider || "civitai";
-  const path = e.path.startsWith(`/${slug}/`) ? e.path.slice(slug.length + 1) : e.path;
+  const path = (e.path || "/").startsWith(`/${slug}/`) ? e.path.slice(slug.length + 1) : e.path;
   const extra = Object.entries(e.request_headers || {}).filter(([n, v]) => !SKIPPED.has(n.toLowerCase()) && !masked(v) && n.toLowerCase() !== "content-type");
-  const args = [JSON.stringify(path)];
+  const args = [JSON.stringify(path || "/")];
   if (e.request_body !== null && e.request_body !== undefined) {
     args.push(typeof e.request_body === "string" ? `content=${JSON.stringify(e.request_body)}` : `json=${pyLiteral(e.request_body)}`);
   }

@@ -184,7 +184,7 @@ export async function faults(root, app) {
     windows.windows.length ? [h("h3", {}, "Request windows now"), table(["limit", "API key", "used", "frees one at"],
       windows.windows.map((w) => h("tr", {}, h("td", {}, w.limit), h("td", {}, w.api_key ?? "any"),
         h("td", { class: `num ${w.used >= w.requests ? "s-4xx" : ""}` }, `${w.used} of ${w.requests} per ${w.per} s`),
-        h("td", {}, clockTime(w.frees_at))))), { id: "windows" })] : null,
+        h("td", {}, clockTime(w.frees_at)))), { id: "windows" })] : null,
     live ? h("p", {}, h("button", { id: "clear-faults", onclick: async () => {
       await app.act(() => app.api.send("DELETE", "/faults"));
     } }, "Clear every rule and limit")) : null);
@@ -217,7 +217,7 @@ function ruleForm(app, providers) {
       error.textContent = err.field ? `${err.message}` : String(err.message || err);
       for (const input of form.querySelectorAll("[aria-invalid]")) input.removeAttribute("aria-invalid");
       const name = (err.field || "").split(".").pop();
-      const bad = form.querySelector(`[name="${name}"]`);
+      const bad = name ? form.querySelector(`[name="${CSS.escape(name)}"]`) : null;
       if (bad) bad.setAttribute("aria-invalid", "true");
     }
   } },
