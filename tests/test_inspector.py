@@ -9,13 +9,12 @@ import re
 import threading
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import nb2_body, provider_server
+from conftest import nb2_body, provider_server, receiver_fixture
 from PIL import Image
 from support_envs import EnvironmentUnavailable, project_wheel
 from support_inspector import KEY, WORKFLOWS, run_session
@@ -37,10 +36,7 @@ def server(live_server: LiveServer) -> LiveServer:
     return live_server
 
 
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as started:
-        yield started
+receiver = receiver_fixture()
 
 
 @pytest.fixture

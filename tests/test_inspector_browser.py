@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import nb2_body, provider_server
+from conftest import nb2_body, provider_server, receiver_fixture
 from support_envs import EnvironmentUnavailable, project_wheel, python_env
 from support_inspector import KEY, WORKFLOWS, Session, run_session
 
@@ -57,10 +57,7 @@ def server() -> Iterator[LiveServer]:
         yield live
 
 
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    with WebhookReceiver() as started:
-        yield started
+receiver = receiver_fixture()
 
 
 @pytest.fixture
