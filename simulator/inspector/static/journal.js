@@ -28,6 +28,7 @@ export class JournalView {
     this.rows = (await source.rows()) || [];
     this.searchHits = null;
     if (this.filters.search) this.searchHits = await source.search(this.filters.search);
+    this.whole = true;
   }
 
   add(entries) {
@@ -44,7 +45,10 @@ export class JournalView {
     this.schedule();
   }
 
-  schedule() {
+  // New rows are drawn incrementally (prepended, the oldest trimmed); a change of filter, pause or source
+  // redraws the list whole.
+  schedule(whole = false) {
+    if (whole) this.whole = true;
     if (!this.frame && this.root) this.frame = requestAnimationFrame(() => { this.frame = 0; this.drawRows(); });
   }
 
@@ -72,10 +76,10 @@ export class JournalView {
     const f = this.filters;
     const input = (name, placeholder, size = 12) => h("input", {
       name, placeholder, size, value: f[name], "aria-label": placeholder,
-      oninput: (e) => { f[name] = e.target.value; this.schedule(); },
+      oninput: (e) => { f[name] = e.target.value; this.schedule(true); },
     });
     const check = (name, label) => h("label", {}, h("input", {
-      type: "checkbox", name, checked: f[name], onchange: (e) => { f[name] = e.target.checked; this.schedule(); },
+      type: "checkbox", name, checked: f[name], onchange: (e) => { f[name] = e.target.checked; this.schedule(true); },
     }), label);
     this.pauseButton = h("button", { id: "pause", onclick: () => this.togglePause() }, "Pause");
     this.counter = h("span", { class: "muted", id: "journal-count" });
@@ -87,19 +91,20 @@ export class JournalView {
       e.preventDefault();
       f.search = search.value.trim();
       this.searchHits = f.search ? await this.app.source.search(f.search) : null;
-      this.schedule();
+      this.schedule(true);
     } }, search, h("button", {}, "Search"));
     clear(root,
       h("div", { class: "filters" },
-        h("select", { name: "kind", "aria-label": "kind", onchange: (e) => { f.kind = e.target.value; this.schedule(); } },
+        h("select", { name: "kind", "aria-label": "kind", onchange: (e) => { f.kind = e.target.value; this.schedule(true); } },
           ["", "http", "ws", "webhook", "event"].map((k) => h("option", { value: k, selected: f.kind === k }, k || "every kind"))),
-        h("select", { name: "provider", "aria-label": "provider", onchange: (e) => { f.provider = e.target.value; this.schedule(); } },
+        h("select", { name: "provider", "aria-label": "provider", onchange: (e) => { f.provider = e.target.value; this.schedule(true); } },
           h("option", { value: "" }, "every provider"),
           providers.map((p) => h("option", { value: p, selected: f.provider === p }, p))),
         input("operation", "operation"), input("status", "status (4xx)", 8), input("owner", "API key (masked)"),
         input("task", "task id"), check("faulted", "faulted"), check("rejected", "rejected"), searchForm,
         this.pauseButton, this.counter),
       h("div", { class: "split" }, this.list, this.detail));
+    this.whole = true;
     this.drawRows();
     if (this.selected !== null) this.open(this.selected);
   }
@@ -109,7 +114,7 @@ export class JournalView {
     this.frozenAt = this.lastSeq() ?? 0; // while paused, even a filter change draws nothing newer
     if (!this.paused) {
       this.unseen = 0;
-      this.drawRows();
+      this.schedule(true);
     }
     this.drawPauseState();
   }
@@ -122,16 +127,30 @@ export class JournalView {
 
   drawRows() {
     if (!this.list || !this.list.isConnected) return;
-    const shown = [];
-    for (let i = this.rows.length - 1; i >= 0 && shown.length < SHOW; i--) {
+    const whole = this.whole || !this.body || !this.body.isConnected;
+    this.whole = false;
+    const upTo = this.paused ? this.frozenAt : Infinity;
+    const after = whole ? -Infinity : this.drawnSeq;
+    const fresh = [];
+    for (let i = this.rows.length - 1; i >= 0 && fresh.length < SHOW; i--) {
       const row = this.rows[i];
-      if (this.paused && row.seq > this.frozenAt) continue;
-      if (this.matches(row)) shown.push(row);
+      if (row.seq <= after) break;
+      if (row.seq <= upTo && this.matches(row)) fresh.push(row);
     }
-    this.counter.textContent = `${shown.length} shown of ${this.rows.length}` +
-      (shown.length === SHOW ? ` (the newest ${SHOW})` : "");
-    clear(this.list, shown.length ? table(["#", "time", "provider", "request", "status", "task", "verdict"],
-      shown.map((row) => this.row(row)), { class: "journal" }) : empty("No entries match."));
+    this.drawnSeq = Math.min(upTo, this.lastSeq() ?? 0);
+    if (whole) {
+      const drawn = fresh.length ? table(["#", "time", "provider", "request", "status", "task", "verdict"],
+        fresh.map((row) => this.row(row)), { class: "journal" }) : null;
+      this.body = drawn ? drawn.querySelector("tbody") : null;
+      clear(this.list, drawn || empty("No entries match."));
+    } else if (fresh.length) {
+      const rows = document.createDocumentFragment();
+      for (const row of fresh) rows.append(this.row(row));
+      this.body.prepend(rows);
+      while (this.body.childElementCount > SHOW) this.body.lastElementChild.remove();
+    }
+    const shown = this.body ? this.body.childElementCount : 0;
+    this.counter.textContent = `${shown} shown of ${this.rows.length}` + (shown === SHOW ? ` (the newest ${SHOW})` : "");
   }
 
   row(row) {
