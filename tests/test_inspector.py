@@ -19,6 +19,7 @@ from PIL import Image
 from support_envs import EnvironmentUnavailable, project_wheel
 from support_inspector import KEY, WORKFLOWS, run_session
 
+from simulator.banner import Facts, banner
 from simulator.clock import VirtualClock
 from simulator.control_client import ControlClient
 from simulator.inspector import masking
@@ -405,6 +406,20 @@ def test_a_server_with_an_open_stream_still_stops() -> None:
         Events(response).first_line()
         live.stop()
         assert live._thread is not None and not live._thread.is_alive()  # ended the stream rather than wait on it
+
+
+@pytest.mark.parametrize(("token", "made", "line"), [
+    (None, False, "http://127.0.0.1:8000/_sim/ui"),
+    ("made-at-start", True, "http://127.0.0.1:8000/_sim/ui#token=made-at-start"),
+    ("yours", False, "http://127.0.0.1:8000/_sim/ui  (asks for the control token)"),
+])
+def test_the_banner_links_the_inspector_with_a_made_token_only_in_the_fragment(token: str | None, made: bool,
+                                                                                 line: str) -> None:
+    facts = Facts(base="http://127.0.0.1:8000", bound="127.0.0.1:8000", exposed=False, providers=["civitai"],
+                  root_provider=None, clock=VirtualClock(), seed=0, scenarios=[], self_check="record",
+                  control_token=token, token_was_made=made, config=None)
+    assert f"  inspector  {line}" in banner(facts).splitlines()
+    assert "yours" not in banner(facts)  # a token you chose is never printed
 
 
 def test_the_readme_documents_every_route_the_inspector_adds() -> None:
