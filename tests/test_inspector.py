@@ -263,6 +263,22 @@ def test_a_duplicated_webhook_is_flagged_with_the_rule_that_did_it(server: LiveS
     assert deliveries[0]["faults"][0]["rule"] == "twice"
 
 
+def test_a_reordered_webhook_is_flagged(server: LiveServer, control: ControlClient, civitai: httpx.Client,
+                                        receiver: WebhookReceiver, sim_get: Any) -> None:
+    control.add_faults({"name": "late", "match": {"operation": "webhook"}, "when": {"times": 1},
+                        "do": {"webhook": "reorder"}})
+    body = nb2_body()
+    body["callbacks"] = [{"url": receiver.url, "type": ["workflow:*"]}]
+    civitai.post(WORKFLOWS, json=body)
+    control.advance(120)
+    control.flush_webhooks()
+    deliveries = sim_get("/webhooks")["deliveries"]
+    held = [d for d in deliveries if d["reordered"]]
+    assert len(held) == 1 and held[0]["faults"][0]["rule"] == "late"
+    assert deliveries.index(held[0]) > 0  # it went out after a later event of its workflow
+    assert next(d["event"] for d in deliveries if not d["reordered"]) != held[0]["event"]
+
+
 def test_the_ledger_links_each_debit_and_refund_to_its_task(server: LiveServer, control: ControlClient,
                                                             civitai: httpx.Client, sim_get: Any) -> None:
     kept = civitai.post(WORKFLOWS, json=nb2_body()).json()

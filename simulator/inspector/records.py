@@ -174,64 +174,36 @@ def _attempt(entry: JournalEntry) -> dict[str, Any]:
 
 
 def webhooks(sim: Simulator) -> dict[str, Any]:
-    """Deliveries (one callback of one event to one URL) with every attempt, its backoff, and what fault rules
-    did to them: a duplicate is a second delivery of the same event, a reorder one that arrived after a later
-    event of its task."""
+    """Deliveries (one callback of one event to one URL) with every attempt and its backoff, and what fault rules
+    did to them: `duplicate` (a second delivery of an event already sent), `reordered` (held back until a later
+    event of the stream went first), `faults` (every rule that fired on the event, with what it did)."""
     journal = sim.engine.journal
+    fired: dict[tuple[str | None, str], list[dict[str, Any]]] = {}
+    for entry in journal.entries(kind="event"):
+        event = (entry.note or "").rpartition(" fired on webhook ")[2]
+        for fault in entry.faults:
+            fired.setdefault((entry.task_id, event), []).append({"at": entry.at, "rule": fault.get("rule"),
+                                                                 "do": fault.get("do")})
     deliveries: list[dict[str, Any]] = []
     current: dict[tuple[Any, ...], dict[str, Any]] = {}
-    faults: dict[str | None, list[dict[str, Any]]] = {}
-    for entry in journal.entries(kind="event"):
-        for fired in entry.faults:
-            faults.setdefault(entry.task_id, []).append({"at": entry.at, "rule": fired.get("rule"),
-                                                         "do": fired.get("do"), "note": entry.note})
-    first_sent: dict[tuple[Any, ...], int] = {}
     for entry in journal.entries(kind="webhook"):
         attempt = _attempt(entry)
         key = (entry.task_id, attempt["event"], attempt["url"])
-        open_delivery = current.get(key)
-        if open_delivery is None or attempt["attempt"] == 1:
-            open_delivery = {"task_id": entry.task_id, "provider": entry.provider, "event": attempt["event"],
-                             "url": attempt["url"], "attempts": [], "duplicate": key in first_sent, "reordered": False,
-                             "order": len(deliveries)}
-            first_sent.setdefault(key, entry.seq)
-            current[key] = open_delivery
-            deliveries.append(open_delivery)
-        attempts = open_delivery["attempts"]
+        delivery = current.get(key)
+        if delivery is None or attempt["attempt"] == 1:
+            faults = fired.get((entry.task_id, str(attempt["event"])), [])
+            delivery = {"task_id": entry.task_id, "provider": entry.provider, "event": attempt["event"],
+                        "url": attempt["url"], "attempts": [], "duplicate": key in current,
+                        "reordered": any((f["do"] or {}).get("webhook") == "reorder" for f in faults),
+                        "faults": faults}
+            current[key] = delivery
+            deliveries.append(delivery)
+        attempts = delivery["attempts"]
         attempt["backoff"] = entry.at - attempts[-1]["at"] if attempts else None
         attempts.append(attempt)
-    _mark_reorders(deliveries, journal)
     for delivery in deliveries:
         delivery["outcome"] = delivery["attempts"][-1]["outcome"]
-        delivery["faults"] = [f for f in faults.get(delivery["task_id"], [])
-                              if delivery["event"] and str(delivery["event"]) in str(f["note"])]
-        del delivery["order"]
     return {"deliveries": deliveries, "pending": sim.engine.webhooks.pending()}
-
-
-def _mark_reorders(deliveries: list[dict[str, Any]], journal: Any) -> None:
-    """A delivery whose event the provider emitted before another of the same task, yet first sent after it.
-    The provider emits a task's events in phase order, which the submit-time order of their streams mirrors:
-    here, the first attempt's journal order against the event's place in the task's sequence of events."""
-    by_task: dict[Any, list[dict[str, Any]]] = {}
-    for delivery in deliveries:
-        by_task.setdefault(delivery["task_id"], []).append(delivery)
-    for group in by_task.values():
-        originals = [d for d in group if not d["duplicate"]]
-        phases = [_event_rank(d["event"]) for d in originals]
-        for i, delivery in enumerate(originals):
-            if any(rank > phases[i] for rank in phases[:i]):
-                delivery["reordered"] = True
-
-
-_RANKS = ("accepted", "queued", "pending", "submitted", "processing", "running", "progress", "started",
-          "succeeded", "success", "completed", "complete", "failed", "error", "canceled", "cancelled", "expired")
-
-
-def _event_rank(event: Any) -> int:
-    text = str(event or "").lower()
-    ranks = [i for i, word in enumerate(_RANKS) if word in text]
-    return min(ranks) if ranks else -1
 
 
 # -- gallery ----------------------------------------------------------------------------------------------------
