@@ -139,7 +139,7 @@ export class JournalView {
     }
     this.drawnSeq = Math.min(upTo, this.lastSeq() ?? 0);
     if (whole) {
-      const drawn = fresh.length ? table(["#", "time", "provider", "request", "status", "task", "verdict"],
+      const drawn = fresh.length ? table(["#", "time", "provider", "request, and why it was refused", "status", "task"],
         fresh.map((row) => this.row(row)), { class: "journal" }) : null;
       this.body = drawn ? drawn.querySelector("tbody") : null;
       clear(this.list, drawn || empty("No entries match."));
@@ -167,9 +167,10 @@ export class JournalView {
       "data-seq": row.seq, onclick: () => this.open(row.seq),
     },
     h("td", {}, row.seq), h("td", {}, clockTime(row.at)), h("td", {}, row.provider || "—"),
-    h("td", { class: "req" }, request),
+    h("td", { class: "req", title: request }, request,
+      verdict.length ? h("div", { class: "why", title: verdict.map((v) => v.textContent).join(" · ") }, verdict) : null),
     h("td", { class: statusClass(row.status) }, row.status ?? (row.kind === "webhook" ? row.detail.outcome : "—")),
-    h("td", { class: "task" }, taskLink(row.task_id)), h("td", { class: "why", title: verdict.map((v) => v.textContent).join(" · ") }, verdict));
+    h("td", { class: "task" }, taskLink(row.task_id)));
   }
 
   async open(seq) {
