@@ -49,13 +49,23 @@ def clock_line(clock: Clock) -> str:
     return f"real, {speed:g}x faster than the providers' timings (--speed {speed:g})"
 
 
-def control_line(facts: Facts) -> str:
-    url = f"{facts.base}/_sim"
+def _with_token(facts: Facts, url: str, made: str, given: str) -> str:
+    """`url`, plus what to do about the control token: `made` shows one made at start, `given` hints at yours."""
     if facts.control_token is None:
         return url
-    if facts.token_was_made:
-        return f"{url}  token {facts.control_token} (send 'Authorization: Bearer {facts.control_token}')"
-    return f"{url}  (send 'Authorization: Bearer <your control token>')"
+    return url + (made if facts.token_was_made else given)
+
+
+def control_line(facts: Facts) -> str:
+    token = facts.control_token
+    return _with_token(facts, f"{facts.base}/_sim", f"  token {token} (send 'Authorization: Bearer {token}')",
+                       "  (send 'Authorization: Bearer <your control token>')")
+
+
+def inspector_line(facts: Facts) -> str:
+    """The web inspector; a token made at start rides in the fragment, which the browser keeps to itself."""
+    return _with_token(facts, f"{facts.base}/_sim/ui", f"#token={facts.control_token}",
+                       "  (asks for the control token)")
 
 
 def banner(facts: Facts) -> str:
@@ -66,6 +76,7 @@ def banner(facts: Facts) -> str:
         f"nanobanana-sim {__version__} serving on {where}",
         *(f"  {slug:<10} {facts.base}/{slug}" for slug in facts.providers),
         f"  {'control':<10} {control_line(facts)}",
+        f"  {'inspector':<10} {inspector_line(facts)}",
     ]
     if facts.root_provider is not None:
         lines.append(f"  {'root':<10} {facts.base}/ is {facts.root_provider} (--provider)")

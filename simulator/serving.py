@@ -56,10 +56,15 @@ class SimulatorServer(uvicorn.Server):
         self.sim = sim
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self.sim.closing = False
         try:
             await super().serve(sockets=sockets)
         finally:
             await self.sim.engine.webhooks.aclose()
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.sim.closing = True  # uvicorn waits for open responses; the inspector's live stream ends on this
+        await super().shutdown(sockets=sockets)
 
 
 def server_config(app: ASGIApp, limits: Limits = DEFAULT_LIMITS) -> uvicorn.Config:

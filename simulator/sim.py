@@ -60,6 +60,8 @@ class Simulator:
         self._apply_options()
         self.engine.webhooks.inspect = self._inspect_delivery
         self._app: ASGIApp | None = None
+        # Set while the server shuts down: live streams (the inspector's journal) end instead of holding it open.
+        self.closing = False
         self.scenarios: list[dict[str, Any]] = []
 
     def _apply_options(self) -> None:

@@ -55,7 +55,7 @@ class Engine:
         self.signer = URLSigner(secret or secrets.token_bytes(32))
         self.journal = Journal(journal_capacity)
         self.tasks = TaskStore(task_capacity)
-        self.wallets = Wallets()
+        self.wallets = Wallets(now=clock.now)
         self.webhooks = WebhookDispatcher(clock, self.journal)
         self.blobs = BlobStore(PlaceholderCache(image_cache_bytes))
         self.moderation = Moderation()
@@ -79,7 +79,7 @@ class Engine:
             self.seed = seed
             self.seeds = SeedSource(seed)
         self.tasks = TaskStore(self.tasks.capacity)
-        self.wallets = Wallets()
+        self.wallets = Wallets(now=self.clock.now)
         self.blobs.clear()
         self.journal.clear()
         self.webhooks.reset()
@@ -141,6 +141,7 @@ class Engine:
         for retired in self.tasks.retire(self.clock.now()):
             self.blobs.forget(retired)
             self._changes.pop(retired.id, None)
+        self.wallets.link(task.provider, task.owner, task.id)
         self.blobs.register(task)
         timeline = task.timeline
         moments = [(at, phase) for at, phase in timeline.transitions()]

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from simulator import checks
 
+# The ledger keeps the latest movements only, like the journal: a soak cannot grow it without bound.
+LEDGER_CAPACITY = 10_000
 # A trillion of any provider's unit is more than any test needs, and keeps every sum exact and printable.
 MAX_BALANCE = 1e12
 
@@ -21,10 +26,21 @@ class Wallet:
 
 
 class Wallets:
-    def __init__(self, default_balance: float = 1_000_000.0) -> None:
+    """Balances, and a ledger of every movement (debit, credit, balance set) on the clock, linked to its task."""
+
+    def __init__(self, default_balance: float = 1_000_000.0, now: Callable[[], float] = lambda: 0.0) -> None:
         self.default_balance = default_balance
+        self._now = now
         self._wallets: dict[tuple[str, str], Wallet] = {}
         self._defaults: dict[str, float] = {}
+        self._ledger: deque[dict[str, Any]] = deque(maxlen=LEDGER_CAPACITY)
+        self._moves = 0
+
+    def _move(self, kind: str, provider: str, owner: str, amount: float, task_id: str | None) -> None:
+        self._moves += 1
+        self._ledger.append({"seq": self._moves, "at": self._now(), "provider": provider, "owner": owner,
+                             "kind": kind, "amount": amount, "balance": self.balance(provider, owner),
+                             "task_id": task_id})
 
     def set_default(self, provider: str, balance: float) -> None:
         self._defaults[provider] = check_balance(balance)
@@ -44,6 +60,7 @@ class Wallets:
     def set_balance(self, provider: str, owner: str, balance: float) -> None:
         checked = check_balance(balance)  # before the wallet is made: a refused balance leaves no trace
         self.wallet(provider, owner).balance = checked
+        self._move("set", provider, owner, checked, None)
 
     def can_pay(self, provider: str, owner: str, amount: float) -> bool:
         return self.balance(provider, owner) >= amount
@@ -53,10 +70,27 @@ class Wallets:
         if wallet.balance < amount:
             return False
         wallet.balance -= amount
+        # The task does not exist yet when it is paid for: `link` names it once the engine adds it.
+        self._move("debit", provider, owner, amount, None)
         return True
 
-    def credit(self, provider: str, owner: str, amount: float) -> None:
+    def credit(self, provider: str, owner: str, amount: float, task_id: str | None = None) -> None:
         self.wallet(provider, owner).balance += amount
+        self._move("credit", provider, owner, amount, task_id)
+
+    def link(self, provider: str, owner: str, task_id: str) -> None:
+        """Name the task the wallet's latest unlinked debit paid for (a provider debits, then adds the task, with
+        nothing in between)."""
+        for move in reversed(self._ledger):
+            if move["provider"] == provider and move["owner"] == owner:
+                if move["kind"] == "debit" and move["task_id"] is None:
+                    move["task_id"] = task_id
+                return
+
+    def ledger(self, provider: str | None = None, owner: str | None = None) -> list[dict[str, Any]]:
+        """Every movement kept, oldest first (copies: a reader cannot change the ledger)."""
+        return [dict(m) for m in self._ledger
+                if (provider is None or m["provider"] == provider) and (owner is None or m["owner"] == owner)]
 
     def snapshot(self) -> list[dict[str, object]]:
         return [

@@ -154,3 +154,15 @@ class RateLimits:
 
     def describe(self) -> list[dict[str, Any]]:
         return [limit.describe() for limit in self.limits]
+
+    def windows(self, now: float) -> list[dict[str, Any]]:
+        """Each request window as it stands: per limit and API key, the requests counted in the last `per`
+        seconds and when the oldest of them leaves the window."""
+        out = []
+        for limit in self.limits:
+            for api_key, window in limit._windows.items():
+                recent = [t for t in window if t > now - limit.per]
+                if recent:
+                    out.append({"limit": limit.name, "api_key": api_key, "used": len(recent),
+                                "requests": limit.requests, "per": limit.per, "frees_at": recent[0] + limit.per})
+        return out

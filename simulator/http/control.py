@@ -28,6 +28,9 @@ from simulator.clock import HORIZON, VirtualClock, check_moment, check_tick, to_
 from simulator.engine.wallets import check_balance
 from simulator.faults import scenario
 from simulator.http.context import public_base
+from simulator.inspector import records
+from simulator.inspector.masking import masked_entry
+from simulator.inspector.routes import inspector_table, ui_routes
 from simulator.openapi import openapi_document
 from simulator.security import bearer_matches
 from simulator.self_check import Mode as SelfCheckMode
@@ -46,7 +49,9 @@ MAX_TOKENS = 10_000
 # Seeds are hashed into every stream; beyond 64 bits they stop meaning anything.
 MAX_SEED = 2**64
 JOURNAL_PARAMS = frozenset({"kind", "provider", "operation", "status", "owner", "task_id", "since", "until", "after",
-                            "faulted", "self_check", "limit"})
+                            "faulted", "self_check", "limit", "search", "rejected", "masked", "summary"})
+# How many characters a journal search may be: it is matched against every entry's JSON text.
+MAX_SEARCH = 1000
 
 
 class ControlError(Exception):
@@ -196,9 +201,35 @@ def control_routes(sim: Simulator) -> list[Route]:
 
     async def journal(request: Request) -> Response:
         filters = _journal_filters(request)
+        view = {name: filters.pop(name) for name in ("search", "rejected", "masked", "summary", "limit")}
         entries = engine.journal.entries(**filters)
-        text = ",".join(engine.journal.serialized(entry) for entry in entries)
-        return Response(f'{{"entries":[{text}],"dropped":{engine.journal.dropped}}}', media_type="application/json")
+        if view["rejected"] is not None:
+            entries = [e for e in entries if records.rejected(e) == view["rejected"]]
+        if view["search"]:
+            entries = [e for e in entries if records.matches_text(engine.journal.serialized(e), view["search"])]
+        if view["limit"]:
+            entries = entries[-view["limit"]:]
+        if view["summary"]:
+            items = [json.dumps(records.summary(e)) for e in entries]
+        elif view["masked"]:
+            items = [json.dumps(masked_entry(json.loads(engine.journal.serialized(e))), ensure_ascii=False)
+                     for e in entries]
+        else:
+            items = [engine.journal.serialized(e) for e in entries]
+        return Response(f'{{"entries":[{",".join(items)}],"dropped":{engine.journal.dropped}}}',
+                        media_type="application/json")
+
+    async def journal_entry(request: Request) -> Response:
+        _only_params(request, frozenset({"masked"}))
+        seq = request.path_params["seq"]
+        found = engine.journal.entries(after_seq=seq - 1, limit=None)
+        if not found or found[0].seq != seq:
+            raise ControlError(404, f"seq: no journal entry {seq} (the journal keeps the latest "
+                                    f"{engine.journal.capacity}; {engine.journal.dropped} dropped)", "seq")
+        text = engine.journal.serialized(found[0])
+        if request.query_params.get("masked", "false").lower() == "true":
+            text = json.dumps(masked_entry(json.loads(text)), ensure_ascii=False)
+        return Response(text, media_type="application/json")
 
     async def clear_journal(request: Request) -> Response:
         engine.journal.clear()
@@ -323,6 +354,7 @@ def control_routes(sim: Simulator) -> list[Route]:
         ("/clock/advance", advance, ["POST"]),
         ("/journal", journal, ["GET"]),
         ("/journal", clear_journal, ["DELETE"]),
+        ("/journal/{seq:int}", journal_entry, ["GET"]),
         ("/tasks", tasks, ["GET"]),
         ("/tasks/{task_id}", task, ["GET"]),
         ("/credits", credits, ["GET"]),
@@ -336,11 +368,12 @@ def control_routes(sim: Simulator) -> list[Route]:
         ("/scenarios", scenarios, ["GET", "POST", "DELETE"]),
         ("/openapi/{provider}", openapi, ["GET"]),
         ("/self-check", self_check, ["GET", "PUT"]),
+        *inspector_table(sim),
     ]
     routes = [Route(path, _guard(sim, handler), methods=methods) for path, handler, methods in table]
     # Every method, TRACE and `post` included, meets the JSON refusal rather than Starlette's text: Starlette lets
     # a route take any method only when its endpoint is an ASGI app, not a request handler.
-    return [*routes, Route("/{path:path}", _AnyMethod(_guard(sim, _unknown(routes))), methods=None)]
+    return [*routes, *ui_routes(), Route("/{path:path}", _AnyMethod(_guard(sim, _unknown(routes))), methods=None)]
 
 
 class _AnyMethod:
@@ -413,6 +446,8 @@ def _journal_filters(request: Request) -> dict[str, Any]:
         "status": statuses or None, "owner": q.get("owner"), "task_id": q.get("task_id"),
         "since": moment("since"), "until": moment("until"), "after_seq": integer("after", 0, 2**62),
         "faulted": flag("faulted"), "broken": flag("self_check"), "limit": integer("limit", 0, 2**62),
+        "search": checks.text(q.get("search", ""), "search", max_length=MAX_SEARCH), "rejected": flag("rejected"),
+        "masked": flag("masked"), "summary": flag("summary"),
     }
 
 

@@ -340,7 +340,7 @@ class CivitaiProvider(Provider):
         now = self.engine.now()
         not_started = task.phase(now) in (Phase.ACCEPTED, Phase.QUEUED)
         if self.engine.cancel(task) and not_started and task.cost:
-            self.engine.wallets.credit(self.slug, task.owner, task.cost)
+            self.engine.wallets.credit(self.slug, task.owner, task.cost, task_id=task.id)
             debit = task.extra["transactions"][0]
             task.extra["transactions"].append({
                 "type": "credit", "amount": debit["amount"], "id": f"{debit['id']}-refund",

@@ -108,7 +108,7 @@ class Ledger:
         if "charged" in task.extra or not phase.terminal:
             return
         if phase is not Phase.SUCCEEDED and self.options["refund_failed_tasks"]:
-            self.engine.wallets.credit(SLUG, task.owner, task.cost)
+            self.engine.wallets.credit(SLUG, task.owner, task.cost, task_id=task.id)
             task.extra["charged"] = 0.0
         else:
             task.extra["charged"] = task.cost

@@ -176,7 +176,7 @@ class GatewayProvider(Provider):
     def on_event(self, task: Task, phase: Phase, at: float) -> None:
         failed = self.renderer.failure(task, phase) is not None
         if failed and self.options["refund_failed_tasks"] and not task.extra["refunded"]:
-            self.engine.wallets.credit(self.slug, task.owner, task.cost)
+            self.engine.wallets.credit(self.slug, task.owner, task.cost, task_id=task.id)
             task.extra["refunded"] = True
         self.callbacks.on_event(task, phase, at)
 

@@ -273,7 +273,7 @@ class QingboProvider(Provider):
         # blocked batch gets back the price of the images it did not deliver.
         refund = int(task.cost) - settled_cost(task, shown) - int(task.extra["refunded"])
         if refund > 0:
-            self.engine.wallets.credit(self.slug, task.owner, refund)
+            self.engine.wallets.credit(self.slug, task.owner, refund, task_id=task.id)
             task.extra["refunded"] = int(task.extra["refunded"]) + refund
         url = task.extra.get("callback_url")
         event = STATUS[shown]

@@ -374,7 +374,7 @@ class RunwareProvider(Provider):
             self._delivered(job, task)
             return
         # A generation that is blocked, fails or times out is not charged.
-        self.engine.wallets.credit(self.slug, job.owner, job.unit_cost)
+        self.engine.wallets.credit(self.slug, job.owner, job.unit_cost, task_id=task.id)
         if not job.request.get("webhookURL") or self.options["webhook_failures"] != "error_item":
             return
         if phase is Phase.SUCCEEDED:  # one image blocked among the results: its own error, as it completes
