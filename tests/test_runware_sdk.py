@@ -1,9 +1,9 @@
 """The official Runware Python SDK, unchanged, against the simulator over its REST transport.
 
 Distribution `runware-sdk` (import name `runware`, github Runware/runware-python): `Runware(api_key=…,
-transport="rest", http_base_url=…)` POSTs one-element task arrays with `Authorization: Bearer`. The
-older distribution `runware` (0.5.x, Runware/sdk-python) installs the same import name but generates
-images over WebSocket only, which the simulator does not serve, so it is not tested here.
+transport="rest", http_base_url=…)` POSTs one-element task arrays with `Authorization: Bearer`. Its
+WebSocket transport, the older `runware` 0.5.x (WebSocket only) and @runware/sdk-js are driven in
+tests/test_runware_sdks_ws.py.
 
 `taskType` is passed explicitly: without it the SDK looks the model up in a registry it downloads.
 """
