@@ -1,6 +1,6 @@
 """A bounded soak: many concurrent clients against `nanobanana-sim serve --scenario chaos`, then an audit.
 
-    python benchmarks/soak.py [--duration 45] [--clients 200] [--seed 7] [--speed 50]
+    python benchmarks/soak.py [--duration 35] [--clients 200] [--seed 7] [--speed 50]
 
 Each client has its own API key and, for `--duration` seconds, submits a generation to one provider after
 another (Civitai, qingbo, Runware, CRun, FoxAPI, Evolink) and polls it to the end, behaving as a careful client
@@ -167,6 +167,7 @@ class Client:
 
     async def audit(self, until: float) -> int:
         """Read back every task this client had accepted; how many never showed as finished by `until`."""
+        self.deadline = until  # Retry-After is waited out until then (a rate limit may outlive the rules)
         finished = [await self.follow(route, ident, until) for route, ident in self.accepted]
         return finished.count(False)
 
@@ -273,11 +274,11 @@ UNITS = {"clients": "clients", "duration": "s", "requests": "requests", "request
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=45.0, help="seconds of load (default 45)")
+    parser.add_argument("--duration", type=float, default=35.0, help="seconds of load (default 35)")
     parser.add_argument("--clients", type=int, default=200, help="concurrent clients (default 200)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--speed", type=float, default=50.0, help="the server's clock speed-up (default 50)")
-    parser.add_argument("--audit-seconds", type=float, default=10.0,
+    parser.add_argument("--audit-seconds", type=float, default=15.0,
                         help="how long the audit waits for accepted tasks to finish once the chaos ends")
     args = parser.parse_args(argv)
     process, base = start_server(args)

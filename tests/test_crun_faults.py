@@ -59,6 +59,7 @@ FORCED = [
                               "message": "Generation failed: the request was rejected by content moderation"}),
     ("rate_limited", 429, {"code": 429, "message": "Rate limited: request limit exceeded", "data": None}),
     ("server_error", 500, {"code": 500, "message": "Server error", "data": None}),
+    ("payload_too_large", 413, {"code": 413, "message": "Request body too large", "data": None}),
     ("service_unavailable", 455, {"code": 455, "message": "Service unavailable: system maintenance", "data": None}),
     ("maintenance", 455, {"code": 455, "message": "Service unavailable: system maintenance", "data": None}),
     ("generation_failed", 501, {"code": 501, "message": "Generation failed", "data": None}),
