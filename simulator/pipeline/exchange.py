@@ -112,6 +112,9 @@ class Endpoint:
     handler: Handler
     refuse: Refuser | None = None
     replay: Replay | None = None
+    # A query parameter the request must carry to be this endpoint's (Google's upload session shares its start
+    # path: `POST /upload/v1beta/files` starts an upload, `…?upload_id=…` sends its bytes).
+    query: str | None = None
 
     @property
     def name(self) -> str:
@@ -132,7 +135,9 @@ class Endpoint:
             position = found.end()
         return re.compile(regex + re.escape(self.path[position:]) + "$", re.DOTALL)
 
-    def serves(self, method: str) -> bool:
+    def serves(self, method: str, query: QueryParams | None = None) -> bool:
+        if self.query is not None and (query is None or self.query not in query):
+            return False
         return method in self.methods or (method == "HEAD" and "GET" in self.methods)
 
     @property

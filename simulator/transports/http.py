@@ -43,7 +43,7 @@ class HttpTransport:
             await self.control(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        target = self.router.resolve(scope["method"], scope["path"], headers.get("host"))
+        target = self.router.resolve(scope["method"], scope["path"], headers.get("host"), scope.get("query_string", b""))
         if target is None:
             await self.control(scope, receive, self._dated(send))
             return
@@ -83,7 +83,9 @@ class HttpTransport:
             if fault is not None:
                 await asyncio.sleep(network.latency(fault))
             await send(start)
-            await send({"type": "http.response.body", "body": body})
+            for frame in answer.frames():  # a stream's events go out one by one
+                await send({"type": "http.response.body", "body": frame, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
         elif kind in ("reset", "empty"):
             _cut(send, reset=kind == "reset")
         elif kind == "malformed":
