@@ -63,6 +63,7 @@ class Operation:
     request_media: str = "application/json"
     each_item: bool = False  # the body is an array whose items are validated one by one (one bad item fails alone)
     stream_events: tuple[str, ...] = ()  # the schemas each event of a streamed (SSE) answer may match
+    request_optional: bool = False  # no body at all is accepted too (Google's `:cancel` takes `{}` or nothing)
 
     def request_schema(self, options: _Named) -> str | None:
         return self.request.format_map(options) if self.request else None
@@ -105,5 +106,6 @@ def operations(slug: str) -> dict[str, Operation]:
                                  enabled_by=spec.get("enabledBy"),
                                  request_media=spec.get("requestMediaType", "application/json"),
                                  each_item=bool(spec.get("eachItem", False)),
-                                 stream_events=_names(spec.get("streamEvents")))
+                                 stream_events=_names(spec.get("streamEvents")),
+                                 request_optional=bool(spec.get("requestOptional", False)))
     return result
