@@ -115,6 +115,9 @@ class Endpoint:
     # A query parameter the request must carry to be this endpoint's (Google's upload session shares its start
     # path: `POST /upload/v1beta/files` starts an upload, `…?upload_id=…` sends its bytes).
     query: str | None = None
+    # The path may sit under one of the client's own choosing (google-genai builds `base_url + version + path`,
+    # so `base_url="http://host/proxy/"` asks `/proxy/v1beta/models/…`); it is kept as path parameter `prefix`.
+    mounted: bool = False
 
     @property
     def name(self) -> str:
@@ -127,7 +130,7 @@ class Endpoint:
     @cached_property
     def pattern(self) -> re.Pattern[str]:
         """The path template as a regular expression; `.` spans newlines, as a path may carry one (`%0A`)."""
-        regex, position = "^", 0
+        regex, position = "^(?P<prefix>(?:/[^/]+)*?)" if self.mounted else "^", 0
         for found in _PARAMETER.finditer(self.path):
             regex += re.escape(self.path[position:found.start()])
             name, kind = found.group(1), found.group(2)

@@ -81,13 +81,14 @@ class Provider:
     # -- declaring endpoints -------------------------------------------------------------------------
 
     def route(self, path: str, handler: Handler, methods: Collection[str], operation: str, *,
-              refuse: Refuser | None = None, replay: Replay | None = None, query: str | None = None) -> Endpoint:
+              refuse: Refuser | None = None, replay: Replay | None = None, query: str | None = None,
+              mounted: bool = False) -> Endpoint:
         """An endpoint of `operation` (a name in the operations table). `refuse` renders forced errors when the
         route is not the provider's API (a CDN link answers like an object store); `replay` may answer a
         repeated request from what the first one made, before its body is read (an Idempotency-Key)."""
         if operation not in self.operations:
             raise KeyError(f"{self.slug}: operation {operation!r} is not in the operations table")
-        return Endpoint(self, path, frozenset(methods), operation, handler, refuse, replay, query)
+        return Endpoint(self, path, frozenset(methods), operation, handler, refuse, replay, query, mounted)
 
     # -- how this provider refuses (asked by the pipeline's stages) -----------------------------------
 

@@ -74,8 +74,8 @@ class GeminiProvider(Provider):
         # First match wins: a method suffix (`:download`) before the bare resource, a longer form before the
         # shorter one it contains (Vertex's project path holds `/models/{model}`), a query-selected twin first.
         entries.sort(key=lambda item: (":" not in item[1]["path"], "query" not in item[1], -len(item[1]["path"])))
-        return [self.route("{prefix:path}" + entry["path"], self._versioned(entry["api"], handlers[operation]),
-                           [entry["method"]], operation, query=entry.get("query"))
+        return [self.route(entry["path"], self._versioned(entry["api"], handlers[operation]), [entry["method"]],
+                           operation, query=entry.get("query"), mounted=True)
                 for operation, entry in entries]
 
     def _versioned(self, api: str, handler: Handler) -> Handler:
