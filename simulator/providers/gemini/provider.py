@@ -29,7 +29,7 @@ from simulator.providers.gemini.models import (
     refuse_unknown,
 )
 from simulator.providers.gemini.proto import normalise, proto_path
-from simulator.providers.gemini.status import Wording, details, fill
+from simulator.providers.gemini.status import NOT_FOUND_PAGE, Wording, details, fill
 from simulator.validation import Violation
 
 VERTEX_MARK = "/publishers/google/"
@@ -83,7 +83,9 @@ class GeminiProvider(Provider):
 
         async def versioned(exchange: Exchange) -> Answer:
             if exchange.path_params.get("v") not in versions:
-                raise ProviderError("not_found", f"No route for {exchange.method} {exchange.path}.", status=404)
+                # The real front end answers its HTML page; the operations table documents JSON 404s on API
+                # routes, so the page's words go into Google's JSON envelope.
+                raise ProviderError("not_found", NOT_FOUND_PAGE.format(path=exchange.path), status=404)
             return await handler(exchange)
 
         return versioned
@@ -138,7 +140,7 @@ class GeminiProvider(Provider):
         if error.kind == INVALID:
             title = self.schemas.document(exchange.schema)["title"] if exchange.schema else "Request"
             return self.wording.invalid(error.violations, str(title), exchange.path_params.get("v", "v1beta"))
-        if exchange.operation == UNKNOWN_ROUTE or error.details.get("unknown_url"):
+        if exchange.operation == UNKNOWN_ROUTE:
             error = self.wording.refusal("method_not_allowed", path=exchange.path)
         html = error.details.get("html")
         if html and self.options["front_end_html_errors"]:
