@@ -52,7 +52,7 @@ def test_real_hosts_prefixes_and_the_query_key(server: LiveServer, control: Cont
 def test_an_unknown_url_is_the_front_ends_html_404(api: httpx.Client, control: ControlClient) -> None:
     answer = api.post("/v1beta/nothing", json=BODY)
     assert answer.status_code == 404 and answer.headers["content-type"].startswith("text/html"), answer.text
-    assert "That’s an error." in answer.text
+    assert "<title>Error 404 (Not Found)" in answer.text
     error_of(api.post("/v9/models/gemini-3-pro-image:generateContent", json=BODY), 404, "NOT_FOUND")
     control.set_options("gemini", front_end_html_errors=False)
     error_of(api.get("/v1beta/nothing"), 404, "NOT_FOUND")
@@ -66,7 +66,8 @@ def test_both_spellings_of_one_field_and_vertex_only_fields(api: httpx.Client, c
     vertex_only = {**BODY, "generationConfig": {"imageConfig": {"personGeneration": "ALLOW_ADULT"}}}
     message = error_of(api.post(f"{NB2}:generateContent", json=vertex_only), 400, "INVALID_ARGUMENT")["message"]
     assert message.startswith('Invalid JSON payload received. Unknown name "personGeneration"')
-    assert api.post("/v1/publishers/google/models/gemini-3-pro-image:generateContent", json=vertex_only).status_code == 200
+    vertex = "/v1/publishers/google/models/gemini-3-pro-image:generateContent"
+    assert api.post(vertex, json=vertex_only).status_code == 200
     control.set_options("gemini", duplicate_spellings="last_wins", vertex_fields_on_gemini_api="ignore")
     assert api.post(f"{NB2}:generateContent", json=twice).status_code == 200
     assert api.post(f"{NB2}:generateContent", json=vertex_only).status_code == 200

@@ -23,7 +23,7 @@ from simulator.control_client import ControlClient
 from simulator.images import pixel_size
 
 sys.path.insert(0, str(Path(__file__).parent / "sdk"))
-from drivers import node_sdks, python_sdk, run_node, run_python  # noqa: E402
+from drivers import node_sdks, python_sdk, run_node, run_python
 
 KEY = "sim-gemini-key"
 NB2 = "gemini-3.1-flash-image-preview"
@@ -100,7 +100,7 @@ def test_python_generates_an_image_of_the_exact_size(server: Served, control: Co
 
 @pytest.mark.usefixtures("python")
 def test_python_edit_follows_the_reference_images_ratio(server: Served, control: ControlClient) -> None:
-    result = ok(run_python(gemini(server), "edit_inline"))  # a 64×48 reference: 4:3
+    result = ok(run_python(gemini(server), "edit_inline"))  # a 64x48 reference: 4:3
     assert images(result) == [list(pixel_size("gemini-3.1-flash-image", "4:3", "1K"))]
     sent = last_entry(control, "GenerateContent")["request_body"]["contents"][0]["parts"][0]
     assert sent["inlineData"]["mime_type"] == "image/png"  # the SDK's own mixed spelling, taken as sent

@@ -21,7 +21,14 @@ from simulator.cli import main
 from simulator.control_client import ControlClient, ControlError
 from simulator.examples import example_files, load_example
 from simulator.live import LiveServer
-from simulator.openapi import OPERATION_KEY, _component_names, _components, described_routes, openapi_document, wire_body
+from simulator.openapi import (
+    OPERATION_KEY,
+    _component_names,
+    _components,
+    described_routes,
+    openapi_document,
+    wire_body,
+)
 from simulator.operations import operations
 from simulator.options import provider_data
 from simulator.providers import available

@@ -43,7 +43,8 @@ class HttpTransport:
             await self.control(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        target = self.router.resolve(scope["method"], scope["path"], headers.get("host"), scope.get("query_string", b""))
+        query = scope.get("query_string", b"")
+        target = self.router.resolve(scope["method"], scope["path"], headers.get("host"), query)
         if target is None:
             await self.control(scope, receive, self._dated(send))
             return
@@ -51,7 +52,7 @@ class HttpTransport:
         exchange = Exchange(
             method=scope["method"], path=scope["path"], routed_path=target.path, prefix=target.prefix,
             base_url=_base_url(scope, headers, target.prefix), started=started,
-            query_string=scope.get("query_string", b""), headers=headers, raw_body=await _body(receive),
+            query_string=query, headers=headers, raw_body=await _body(receive),
             path_params=target.path_params,
         )
 

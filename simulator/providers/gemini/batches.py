@@ -75,7 +75,7 @@ class Batches:
         self.batches.clear()
 
     def handlers(self) -> dict[str, Handler]:
-        return {"BatchGenerateContent": self.create, "GetBatch": self.get, "ListBatches": self.list,
+        return {"BatchGenerateContent": self.create, "GetBatch": self.get, "ListBatches": self.list_batches,
                 "CancelBatch": self.cancel, "DeleteBatch": self.delete}
 
     # -- state on the clock -------------------------------------------------------------------------------
@@ -174,7 +174,7 @@ class Batches:
     async def get(self, exchange: Exchange) -> Answer:
         return Answer.json(await self.operation(self._owned(exchange), exchange))
 
-    async def list(self, exchange: Exchange) -> Answer:
+    async def list_batches(self, exchange: Exchange) -> Answer:
         owned = sorted((b for b in self.batches.values() if b.owner == exchange.caller),
                        key=lambda b: b.created, reverse=True)
         chosen, following = self.provider.files.page(exchange, owned)
@@ -217,7 +217,8 @@ class Batches:
         succeeded = [item for item in batch.items if item.task is not None and item.task.phase(now) is Phase.SUCCEEDED]
         counts = {"requestCount": len(batch.items)}
         if done and batch.cancelled is None:
-            counts |= {"successfulRequestCount": len(succeeded), "failedRequestCount": len(batch.items) - len(succeeded)}
+            failed = len(batch.items) - len(succeeded)
+            counts |= {"successfulRequestCount": len(succeeded), "failedRequestCount": failed}
         else:
             counts["pendingRequestCount"] = len(batch.items)
         metadata["batchStats"] = {name: str(count) for name, count in counts.items() if count}

@@ -67,7 +67,8 @@ class Files:
         self.sessions.clear()
 
     def handlers(self) -> dict[str, Handler]:
-        return {"CreateFile": self.start, "UploadFileChunk": self.chunk, "GetFile": self.get, "ListFiles": self.list,
+        return {"CreateFile": self.start, "UploadFileChunk": self.chunk, "GetFile": self.get,
+                "ListFiles": self.list_files,
                 "DeleteFile": self.delete, "DownloadFile": self.download}
 
     # -- the store -------------------------------------------------------------------------------------
@@ -190,7 +191,7 @@ class Files:
     async def get(self, exchange: Exchange) -> Answer:
         return Answer.json(self.resource(self._owned(exchange), exchange))
 
-    async def list(self, exchange: Exchange) -> Answer:
+    async def list_files(self, exchange: Exchange) -> Answer:
         owned = sorted((f for f in self.stored.values() if self.find(f.id, exchange.caller)),
                        key=lambda f: f.created, reverse=True)
         chosen, following = self.page(exchange, owned)

@@ -37,6 +37,8 @@ GENERATE_OPERATIONS = frozenset({"GenerateContent", "StreamGenerateContent"})
 # The server's own deadlines (dossier §2): a call still running then answers 504.
 UNARY_DEADLINE, STREAM_DEADLINE = 600.0, 1200.0
 PROJECT_NUMBER = "000000000000"
+# RetryInfo of a rate_limited rule that names no delay: Google's per-minute quotas refill within a minute.
+DEFAULT_RETRY_SECONDS = 60.0
 
 
 class GeminiProvider(Provider):
@@ -122,7 +124,8 @@ class GeminiProvider(Provider):
         service = "PredictionService" if self.is_vertex(exchange) else "GenerativeService"
         return {"service": api["service"], "rpc_method": f"{package}.{service}.{operation}", "version": version,
                 "model": exchange.path_params.get("model", "").removeprefix("models/"),
-                "project": exchange.path_params.get("project", ""), "location": exchange.path_params.get("location", ""),
+                "project": exchange.path_params.get("project", ""),
+                "location": exchange.path_params.get("location", ""),
                 "project_number": PROJECT_NUMBER, "method": operation[:1].lower() + operation[1:]}
 
     # -- errors ----------------------------------------------------------------------------------------
@@ -170,7 +173,8 @@ class GeminiProvider(Provider):
 
     def _rate_limited(self, exchange: Exchange, do: Mapping[str, Any], values: dict[str, Any]) -> ProviderError:
         table = self.data["rateLimit"]
-        retry = float(do.get("retry_after") if do.get("retry_after") is not None else 60)
+        given = do.get("retry_after")
+        retry = float(given) if given is not None else DEFAULT_RETRY_SECONDS
         delay = f"{round(retry, 9):.9f}".rstrip("0").rstrip(".")
         model = values["model"] or "gemini-3.1-flash-image"
         quota_id = table["quotaIds"].get(str(do.get("limit_kind", "requests")), table["quotaIds"]["requests"])
@@ -216,8 +220,10 @@ class GeminiProvider(Provider):
     def model(self, exchange: Exchange) -> Model:
         found = find_model(self.data, self.options, exchange.params["model"])
         if found is None:
-            vertex = ({"project": exchange.path_params.get("project", "{project}"),
-                       "location": exchange.path_params.get("location", "global")} if self.is_vertex(exchange) else None)
+            vertex = None
+            if self.is_vertex(exchange):
+                vertex = {"project": exchange.path_params.get("project", "{project}"),
+                          "location": exchange.path_params.get("location", "global")}
             values = self.values(exchange)
             raise refuse_unknown(self.wording, exchange.params["model"], values["version"], values["method"], vertex)
         return found
@@ -302,8 +308,8 @@ class GeminiProvider(Provider):
         ask = self.ask(exchange, {"contents": request.get("contents", [])}, "request/generate-content")
         tokens = prompt_tokens(ask.texts, len(ask.references))
         image_tokens = INPUT_IMAGE_TOKENS * len(ask.references)
-        details = [{"modality": m, "tokenCount": n} for m, n in (("TEXT", tokens - image_tokens), ("IMAGE", image_tokens))
-                   if n]
+        split = (("TEXT", tokens - image_tokens), ("IMAGE", image_tokens))
+        details = [{"modality": m, "tokenCount": n} for m, n in split if n]
         return Answer.json({"totalTokens": tokens, "promptTokensDetails": details})
 
     # -- models ----------------------------------------------------------------------------------------
