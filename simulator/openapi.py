@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from simulator.providers.base import Provider
 
 OPENAPI_VERSION = "3.1.0"
+# Each exported operation names its entry in the operations table (an operation may have several paths).
+OPERATION_KEY = "x-nanobanana-operation"
 COMPONENTS = "#/components/schemas/"
 JSON = "application/json"
 # The simulator's own listen address when `serve` runs with its defaults.
@@ -74,7 +76,8 @@ def openapi_document(slug: str, *, server_url: str | None = None, provider: Prov
             continue  # switched off under these options: the simulator answers 404 there
         request = spec.request_schema(values) if spec is not None else None
         typed = spec.parameters if spec is not None else {}
-        entry: dict[str, Any] = {"operationId": operation_id, "summary": spec.summary if spec else name}
+        entry: dict[str, Any] = {"operationId": operation_id, "summary": spec.summary if spec else name,
+                                 OPERATION_KEY: name}
         parameters = [
             *({"name": param, "in": "path", "required": True,
                "schema": dict(typed.get("path", {}).get(param, {"type": "string"}))}
@@ -143,13 +146,15 @@ def _exported_routes(routes: list[Endpoint]) -> list[tuple[str, str, str, str]]:
     """(OpenAPI path, lower-case method, operation name, operationId) per exported operation, in route order.
 
     Every GET endpoint answers HEAD too, so HEAD is exported only for a HEAD-only endpoint. A path
-    registered with and without a trailing slash (runware's `/v1` and `/v1/`) is exported once.
+    registered with and without a trailing slash (runware's `/v1` and `/v1/`) is exported once. An operation
+    served at several paths (Google's Gemini API and Vertex AI forms) is exported at each, its later paths with
+    an operationId of their own; every entry names its operation in `x-nanobanana-operation`. An endpoint a
+    query parameter selects shares its path and method with another, which OpenAPI cannot say: it is left out
+    (Google's upload session URL, which the upload's start hands out).
     """
     found: dict[tuple[str, str, str], tuple[str, str, str]] = {}
-    for route in routes:
+    for route in described_routes(routes):
         name = route.operation
-        if name == "UnknownRoute":
-            continue
         path = _PATH_PARAM.sub(r"{\1}", route.path)
         methods = set(route.methods or ())
         for method in sorted(methods - {"HEAD"}) or ["HEAD"]:
@@ -157,15 +162,20 @@ def _exported_routes(routes: list[Endpoint]) -> list[tuple[str, str, str, str]]:
             if key not in found or len(path) < len(found[key][0]):
                 found[key] = (path, method.lower(), name)
     used: set[str] = set()
-    exported = []
+    listed = []
     for path, method, name in found.values():
         operation_id = name if name not in used else f"{name}_{method}"
         suffix = 2
         while operation_id in used:
             operation_id, suffix = f"{name}_{method}_{suffix}", suffix + 1
         used.add(operation_id)
-        exported.append((path, method, name, operation_id))
-    return exported
+        listed.append((path, method, name, operation_id))
+    return listed
+
+
+def described_routes(routes: list[Endpoint]) -> list[Endpoint]:
+    """The endpoints an OpenAPI document can describe: not the fallback, not one a query parameter selects."""
+    return [route for route in routes if route.operation != "UnknownRoute" and route.query is None]
 
 
 def _documented(data: Mapping[str, Any], kind: str, operation: str) -> list[str]:

@@ -32,6 +32,7 @@ class ResponseSpec:
 
     schemas: tuple[str, ...] = ()
     media: tuple[str, ...] = ()
+    or_empty: bool = False  # `[schema, null]`: that JSON body, or no body at all
 
     @property
     def empty(self) -> bool:
@@ -44,7 +45,7 @@ class ResponseSpec:
         if isinstance(entry, str):
             return cls(schemas=(entry,))
         if isinstance(entry, list):
-            return cls(schemas=tuple(entry))
+            return cls(schemas=tuple(name for name in entry if name is not None), or_empty=None in entry)
         if isinstance(entry, dict) and set(entry) == {"media"}:
             return cls(media=tuple(entry["media"]))
         raise ValueError(f"a response entry is a schema name, a list of them, null or {{media: [...]}}: {entry!r}")
@@ -61,6 +62,8 @@ class Operation:
     enabled_by: str | None = None  # a boolean option without which the route answers 404 (an opt-in legacy route)
     request_media: str = "application/json"
     each_item: bool = False  # the body is an array whose items are validated one by one (one bad item fails alone)
+    stream_events: tuple[str, ...] = ()  # the schemas each event of a streamed (SSE) answer may match
+    request_optional: bool = False  # no body at all is accepted too (Google's `:cancel` takes `{}` or nothing)
 
     def request_schema(self, options: _Named) -> str | None:
         return self.request.format_map(options) if self.request else None
@@ -71,6 +74,10 @@ class Operation:
             if key in self.responses:
                 return self.responses[key]
         return None
+
+
+def _names(entry: Any) -> tuple[str, ...]:
+    return ResponseSpec.parse(entry).schemas
 
 
 @cache
@@ -98,5 +105,7 @@ def operations(slug: str) -> dict[str, Operation]:
                                  auth=spec.get("auth", "required"), parameters=spec.get("parameters", {}),
                                  enabled_by=spec.get("enabledBy"),
                                  request_media=spec.get("requestMediaType", "application/json"),
-                                 each_item=bool(spec.get("eachItem", False)))
+                                 each_item=bool(spec.get("eachItem", False)),
+                                 stream_events=_names(spec.get("streamEvents")),
+                                 request_optional=bool(spec.get("requestOptional", False)))
     return result

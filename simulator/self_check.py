@@ -78,12 +78,16 @@ def check_answer(provider: Provider, operation: str, answer: Answer) -> list[dic
     spec = spec_of.response(counted)
     if spec is None:
         return [{"status": counted, "problem": f"{operation} does not document status {counted}"}]
-    return _against(provider, spec, counted, media_type, body, parsed, answer.value)
+    findings = _against(provider, spec, counted, media_type, body, parsed, answer.value)
+    if answer.events is not None and spec_of.stream_events and not findings:
+        for number, event in enumerate(answer.events):
+            findings += _schema_findings(provider, spec_of.stream_events, event, {"status": status, "event": number})
+    return findings
 
 
 def _against(provider: Provider, spec: ResponseSpec, status: int, media_type: str, body: bytes,
              parsed: Any, value: Any = None) -> list[dict[str, Any]]:
-    if spec.empty:
+    if spec.empty or (spec.or_empty and not body):
         return [] if not body else [{"status": status, "problem": f"a body ({len(body)} bytes) where none is due"}]
     if spec.media:
         if media_type in spec.media:

@@ -208,6 +208,10 @@ class SchemaSet:
         return (name in self._documents and self.accepts(name, instance)) or bool(
             self._validator(name).is_valid(instance))
 
+    def resolver(self, name: str) -> Any:
+        """A `referencing` resolver based at schema `name`, for modules that walk a schema next to an instance."""
+        return self._registry.resolver(base_uri=self._documents[name]["$id"])
+
     def with_defaults(self, name: str, instance: Any) -> Any:
         """A copy of a valid instance with every schema `default` filled in where a value is absent."""
         document = self._documents[name]

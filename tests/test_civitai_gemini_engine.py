@@ -8,6 +8,7 @@ must be accepted, the card in provider.json, and one workflow end to end.
 
 from __future__ import annotations
 
+import base64
 import io
 from collections.abc import Iterator
 from typing import Any
@@ -89,3 +90,30 @@ def test_a_create_image_workflow_succeeds_with_a_1k_image(server: LiveServer) ->
         (image,) = workflow["steps"][0]["output"]["images"]
         picture = Image.open(io.BytesIO(client.get(image["url"], follow_redirects=True).content))
         assert picture.size == (1024, 1024)
+
+
+def _png(width: int, height: int) -> str:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 180, 40)).save(buffer, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+@pytest.mark.parametrize(("fields", "count", "size"), [
+    ({"operation": "createImage", "quantity": 3}, 3, (1024, 1024)),
+    ({"operation": "editImage", "quantity": 2, "images": [_png(160, 90)]}, 2,
+     pixel_size("gemini-2.5-flash-image", "16:9", "1K")),
+    ({"operation": "editImage", "images": ["https://image.civitai.com/x/source.jpeg"]}, 1, (1024, 1024)),
+], ids=["create-three", "edit-follows-the-source-ratio", "edit-of-a-url-is-square"])
+def test_quantity_and_the_edit_ratio(server: LiveServer, fields: dict[str, Any], count: int,
+                                     size: tuple[int, int]) -> None:
+    with httpx.Client(base_url=server.provider_url("civitai"), headers={"Authorization": "Bearer gemini-engine"},
+                      verify=False) as client:
+        answer = client.post("/v2/consumer/workflows", params={"wait": 60}, json=_submit(**fields))
+        assert answer.status_code == 200, answer.text
+        workflow = answer.json()
+        assert workflow["status"] == "succeeded" and workflow["cost"]["total"] == 60 * count
+        images = workflow["steps"][0]["output"]["images"]
+        assert len(images) == count
+        for image in images:
+            picture = Image.open(io.BytesIO(client.get(image["url"], follow_redirects=True).content))
+            assert picture.size == size

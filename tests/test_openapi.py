@@ -21,7 +21,14 @@ from simulator.cli import main
 from simulator.control_client import ControlClient, ControlError
 from simulator.examples import example_files, load_example
 from simulator.live import LiveServer
-from simulator.openapi import _component_names, _components, openapi_document, wire_body
+from simulator.openapi import (
+    OPERATION_KEY,
+    _component_names,
+    _components,
+    described_routes,
+    openapi_document,
+    wire_body,
+)
 from simulator.operations import operations
 from simulator.options import provider_data
 from simulator.providers import available
@@ -95,7 +102,7 @@ def test_every_served_route_is_exported_once_with_its_method_and_path(
     slug: str, documents: dict[str, dict[str, Any]]
 ) -> None:
     document = documents[slug]
-    routes = Simulator(providers=[slug]).provider(slug).routes()
+    routes = described_routes(Simulator(providers=[slug]).provider(slug).routes())
     defaults = {name: spec["default"] for name, spec in provider_data(slug).get("options", {}).items()}
     expected: set[tuple[str, str, str]] = set()
     for route in routes:
@@ -106,7 +113,7 @@ def test_every_served_route_is_exported_once_with_its_method_and_path(
         methods = set(route.methods or ()) - {"HEAD"} or {"HEAD"}  # Starlette adds HEAD to every GET route
         path = route.path.rstrip("/") or "/"  # runware also answers /v1/: one operation, not two
         expected |= {(path, method.lower(), name) for method in methods}
-    found = {(path, method, op["operationId"]) for path, method, op in operations_in(document)}
+    found = {(path, method, op[OPERATION_KEY]) for path, method, op in operations_in(document)}
     assert found == expected
     ids = [op["operationId"] for _, _, op in operations_in(document)]
     assert len(ids) == len(set(ids))
@@ -119,7 +126,7 @@ def test_every_exported_operation_has_its_table_entry(slug: str, documents: dict
     defaults = {name: spec["default"] for name, spec in provider_data(slug).get("options", {}).items()}
     names = _component_names(schema_set(slug))
     for path, method, op in operations_in(document := documents[slug]):
-        spec = table.get(op["operationId"])
+        spec = table.get(op[OPERATION_KEY])
         assert spec is not None, f"{slug} serves {method.upper()} {path} as {op['operationId']}, not in operations"
         assert op["summary"] == spec.summary
         assert list(op["responses"]) == list(spec.responses)

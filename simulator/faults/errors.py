@@ -47,13 +47,14 @@ def error_spec(provider_faults: dict[str, Any], do: dict[str, Any]) -> dict[str,
 
 def fault_headers(spec: Mapping[str, Any], do: Mapping[str, Any]) -> dict[str, str]:
     """The table's and the rule's headers (`{retry_after}`, `{limit}`, `{reset}` filled in), plus Retry-After
-    when the rule or limit gives one."""
+    when the rule or limit gives one, unless the provider's fault entry says it sends none
+    (`retryAfterHeader: false`: the delay travels in the body, as Google's RetryInfo)."""
     values = {
         "retry_after": do.get("retry_after", ""), "limit": do.get("limit", ""),
         "reset": int(do["reset_at"]) if "reset_at" in do else "",
     }
     headers = {name: str(value).format_map(values) for name, value in spec.get("headers", {}).items()}
-    if do.get("retry_after") is not None:
+    if do.get("retry_after") is not None and spec.get("retryAfterHeader", True):
         headers["Retry-After"] = str(do["retry_after"])
     return headers
 

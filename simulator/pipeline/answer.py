@@ -15,6 +15,8 @@ from typing import Any
 from urllib.parse import quote
 
 JSON = "application/json"
+EVENT_STREAM = "text/event-stream"
+EVENT_END = b"\r\n\r\n"  # what ends an SSE event on Google's wire (every SSE parser reads it)
 # Where no body is due, whatever the bytes: HTTP sends no Content-Length for these statuses.
 BODILESS = frozenset({204, 304})
 _NOT_PARSED = object()
@@ -41,12 +43,29 @@ class Answer:
     media_type: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
     value: Any = None  # the JSON value `body` encodes, for transports that send values (None for other bodies)
+    # A server-sent event stream: each event's JSON value (the body holds them as `data:` lines), so the
+    # transport can send them one by one and the self-check and the journal can read each.
+    events: tuple[Any, ...] | None = None
     _parsed: list[Any] = field(default_factory=lambda: [_NOT_PARSED], repr=False, compare=False)
 
     @classmethod
     def json(cls, value: Any, status: int = 200, *, headers: Mapping[str, str] | None = None,
              media_type: str = JSON) -> Answer:
         return cls(status, encode_json(value), media_type, _lower(headers), value)
+
+    @classmethod
+    def sse(cls, events: Any, status: int = 200, *, headers: Mapping[str, str] | None = None) -> Answer:
+        """An SSE answer: one `data: <JSON>` line and a blank line per event, every event encoded once."""
+        values = tuple(events)
+        body = b"".join(b"data: " + encode_json(value) + EVENT_END for value in values)
+        return cls(status, body, EVENT_STREAM, _lower(headers), None, values)
+
+    def frames(self) -> list[bytes]:
+        """The body as the transport writes it: one chunk per event of an SSE answer, else the whole body.
+        (Compact JSON never holds a raw line break, so the blank line after each event is where it ends.)"""
+        if self.events is None:
+            return [self.body]
+        return [frame + EVENT_END for frame in self.body.split(EVENT_END)[:-1]]
 
     @classmethod
     def empty(cls, status: int = 204, *, headers: Mapping[str, str] | None = None) -> Answer:

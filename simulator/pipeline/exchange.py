@@ -122,6 +122,12 @@ class Endpoint:
     handler: Handler
     refuse: Refuser | None = None
     replay: Replay | None = None
+    # A query parameter the request must carry to be this endpoint's (Google's upload session shares its start
+    # path: `POST /upload/v1beta/files` starts an upload, `…?upload_id=…` sends its bytes).
+    query: str | None = None
+    # The path may sit under one of the client's own choosing (google-genai builds `base_url + version + path`,
+    # so `base_url="http://host/proxy/"` asks `/proxy/v1beta/models/…`); it is kept as path parameter `prefix`.
+    mounted: bool = False
 
     @property
     def name(self) -> str:
@@ -134,7 +140,7 @@ class Endpoint:
     @cached_property
     def pattern(self) -> re.Pattern[str]:
         """The path template as a regular expression; `.` spans newlines, as a path may carry one (`%0A`)."""
-        regex, position = "^", 0
+        regex, position = "^(?P<prefix>(?:/[^/]+)*?)" if self.mounted else "^", 0
         for found in _PARAMETER.finditer(self.path):
             regex += re.escape(self.path[position:found.start()])
             name, kind = found.group(1), found.group(2)
@@ -142,7 +148,9 @@ class Endpoint:
             position = found.end()
         return re.compile(regex + re.escape(self.path[position:]) + "$", re.DOTALL)
 
-    def serves(self, method: str) -> bool:
+    def serves(self, method: str, query: QueryParams | None = None) -> bool:
+        if self.query is not None and (query is None or self.query not in query):
+            return False
         return method in self.methods or (method == "HEAD" and "GET" in self.methods)
 
     @property

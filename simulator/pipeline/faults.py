@@ -32,7 +32,7 @@ def facts_of(exchange: Exchange, endpoint: Endpoint) -> RequestFacts:
         provider=provider.slug, operation=endpoint.operation, method=exchange.method,
         # The provider's own path, however the request reached it (under /<slug>, or by the provider's hostname).
         path=exchange.routed_path.removeprefix(f"/{provider.slug}") or "/",
-        api_key=exchange.api_key, model=provider.model_of(body), body=body,
+        api_key=exchange.api_key, model=provider.model_of(body, exchange.path_params), body=body,
     )
 
 

@@ -153,6 +153,8 @@ def _response_body(answer: Answer) -> Any:
     body = answer.body
     if not body:
         return None
+    if answer.events is not None and len(body) <= MAX_JOURNALED_BODY:
+        return {"events": list(answer.events)}  # each event as the client parses it
     if len(body) > MAX_JOURNALED_BODY:
         return {"bytes": len(body)}
     return _kept(body, answer.content_type or "", checked=False)

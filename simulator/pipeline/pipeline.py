@@ -120,7 +120,7 @@ class Pipeline:
                 replayed = await endpoint.replay(exchange)
                 if replayed is not None:
                     return replayed
-            if spec.request is not None:
+            if spec.request is not None and (exchange.raw_body.strip() or not spec.request_optional):
                 self._read_body(exchange, endpoint)
             return await endpoint.handler(exchange)
         except ProviderError as error:

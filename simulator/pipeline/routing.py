@@ -13,9 +13,12 @@ A path a provider does not serve reaches its fallback endpoint (operation `Unkno
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from starlette.datastructures import QueryParams
 
 from simulator.pipeline.answer import Answer
 from simulator.pipeline.errors import ProviderError
@@ -42,6 +45,10 @@ class Router:
     def __init__(self, providers: Mapping[str, Provider], default: str | None = None) -> None:
         self.default = default
         self.hosts = {host.lower(): slug for slug, provider in providers.items() for host in provider.hosts}
+        # Hostnames with a variable part (Vertex AI's `{location}-aiplatform.googleapis.com`): provider.json
+        # `hostPatterns`, regular expressions matched against the whole lower-case name.
+        self.host_patterns = [(re.compile(pattern), slug) for slug, provider in providers.items()
+                              for pattern in provider.data.get("hostPatterns", [])]
         self.endpoints = {slug: provider.routes() for slug, provider in providers.items()}
         self.fallbacks = {slug: self._fallback(provider) for slug, provider in providers.items()}
 
@@ -50,10 +57,15 @@ class Router:
         if not host:
             return None
         host = host.lower()
-        return self.hosts.get(host if host.startswith("[") else host.split(":", 1)[0])
+        name = host if host.startswith("[") else host.split(":", 1)[0]
+        found = self.hosts.get(name)
+        if found is None:
+            found = next((slug for pattern, slug in self.host_patterns if pattern.fullmatch(name)), None)
+        return found
 
-    def resolve(self, method: str, path: str, host: str | None) -> Target | None:
-        """The endpoint for a request, or None for the control plane."""
+    def resolve(self, method: str, path: str, host: str | None, query: bytes | str = b"") -> Target | None:
+        """The endpoint for a request, or None for the control plane (`query`: for endpoints that a query
+        parameter selects)."""
         if path.startswith(CONTROL_PREFIX):
             return None
         first = path.split("/", 2)[1] if path.startswith("/") else ""
@@ -69,9 +81,10 @@ class Router:
         rest = path[len(slug) + 1:]
         if not rest.startswith("/"):  # `/civitai` alone is not under the provider's prefix
             return Target(path, prefix, slug)
+        params = QueryParams(query)
         for endpoint in self.endpoints[slug]:
             found = endpoint.pattern.match(rest)
-            if found is not None and endpoint.serves(method):
+            if found is not None and endpoint.serves(method, params):
                 return Target(path, prefix, slug, endpoint, found.groupdict())
         return Target(path, prefix, slug, self.fallbacks[slug], {"path": rest[1:]})
 

@@ -18,6 +18,7 @@ REGISTRY: dict[str, str] = {
     "crun": "simulator.providers.crun:CrunProvider",
     "foxapi": "simulator.providers.foxapi:FoxapiProvider",
     "evolink": "simulator.providers.evolink:EvolinkProvider",
+    "gemini": "simulator.providers.gemini:GeminiProvider",
 }
 
 

@@ -89,25 +89,29 @@ class Provider:
     # -- declaring endpoints -------------------------------------------------------------------------
 
     def route(self, path: str, handler: Handler, methods: Collection[str], operation: str, *,
-              refuse: Refuser | None = None, replay: Replay | None = None) -> Endpoint:
+              refuse: Refuser | None = None, replay: Replay | None = None, query: str | None = None,
+              mounted: bool = False) -> Endpoint:
         """An endpoint of `operation` (a name in the operations table). `refuse` renders forced errors when the
         route is not the provider's API (a CDN link answers like an object store); `replay` may answer a
         repeated request from what the first one made, before its body is read (an Idempotency-Key)."""
         if operation not in self.operations:
             raise KeyError(f"{self.slug}: operation {operation!r} is not in the operations table")
-        return Endpoint(self, path, frozenset(methods), operation, handler, refuse, replay)
+        return Endpoint(self, path, frozenset(methods), operation, handler, refuse, replay, query, mounted)
 
     # -- how this provider refuses (asked by the pipeline's stages) -----------------------------------
 
     def presented_key(self, exchange: Exchange) -> str | None:
         """The API key an exchange carries, before it is checked: the transport's own credential, else the
-        provider's API-key header (provider.json `apiKeyHeader`), else `Authorization: Bearer` (for a provider
-        with its own header, only where the option named by `bearerOption` accepts it)."""
+        provider's API-key header (provider.json `apiKeyHeader`), else its query parameter (`apiKeyQuery`:
+        Google's `?key=`), else `Authorization: Bearer` (for a provider with its own header, only where the
+        option named by `bearerOption` accepts it)."""
         if exchange.credential:
             return exchange.credential
         header = self.data.get("apiKeyHeader")
         if header:
             key = exchange.headers.get(header, "").strip()
+            if not key and "apiKeyQuery" in self.data:
+                key = exchange.query.get(self.data["apiKeyQuery"], "").strip()
             bearer_option = self.data.get("bearerOption")
             if key or not (bearer_option and self.options[bearer_option]):
                 return key or None
@@ -174,9 +178,14 @@ class Provider:
 
     # -- what rules and limits match on ----------------------------------------------------------------
 
-    def model_of(self, body: Any) -> str | None:
+    def model_of(self, body: Any, path_params: dict[str, str] | None = None) -> str | None:
+        """The model a request names: provider.json `modelPaths`, dotted paths into the body, or `path.NAME`
+        for a model named in the URL (Google's `models/{model}:generateContent`)."""
         for path in self.data.get("modelPaths", []):
-            found = lookup(body, path)
+            if path.startswith("path."):
+                found = (path_params or {}).get(path.removeprefix("path."))
+            else:
+                found = lookup(body, path)
             if isinstance(found, str):
                 return found
         return None

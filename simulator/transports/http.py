@@ -47,7 +47,8 @@ class HttpTransport:
         scope, host = _origin_form(scope)
         headers = Headers(scope=scope)
         host = host or headers.get("host")
-        target = self.router.resolve(scope["method"], scope["path"], host)
+        query = scope.get("query_string", b"")
+        target = self.router.resolve(scope["method"], scope["path"], host, query)
         if target is None:
             await self.control(scope, receive, self._dated(send))
             return
@@ -59,7 +60,7 @@ class HttpTransport:
         exchange = Exchange(
             method=scope["method"], path=scope["path"], routed_path=target.path, prefix=target.prefix,
             base_url=_base_url(scope, headers, target.prefix), started=started,
-            query_string=scope.get("query_string", b""), headers=headers, raw_body=reader.body(),
+            query_string=query, headers=headers, raw_body=reader.body(),
             path_params=target.path_params, oversized=reader.oversized,
         )
 
@@ -94,7 +95,9 @@ class HttpTransport:
             if fault is not None:
                 await asyncio.sleep(network.latency(fault))
             await send(start)
-            await send({"type": "http.response.body", "body": body})
+            for frame in answer.frames():  # a stream's events go out one by one
+                await send({"type": "http.response.body", "body": frame, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
         elif kind in ("reset", "empty", "close"):
             cut_connection(send, reset=kind == "reset")
         elif kind == "malformed":

@@ -40,7 +40,7 @@ class InProcessTransport:
 
     def target(self, request: httpx.Request) -> Target | None:
         """Where the request goes; None for the control plane, which is not provider traffic."""
-        return self.router.resolve(request.method, request.url.path, request.headers.get("host"))
+        return self.router.resolve(request.method, request.url.path, request.headers.get("host"), request.url.query)
 
     async def handle(self, request: httpx.Request, target: Target) -> httpx.Response:
         """The provider's answer to a request whose body has been read (`request.read()`)."""

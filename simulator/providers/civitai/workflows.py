@@ -13,7 +13,7 @@ from simulator.clock import to_datetime
 from simulator.engine import Durations, Engine, Failure, OutputImage, Phase, Task
 from simulator.engine.outputs import plan_images
 from simulator.engine.rng import random_uuid
-from simulator.images import pixel_size
+from simulator.images import InvalidImageReference, decode_image_reference, nearest_ratio, pixel_size
 
 
 def user_id(token: str) -> int:
@@ -49,7 +49,30 @@ def step_price(card: Mapping[str, Any], step_input: Mapping[str, Any]) -> int:
     per_image = table[tier] + sum(
         surcharge for flag, surcharge in card.get("searchFlags", {}).items() if step_input.get(flag)
     )
-    return int(per_image * int(step_input.get("numImages", 1)))
+    return int(per_image * image_count(card, step_input))
+
+
+def image_count(card: Mapping[str, Any], step_input: Mapping[str, Any]) -> int:
+    """How many images a step asks for: `numImages`, or the field the engine names it (gemini: `quantity`)."""
+    return int(step_input.get(card.get("countField", "numImages")) or 1)
+
+
+def step_ratio(card: Mapping[str, Any], step_input: Mapping[str, Any]) -> str:
+    """The asked ratio; an engine whose card says `defaultAspectRatio: input` (gemini) follows the first source
+    image's shape where it can be read (an inline image), else 1:1."""
+    asked = step_input.get("aspectRatio")
+    if asked:
+        return str(asked)
+    images = step_input.get("images") or []
+    if card.get("defaultAspectRatio") != "input" or not images:
+        return "1:1"
+    try:
+        source = decode_image_reference(str(images[0]))
+    except InvalidImageReference:
+        return "1:1"
+    if not (source.width and source.height):
+        return "1:1"  # a URL: never fetched, so its shape is unknown
+    return nearest_ratio(card["sizeFamily"], step_tier(card, step_input), source.width, source.height)
 
 
 def quote(models: Mapping[str, Any], steps: list[dict[str, Any]]) -> Quote:
@@ -116,7 +139,7 @@ class WorkflowBuilder:
     def _durations(self, step_input: Mapping[str, Any]) -> Durations:
         card = self.models[step_input["model"]]
         low, high = card["secondsPerImage"][step_tier(card, step_input)]
-        count = int(step_input.get("numImages", 1))
+        count = image_count(card, step_input)
         return Durations(low * count, high * count)
 
     def _step(
@@ -124,13 +147,12 @@ class WorkflowBuilder:
     ) -> dict[str, Any]:
         step_input = template["input"]
         card = self.models[step_input["model"]]
-        ratio = step_input.get("aspectRatio", "1:1")
-        size = pixel_size(card["sizeFamily"], ratio, step_tier(card, step_input))
+        size = pixel_size(card["sizeFamily"], step_ratio(card, step_input), step_tier(card, step_input))
         job_id = random_uuid(rng)
         verdict = self.engine.moderation.verdict(step_input.get("prompt", ""))
         first = len(outputs)
         outputs.extend(plan_images(
-            rng, count=int(step_input.get("numImages", 1)), size=size, first_index=first, verdict=verdict,
+            rng, count=image_count(card, step_input), size=size, first_index=first, verdict=verdict,
             image_format=step_input.get("outputFormat") or self.options["default_output_format"],
             blob_id=lambda n, extension: f"{job_id}-{n}.{extension}", seed=step_input.get("seed"),
         ))
