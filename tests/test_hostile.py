@@ -123,6 +123,8 @@ def test_a_provider_answers_hostile_input_in_its_own_envelope(server: Served, ca
     assert response.status == _expected(facts["statuses"], name), response.body[:300]
     if not case.journaled:
         _assert_parser_refusal(response)
+    elif name in facts.get("html", ()):
+        assert response.headers.get("content-type", "").startswith("text/html"), response.headers
     elif response.status is not None and case.request.method != "HEAD":
         assert "json" in response.headers.get("content-type", ""), response.headers
         value = response.json()
