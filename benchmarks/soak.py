@@ -35,6 +35,9 @@ from typing import Any
 
 import httpx
 
+from simulator import logs
+from simulator.logs import Progress
+
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT = "a lighthouse on a cliff at dusk"
 _TLS = ssl.create_default_context()
@@ -211,17 +214,19 @@ async def soak(args: argparse.Namespace, base: str, pid: int) -> dict[str, float
     for client in clients:
         client.deadline = started + args.duration
 
-    async def sample() -> None:
+    async def sample(progress: Progress) -> None:
         while True:
             samples.append((time.monotonic() - started, resident_kib(pid)))
+            progress.advance(tally.requests - progress.done)
             await asyncio.sleep(0.5)
 
-    sampler = asyncio.create_task(sample())
     try:
-        await asyncio.gather(*(client.run() for client in clients))
-        sampler.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sampler
+        with Progress(f"soak: {args.clients} clients under chaos for {args.duration:g} s", unit="requests") as progress:
+            sampler = asyncio.create_task(sample(progress))
+            await asyncio.gather(*(client.run() for client in clients))
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sampler
         async with httpx.AsyncClient(base_url=base, timeout=30) as control:
             # The chaos ends: every task accepted must now finish and be readable through its provider's route.
             await control.delete("/_sim/faults")
@@ -281,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--audit-seconds", type=float, default=15.0,
                         help="how long the audit waits for accepted tasks to finish once the chaos ends")
     args = parser.parse_args(argv)
+    logs.configure()  # progress on standard error; the figures alone on standard output
     process, base = start_server(args)
     try:
         figures = asyncio.run(soak(args, base, process.pid))

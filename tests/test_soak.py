@@ -31,4 +31,5 @@ def test_under_chaos_no_accepted_task_is_lost_and_no_5xx_is_unexplained() -> Non
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     assert figures["soak.clients"] == 200 and figures["soak.tasks.accepted"] > 0, done.stdout
     assert figures["soak.tasks.lost"] == 0 and figures["soak.responses.5xx_unexplained"] == 0, done.stdout
+    assert "soak: 200 clients under chaos for 5 s done" in done.stderr, done.stderr[-3000:]  # its progress
     assert figures["soak.responses.5xx"] > 0, "the chaos scenario forced no 5xx: the audit checked nothing"
