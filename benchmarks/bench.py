@@ -37,6 +37,9 @@ import servers  # noqa: E402
 from load import LoadResult, drive, have_wrk  # noqa: E402
 from routes import PROVIDERS, Request, finished_task  # noqa: E402
 
+from simulator import logs  # noqa: E402
+from simulator.logs import Progress  # noqa: E402
+
 ROUTES = ("poll", "submit", "invalid")
 
 
@@ -273,14 +276,17 @@ def main() -> None:
     with_prism = not args.smoke and prism_available(report)
     if args.smoke:
         report.note("smoke run: pyload only, no Prism, no wrk; the figures prove the harness runs, nothing more")
-    if "throughput" in sections:
-        throughput(report, args, slugs, with_prism)
-    if "images" in sections:
-        images(report, args)
-    if "waiters" in sections:
-        waiters(report, args)
-    if "memory" in sections:
-        memory(report, args)
+    runs: dict[str, Callable[[], None]] = {
+        "throughput": lambda: throughput(report, args, slugs, with_prism),
+        "images": lambda: images(report, args),
+        "waiters": lambda: waiters(report, args),
+        "memory": lambda: memory(report, args),
+    }
+    logs.configure()  # each section's progress on standard error; the figures alone on standard output
+    for name, run in runs.items():
+        if name in sections:
+            with Progress(f"bench: {name}", announce=not args.smoke):  # a full section takes minutes
+                run()
     if args.smoke:
         print("# smoke run: targets are not judged on a few hundred requests")
     else:

@@ -25,6 +25,7 @@ def test_smoke_benchmark_prints_every_section_as_name_value_unit() -> None:
     done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench.py"), "--smoke", "--providers", "civitai"],
                           capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "bench: throughput done" in done.stderr, done.stderr[-3000:]  # long sections report their progress
     lines = [line for line in done.stdout.splitlines() if line and not line.startswith("#")]
     figures = {}
     for line in lines:
