@@ -308,7 +308,7 @@ def test_a_refusal(nanobanana):
         "*",
         "  lifecycle  sync (1)",
         "*",
-        "not exercised: crun, evolink, foxapi, qingbo",
+        "not exercised: crun, evolink, foxapi, gemini, qingbo",
         "written to coverage.json",
     ])
     written = json.loads((pytester.path / "coverage.json").read_text())
