@@ -247,32 +247,32 @@ def test_webhook_deliveries_list_every_attempt_with_its_backoff(session: Any, si
     assert not any(d["duplicate"] or d["reordered"] for d in deliveries)
 
 
-def test_a_duplicated_webhook_is_flagged_with_the_rule_that_did_it(server: LiveServer, control: ControlClient,
-                                                                   civitai: httpx.Client, receiver: WebhookReceiver,
-                                                                   sim_get: Any) -> None:
-    control.add_faults({"name": "twice", "match": {"operation": "webhook"}, "when": {"times": 1},
-                        "do": {"webhook": "duplicate"}})
-    body = nb2_body()
-    body["callbacks"] = [{"url": receiver.url, "type": ["workflow:*"]}]
-    civitai.post(WORKFLOWS, json=body)
-    control.advance(120)
-    control.flush_webhooks()
-    deliveries = sim_get("/webhooks")["deliveries"]
+@pytest.fixture
+def deliveries_under(control: ControlClient, civitai: httpx.Client, receiver: WebhookReceiver, sim_get: Any) -> Any:
+    """The deliveries of one workflow's callbacks, run to the end, with a webhook rule `name` doing `action` once."""
+
+    def run(name: str, action: str) -> list[dict[str, Any]]:
+        control.add_faults({"name": name, "match": {"operation": "webhook"}, "when": {"times": 1},
+                            "do": {"webhook": action}})
+        body = nb2_body()
+        body["callbacks"] = [{"url": receiver.url, "type": ["workflow:*"]}]
+        civitai.post(WORKFLOWS, json=body)
+        control.advance(120)
+        control.flush_webhooks()
+        return list(sim_get("/webhooks")["deliveries"])
+
+    return run
+
+
+def test_a_duplicated_webhook_is_flagged_with_the_rule_that_did_it(deliveries_under: Any) -> None:
+    deliveries = deliveries_under("twice", "duplicate")
     duplicates = [d for d in deliveries if d["duplicate"]]
     assert len(duplicates) == 1 and duplicates[0]["event"] == deliveries[0]["event"]
     assert deliveries[0]["faults"][0]["rule"] == "twice"
 
 
-def test_a_reordered_webhook_is_flagged(server: LiveServer, control: ControlClient, civitai: httpx.Client,
-                                        receiver: WebhookReceiver, sim_get: Any) -> None:
-    control.add_faults({"name": "late", "match": {"operation": "webhook"}, "when": {"times": 1},
-                        "do": {"webhook": "reorder"}})
-    body = nb2_body()
-    body["callbacks"] = [{"url": receiver.url, "type": ["workflow:*"]}]
-    civitai.post(WORKFLOWS, json=body)
-    control.advance(120)
-    control.flush_webhooks()
-    deliveries = sim_get("/webhooks")["deliveries"]
+def test_a_reordered_webhook_is_flagged(deliveries_under: Any) -> None:
+    deliveries = deliveries_under("late", "reorder")
     held = [d for d in deliveries if d["reordered"]]
     assert len(held) == 1 and held[0]["faults"][0]["rule"] == "late"
     assert deliveries.index(held[0]) > 0  # it went out after a later event of its workflow
