@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from simulator import __version__, data_formats
+from simulator.pipeline.answer import EVENT_STREAM, Answer, encode_json
 from simulator.proxy.redaction import Hit, Redactor, scan, scan_value
 from simulator.resources import schemas_dir
 
@@ -46,13 +48,40 @@ def blob_id(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def _media(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
 def _is_json(content_type: str) -> bool:
-    media = content_type.split(";", 1)[0].strip().lower()
+    media = _media(content_type)
     return media == "application/json" or media.endswith("+json")
 
 
+def is_event_stream(content_type: str) -> bool:
+    return _media(content_type) == EVENT_STREAM
+
+
+def sse_events(raw: bytes) -> list[Any] | None:
+    """The JSON value of each event of a server-sent event stream (None unless every event's data is JSON).
+    Events end at a blank line, whichever line ends the server uses; an event's `data:` lines join with newlines."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    events: list[Any] = []
+    for block in re.split(r"\r\n\r\n|\n\n|\r\r", text.strip()):
+        data = [line[5:].removeprefix(" ") for line in block.splitlines() if line.startswith("data:")]
+        if not data:
+            continue
+        try:
+            events.append(json.loads("\n".join(data)))
+        except ValueError:
+            return None
+    return events
+
+
 def _is_text(content_type: str) -> bool:
-    media = content_type.split(";", 1)[0].strip().lower()
+    media = _media(content_type)
     return media.startswith("text/") or media.endswith(("xml", "html")) or _is_json(media)
 
 
@@ -60,6 +89,10 @@ def encode_body(raw: bytes, content_type: str, redactor: Redactor) -> tuple[dict
     """A body as the cassette keeps it, and the bytes to store beside it (a binary body's)."""
     if not raw:
         return None, None
+    if is_event_stream(content_type):
+        events = sse_events(raw)
+        if events is not None:
+            return {"events": redactor.value(events)}, None
     if _is_json(content_type) or (not content_type and raw[:1] in (b"{", b"[")):
         try:
             return {"json": redactor.value(json.loads(raw))}, None
@@ -79,6 +112,8 @@ def decode_body(body: Mapping[str, Any] | None, blobs: Path | None) -> bytes | N
         return b""
     if "json" in body:
         return json.dumps(body["json"], ensure_ascii=False, separators=(",", ":")).encode()
+    if "events" in body:
+        return Answer.sse(body["events"]).body
     if "text" in body:
         return str(body["text"]).encode()
     if blobs is not None:
@@ -89,8 +124,25 @@ def decode_body(body: Mapping[str, Any] | None, blobs: Path | None) -> bytes | N
 
 
 def body_value(body: Mapping[str, Any] | None) -> Any:
-    """A recorded body's JSON value (None if it was not JSON)."""
-    return body.get("json") if body is not None else None
+    """A recorded body's JSON value (None if it was not JSON; an event stream's events as a list)."""
+    if body is None:
+        return None
+    return body.get("json", body.get("events"))
+
+
+def recorded_answer(response: Mapping[str, Any], blobs: Path | None,
+                    values: Callable[[Any], Any] = lambda value: value) -> Answer | None:
+    """The answer a recorded response stands for, its JSON passed through `values` (a replay's live ids); None
+    when its bytes were not kept. An event stream is an SSE answer again, sent event by event."""
+    body = response["body"]
+    status, headers = response["status"], dict(response["headers"])
+    if body is not None and "json" in body:
+        value = values(body["json"])
+        return Answer(status, encode_json(value), None, headers, value)
+    if body is not None and "events" in body:
+        return Answer.sse([values(event) for event in body["events"]], status, headers=headers)
+    data = decode_body(body, blobs)
+    return None if data is None else Answer(status, data, None, headers)
 
 
 def blobs_dir(path: Path) -> Path:

@@ -40,7 +40,7 @@ from simulator.clock import VirtualClock
 from simulator.pipeline import Answer
 from simulator.proxy.align import IdMap, ids_in, same, strings
 from simulator.proxy.callbacks import with_callback_urls
-from simulator.proxy.cassette import Cassette, body_value, decode_body, load, request_of
+from simulator.proxy.cassette import Cassette, body_value, decode_body, load, recorded_answer, request_of
 from simulator.sim import Simulator
 from simulator.testing.receiver import WebhookReceiver
 from simulator.validation import dotted_path
@@ -225,9 +225,9 @@ async def _cassette_findings(cassette: Cassette) -> list[dict[str, Any]]:
 
 
 def _answer(response: dict[str, Any], cassette: Cassette) -> Answer:
-    body = response["body"]
-    data = decode_body(body, cassette.blobs)
-    return Answer(response["status"], data if data is not None else b"", None, dict(response["headers"]))
+    # An image whose bytes were not kept: its status and headers still count.
+    return recorded_answer(response, cassette.blobs) or Answer(response["status"], b"", None,
+                                                               dict(response["headers"]))
 
 
 def _closest(errors: list[ValidationError]) -> Iterator[ValidationError]:

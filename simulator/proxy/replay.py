@@ -10,7 +10,9 @@ simulator.proxy.align), and picks among them by time, so a task reaches each sta
   the live offset from the moment the live ids were bound (before the first recorded poll: the first one).
 
 So the answers depend on the clock alone, never on how often the client asks, and an autojump or ticking virtual
-clock replays a ten-minute session in no wall time. Answers carry the live ids where the recording had its own.
+clock replays a ten-minute session in no wall time. An answer the client waited for (a sync generation, recorded
+taking `SYNC_FLOOR` or more) arrives after its recorded duration on the same clock, as a live sync task would.
+Answers carry the live ids where the recording had its own.
 A request that matches nothing is refused in the provider's own error shape, and the journal note names the
 field where it differs from the nearest recorded request.
 """
@@ -18,6 +20,7 @@ field where it differs from the nearest recorded request.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
@@ -27,11 +30,15 @@ from simulator.engine.webhooks import Delivery, RetryPolicy
 from simulator.pipeline import Answer, Exchange
 from simulator.proxy.align import Difference, IdMap, ids_in, same
 from simulator.proxy.callbacks import at, find, without_callback_urls
-from simulator.proxy.cassette import Cassette, body_value, decode_body, encode_body, request_of
+from simulator.proxy.cassette import Cassette, body_value, decode_body, encode_body, recorded_answer, request_of
 from simulator.proxy.redaction import Redactor
 from simulator.proxy.upstream import UpstreamError
 
 Recorded = dict[str, Any]
+# An answer that took the provider this long (seconds) was work the client waited for (a sync generation), and
+# arrives after its recorded duration on the clock; a quicker one (a poll, a download: a network round trip)
+# answers at once, so a client on a manual clock is never held up by latency.
+SYNC_FLOOR = 1.0
 
 
 def _comparable(request: Recorded) -> dict[str, Any]:
@@ -89,7 +96,11 @@ class Player:
             self._schedule_callbacks(recorded, live, now)
         self.played.add(recorded["seq"])
         exchange.note = f"replayed cassette exchange #{recorded['seq']} ({self.cassette.path.name})"
-        return self._answer(recorded, now)
+        answer = self._answer(recorded, now)
+        took = recorded["took"] / 1000
+        if took >= SYNC_FLOOR:  # the provider worked on it while the client waited: so does the clock
+            await self.engine.clock.sleep_until(now + took)
+        return answer
 
     def _choose(self, matches: list[tuple[Recorded, dict[str, str]]], now: float) -> tuple[Recorded, dict[str, str]]:
         fresh = [(recorded, pairs) for recorded, pairs in matches if pairs]
@@ -132,23 +143,17 @@ class Player:
 
     def _answer(self, recorded: Recorded, now: float) -> Answer:
         response = recorded["response"]
-        body = response["body"]
-        for token in ids_in(body_value(body)):
+        for token in ids_in(body_value(response["body"])):
             if token not in self.ids.to_right:  # an id the provider minted: the live run keeps it as recorded
                 self.ids.bind({token: token})
                 self.born.setdefault(token, now)
-        headers = {name: self.ids.rightwards(value) for name, value in response["headers"].items()}
-        if body is not None and "json" in body:
-            value = self.ids.rightwards(body["json"])
-            return Answer(response["status"], json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode(),
-                          None, headers, value)
-        data = decode_body(body, self.cassette.blobs)
-        if data is None:
-            kept = body or {}
+        answer = recorded_answer(response, self.cassette.blobs, self.ids.rightwards)
+        if answer is None:
+            kept = response["body"] or {}
             raise UpstreamError(f"cassette exchange #{recorded['seq']} answered {kept.get('bytes')} bytes of "
                                 f"{kept.get('media_type')} that were not kept (record with --keep-images to "
                                 "replay them)", status=404, code="not_found")
-        return Answer(response["status"], data, None, headers)
+        return replace(answer, headers={name: self.ids.rightwards(value) for name, value in answer.headers.items()})
 
     def _miss(self, exchange: Exchange, live: Recorded, nearest: tuple[int, Recorded, list[Difference]] | None
               ) -> UpstreamError:

@@ -13,6 +13,7 @@ from typing import Protocol
 import httpx
 
 from simulator.pipeline import Answer, Exchange
+from simulator.proxy.cassette import is_event_stream, sse_events
 
 # RFC 9110 §7.6.1, plus what httpx sets from the target URL and the body it sends.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
@@ -84,6 +85,10 @@ class HttpUpstream:
             await response.aclose()
         headers_out = {name.lower(): value for name, value in response.headers.multi_items()
                        if name.lower() not in FRAMING}
+        if is_event_stream(response.headers.get("content-type", "")):
+            events = sse_events(answer)
+            if events is not None:  # passed on event by event, and each event checked against its schema
+                return Answer.sse(events, response.status_code, headers=headers_out)
         return Answer(response.status_code, answer, None, headers_out)
 
     async def _read(self, response: httpx.Response) -> bytes:
