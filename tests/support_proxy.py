@@ -37,12 +37,16 @@ def rewriting(app: ASGIApp, pairs: list[tuple[bytes, bytes]]) -> ASGIApp:
             await app(scope, receive, send)
             return
         start: list[Message] = []
+        chunks: list[bytes] = []
 
         async def rewrite(message: Message) -> None:
             if message["type"] == "http.response.start":
                 start.append(message)
                 return
-            body = message.get("body", b"")
+            chunks.append(message.get("body", b""))
+            if message.get("more_body"):
+                return  # a body sent in parts (a stream's events) is rewritten whole
+            body = b"".join(chunks)
             for old, new in pairs:
                 body = body.replace(old, new)
             headers = [(k, v) for k, v in start[0]["headers"] if k.lower() != b"content-length"]

@@ -10,9 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import nb2_body
 from support_proxy import Session, run_lifecycle, submit, upstream
 
 from simulator.cli import main
+from simulator.options import provider_data
+from simulator.providers import REGISTRY
 from simulator.proxy.cassette import load
 from simulator.proxy.drift import report
 from simulator.testing.receiver import WebhookReceiver
@@ -103,3 +106,64 @@ def test_a_refused_key_is_a_note_to_re_record_not_drift(tmp_path: Path) -> None:
     found = report([path])
     assert [(f["kind"], f["severity"], f["real"]) for f in found["findings"]] == [("preflight", "info", 401)]
     assert main(["drift", str(path)]) == 0
+
+
+GEMINI = "gemini-3.1-flash-image-preview"
+FOX = {"contents": [{"parts": [{"text": "A red fox"}]}], "generationConfig": {"responseModalities": ["IMAGE"]}}
+BATCH = {"batch": {"displayName": "drift", "inputConfig": {"requests": {"requests": [
+    {"request": FOX, "metadata": {"key": "fox"}}]}}}}
+
+
+def _civitai_workflow(session: Session) -> None:
+    workflow = session.http.post("/v2/consumer/workflows", json=nb2_body()).json()
+    for _ in range(60):
+        session.advance(3)
+        workflow = session.http.get(f"/v2/consumer/workflows/{workflow['id']}").json()
+        if workflow["status"] == "succeeded":
+            return
+    raise AssertionError(workflow)
+
+
+def _gemini_batch(session: Session) -> None:
+    job = session.http.post(f"/v1beta/models/{GEMINI}:batchGenerateContent", json=BATCH).json()
+    for _ in range(200):
+        session.advance(5)
+        job = session.http.get(f"/v1beta/{job['name']}").json()
+        if job.get("done"):
+            assert job["metadata"]["state"] == "BATCH_STATE_SUCCEEDED"
+            return
+    raise AssertionError(job)
+
+
+LIFECYCLES = {  # provider: (a whole task, the word a drifting provider says instead, the word it no longer says)
+    "civitai": (_civitai_workflow, "working", "processing"),  # workflow, step and job `status`
+    "gemini": (_gemini_batch, "BATCH_STATE_ACTIVE", "BATCH_STATE_RUNNING"),  # a batch's `metadata.state` and `done`
+}
+
+
+@pytest.mark.parametrize("provider", sorted(LIFECYCLES))
+def test_a_new_state_word_is_reported_wherever_the_provider_keeps_its_states(tmp_path: Path, provider: str) -> None:
+    drive, new, old = LIFECYCLES[provider]
+    found = {}
+    for name, rewrite in (("same", None), ("drifted", [(f'"{old}"'.encode(), f'"{new}"'.encode())])):
+        path = tmp_path / f"{name}.jsonl"
+        with upstream(provider=provider, rewrite=rewrite) as origin, \
+                Session(origin, path, provider=provider) as session:
+            drive(session)
+        found[name] = report([path])["findings"]
+    assert found["same"] == []
+    drifted = found["drifted"]
+    assert {f["kind"] for f in drifted} == {"enum", "lifecycle"}
+    assert all(f["real"] == new for f in drifted if f["kind"] == "enum")
+    [lifecycle] = [f for f in drifted if f["kind"] == "lifecycle"]
+    paths = provider_data(provider)["lifecycleStates"]["GetWorkflow" if provider == "civitai" else "GetBatch"]
+    assert lifecycle["location"] == "states: " + ", ".join(paths)
+    assert any(new in state for state in lifecycle["real"]) and any(old in state for state in lifecycle["simulator"])
+    assert lifecycle["note"] == f"new state words: ['{new}']; vanished: ['{old}']"
+
+
+def test_every_provider_says_where_its_lifecycle_words_are() -> None:
+    for slug in REGISTRY:
+        table = provider_data(slug)["lifecycleStates"]
+        operations = set(provider_data(slug)["operations"]) | {"callbacks", "$comment"}
+        assert set(table) <= operations, slug

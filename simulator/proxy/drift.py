@@ -12,8 +12,10 @@ shows as timing, not as a different body. Then, per exchange:
 - the real answer against the simulator's: another status, another body shape (fields by path, arrays merged),
   other header names; `error-shape` for errors, `schema` otherwise. Where the real answer keeps the contract the
   simulator moved (or the documents leave room for both, which the note says).
-- per task, the lifecycle: the state words in order (`status`/`state` fields of its polls) and when the last one
-  was first seen, real vs simulated; a time outside half to twice the real one is a `lifecycle` timing finding;
+- per task, the lifecycle: the state words in order (at the paths provider.json `lifecycleStates` names for each
+  operation: Runware's `data[].status`, Civitai's workflow, step and job statuses, a Gemini batch's `state` and
+  `done`), the words that are new or vanished, and when the last state was first seen, real vs simulated; a time
+  outside half to twice the real one is a `lifecycle` timing finding;
   and the callbacks each request brought back, in order (their state words, or `error`/`result`): the simulator's
   go to a receiver of the report's own, never to the client's recorded URL.
 
@@ -27,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +49,7 @@ from simulator.validation import dotted_path
 
 SEVERITIES = ("error", "warning", "info")
 DRIFT_KEY = "drift-check-key"
-STATE_KEYS = ("status", "state")
+STATE_JOINER = " / "
 TIMING_BAND = (0.5, 2.0)
 CALLBACK_HORIZON = 3600.0
 # How long the simulator's clock may run on for a task that is behind the real one: second by second for the first
@@ -109,6 +111,7 @@ class _Task:
     simulated_born: float
     real: list[tuple[float, str]] = field(default_factory=list)
     simulated: list[tuple[float, str]] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)  # where its polls carry the state words
 
 
 class _Run:
@@ -154,13 +157,14 @@ class _Run:
                 await self.clock.advance_to(at)
             simulated = await self._in_step(exchange, await self._ask(exchange))
             _contract(findings, self.provider, exchange, real, simulated)
-            real_state, simulated_state = _state(_json(real)), _state(_json(simulated))
+            paths = state_paths(self.provider, exchange["operation"])
+            real_state, simulated_state = _state(_json(real), paths), _state(_json(simulated), paths)
             if real_state == simulated_state:  # another state is the lifecycle's finding, not the body's
                 _compare(findings, exchange, real, simulated)
         await self.clock.advance(CALLBACK_HORIZON)  # every callback and retry the simulator still owes
         await self.sim.engine.webhooks.flush()
         await self.sim.engine.webhooks.aclose()
-        _callbacks(findings, self.cassette, self.receiver)
+        _callbacks(findings, self.cassette, self.receiver, state_paths(self.provider, "callbacks"))
         _lifecycle(findings, self.tasks)
         return list(findings.items.values())
 
@@ -170,13 +174,14 @@ class _Run:
         is the lifecycle's timing finding)."""
         request = exchange["request"]
         tokens = [*ids_in(request["path"]), *ids_in(body_value(request["body"]))]
-        real_state = _state(body_value(exchange["response"]["body"]))
+        paths = state_paths(self.provider, exchange["operation"])
+        real_state = _state(body_value(exchange["response"]["body"]), paths)
         task = next((self.tasks[token] for token in tokens if token in self.tasks), None)
         if task is None:
             for token in (*tokens, *ids_in(body_value(exchange["response"]["body"]))):
                 self.tasks.setdefault(token, _Task(exchange["seq"], exchange["at"] / 1000, self.offset()))
             task = self.tasks.get(tokens[0]) if tokens else None
-        state = _state(_json(simulated))
+        state = _state(_json(simulated), paths)
         if task is None or real_state is None or state is None:
             return simulated
         behind = state != real_state and state in {seen for _, seen in task.real}
@@ -186,9 +191,10 @@ class _Run:
             await self.clock.advance(step)
             waited += step
             simulated = await self._ask(exchange)
-            behind = _state(_json(simulated)) == state
+            behind = _state(_json(simulated), paths) == state
+        task.paths = paths
         task.real.append((exchange["at"] / 1000, real_state))
-        task.simulated.append((self.offset(), _state(_json(simulated)) or ""))
+        task.simulated.append((self.offset(), _state(_json(simulated), paths) or ""))
         return simulated
 
     async def _ask(self, exchange: dict[str, Any]) -> Answer:
@@ -341,22 +347,29 @@ def _header_names(answer: Answer) -> list[str]:
     return [name for name in answer.headers if name in ("retry-after", "location", "allow") or "ratelimit" in name]
 
 
-def _state(value: Any) -> str | None:
-    items: list[Any]
-    if isinstance(value, dict):
-        for key in STATE_KEYS:
-            if isinstance(value.get(key), str):
-                return str(value[key])
-        items = list(value.values())
-    elif isinstance(value, list):
-        items = value
-    else:
-        return None
-    for item in items:
-        found = _state(item)
-        if found is not None:
-            return found
-    return None
+def _words_at(value: Any, parts: list[str]) -> Iterator[str]:
+    """The state words at a path of provider.json `lifecycleStates` (`a.b`, `a[]` for every item)."""
+    if not parts:
+        if isinstance(value, bool):
+            yield "true" if value else "false"
+        elif isinstance(value, str):
+            yield value
+        return
+    name, every = parts[0].removesuffix("[]"), parts[0].endswith("[]")
+    child = value.get(name) if isinstance(value, dict) else None
+    for item in (child if isinstance(child, list) else []) if every else [child]:
+        yield from _words_at(item, parts[1:])
+
+
+def _state(value: Any, paths: Sequence[str]) -> str | None:
+    """An answer's lifecycle state: the words at its state paths, in order (None where it carries none)."""
+    words = [word for path in paths for word in _words_at(value, path.split("."))]
+    return STATE_JOINER.join(words) if words else None
+
+
+def state_paths(provider: Any, operation: str) -> list[str]:
+    """Where `operation`'s answers (or, for `callbacks`, the callback payloads) carry lifecycle words."""
+    return list(provider.data.get("lifecycleStates", {}).get(operation, []))
 
 
 def _changes(seen: list[tuple[float, str]]) -> list[tuple[float, str]]:
@@ -377,8 +390,10 @@ def _lifecycle(findings: _Findings, tasks: dict[str, _Task]) -> None:
         seq = task.seq
         if [s for _, s in real] != [s for _, s in simulated]:
             findings.add(seq, kind="lifecycle", severity="error", side="simulator", operation="(task)",
-                         location="states", fact="a task passes through the provider's documented states in order",
-                         real=[s for _, s in real], simulator=[s for _, s in simulated])
+                         location=f"states: {', '.join(task.paths)}",
+                         fact="a task passes through the provider's documented states in order",
+                         real=[s for _, s in real], simulator=[s for _, s in simulated],
+                         note=_new_and_vanished(real, simulated))
             continue
         real_done, simulated_done = real[-1][0] - task.real_born, simulated[-1][0] - task.simulated_born
         low, high = TIMING_BAND
@@ -390,21 +405,29 @@ def _lifecycle(findings: _Findings, tasks: dict[str, _Task]) -> None:
                          note="seconds from submit to the first poll showing the last state, at poll resolution")
 
 
-def _callback_kind(payload: Any) -> str:
-    state = _state(payload)
+def _new_and_vanished(real: list[tuple[float, str]], simulated: list[tuple[float, str]]) -> str:
+    def words(states: list[tuple[float, str]]) -> set[str]:
+        return {word for _, state in states for word in state.split(STATE_JOINER)}
+
+    new, vanished = sorted(words(real) - words(simulated)), sorted(words(simulated) - words(real))
+    return f"new state words: {new or 'none'}; vanished: {vanished or 'none'}"
+
+
+def _callback_kind(payload: Any, paths: Sequence[str]) -> str:
+    state = _state(payload, paths)
     if state is not None:
         return state
     return "error" if isinstance(payload, dict) and ("code" in payload or "error" in payload) else "result"
 
 
-def _callbacks(findings: _Findings, cassette: Cassette, receiver: WebhookReceiver) -> None:
+def _callbacks(findings: _Findings, cassette: Cassette, receiver: WebhookReceiver, paths: Sequence[str]) -> None:
     real: dict[int, list[str]] = {}
     for callback in cassette.webhooks:
         request = request_of(cassette, callback)
         if request is not None:
-            real.setdefault(request["seq"], []).append(_callback_kind(body_value(callback["request"]["body"])))
+            real.setdefault(request["seq"], []).append(_callback_kind(body_value(callback["request"]["body"]), paths))
     for seq, kinds in real.items():
-        simulated = [_callback_kind(body) for body in receiver.bodies(path=f"/{seq}")]
+        simulated = [_callback_kind(body, paths) for body in receiver.bodies(path=f"/{seq}")]
         if simulated != kinds:
             findings.add(seq, kind="lifecycle", severity="error", side="simulator", operation="(callbacks)",
                          location="callbacks", real=kinds, simulator=simulated,
