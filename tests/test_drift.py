@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import httpx
 import pytest
@@ -24,11 +25,15 @@ DUPLICATE = {"match": {"provider": "runware"}, "do": {"webhook": "duplicate"}}
 SLOW = {"match": {"provider": "runware"}, "do": {"task": "slow", "queue": {"distribution": "fixed", "seconds": 90}}}
 
 
-def _findings(tmp_path: Path, name: str, **drift: Any) -> list[dict[str, Any]]:
+def _recorded(tmp_path: Path, name: str, **drift: Any) -> Path:
     path = tmp_path / f"{name}.jsonl"
     with upstream(**drift) as origin, Session(origin, path, keep_images=True) as session:
         run_lifecycle(session, session.advance, every=3.0)
-    return list(report([path])["findings"])
+    return path
+
+
+def _findings(tmp_path: Path, name: str, **drift: Any) -> list[dict[str, Any]]:
+    return list(report([_recorded(tmp_path, name, **drift)])["findings"])
 
 
 def _kinds(findings: list[dict[str, Any]]) -> set[tuple[str, str]]:
@@ -167,3 +172,41 @@ def test_every_provider_says_where_its_lifecycle_words_are() -> None:
         table = provider_data(slug)["lifecycleStates"]
         operations = set(provider_data(slug)["operations"]) | {"callbacks", "$comment"}
         assert set(table) <= operations, slug
+
+
+def test_ci_gets_junit_and_only_the_drift_a_previous_report_did_not_have(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status = (b'"processing"', b'"queued"')
+    before = _recorded(tmp_path, "before", rewrite=[status])
+    after = _recorded(tmp_path, "after", rewrite=[status, (b'"imageURL"', b'"imageUrl"')])  # re-recorded, moved on
+    previous = tmp_path / "previous.json"
+    assert main(["drift", "--format", "json", str(before)]) == 1
+    previous.write_text(capsys.readouterr().out)
+    assert main(["drift", "--baseline", str(previous), str(before)]) == 0
+    assert f"no new drift in 1 cassette(s) (2 known from {previous}, not shown)" in capsys.readouterr().out
+
+    xml = tmp_path / "drift.xml"
+    assert main(["drift", "--format", "json", "--baseline", str(previous), "--junit", str(xml), str(after)]) == 1
+    new = json.loads(capsys.readouterr().out)
+    assert new["baseline"]["known"] == 2 and new["findings"]
+    assert all("imageURL" in json.dumps(f) or "imageUrl" in json.dumps(f) for f in new["findings"])
+    suite = ElementTree.parse(xml).getroot().find("testsuite")
+    assert suite is not None and suite.get("name") == "after.jsonl"
+    cases = suite.findall("testcase")
+    assert [case.get("name", "").split(" ")[0] for case in cases] == [f"#{e['seq']}" for e in load(after).exchanges]
+    failures = [failure for case in cases for failure in case.findall("failure")]
+    errors = [f for f in new["findings"] if f["severity"] == "error"]
+    assert sorted(failure.get("type", "") for failure in failures) == sorted(f["kind"] for f in errors)
+    assert int(suite.get("failures", "0")) == len({f["exchanges"][0] for f in errors})
+    outs = "".join(case.findtext("system-out") or "" for case in cases)
+    assert "warning: undocumented-field" in outs  # a warning fails nothing unless --strict
+    assert main(["drift", "--baseline", str(previous), "--junit", str(xml), "--strict", str(after)]) == 1
+    capsys.readouterr()
+    assert len(ElementTree.parse(xml).getroot().findall(".//failure")) == len(new["findings"])
+
+
+def test_an_unreadable_baseline_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    junk = tmp_path / "junk.json"
+    junk.write_text("[1, 2]")
+    assert main(["drift", "--baseline", str(junk), str(tmp_path / "none.jsonl")]) == 2
+    assert "junk.json: not a JSON drift report" in capsys.readouterr().err

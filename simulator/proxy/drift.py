@@ -65,14 +65,24 @@ UNDOCUMENTED_RULES = frozenset({"additionalProperties", "unevaluatedProperties"}
 
 
 def report(paths: list[Path]) -> dict[str, Any]:
-    """The findings of every cassette, and a summary by severity and kind."""
+    """The findings of every cassette, the interactions checked, and a summary by severity and kind."""
     findings: list[dict[str, Any]] = []
+    interactions: list[dict[str, Any]] = []
     for path in paths:
-        findings.extend(asyncio.run(_cassette_findings(load(path))))
+        cassette = load(path)
+        findings.extend(asyncio.run(_cassette_findings(cassette)))
+        interactions.extend({"cassette": str(path), "seq": exchange["seq"], "operation": exchange["operation"],
+                             "request": f"{exchange['request']['method']} {exchange['request']['path']}"}
+                            for exchange in cassette.exchanges)
+    return {"cassettes": [str(path) for path in paths], "interactions": interactions, "findings": findings,
+            "summary": summarize(findings)}
+
+
+def summarize(findings: list[dict[str, Any]]) -> dict[str, Any]:
     summary: dict[str, Any] = {severity: sum(f["severity"] == severity for f in findings) for severity in SEVERITIES}
     summary["by_kind"] = {kind: sum(f["kind"] == kind for f in findings) for kind in sorted({f["kind"] for f in
                                                                                             findings})}
-    return {"cassettes": [str(path) for path in paths], "findings": findings, "summary": summary}
+    return summary
 
 
 def exit_status(found: dict[str, Any], *, strict: bool = False) -> int:
@@ -436,8 +446,10 @@ def _callbacks(findings: _Findings, cassette: Cassette, receiver: WebhookReceive
 
 def text_report(found: dict[str, Any]) -> str:
     findings = found["findings"]
+    baseline = found.get("baseline")
+    known = f" ({baseline['known']} known from {baseline['report']}, not shown)" if baseline else ""
     if not findings:
-        return f"no drift in {len(found['cassettes'])} cassette(s)"
+        return f"no {'new ' if baseline else ''}drift in {len(found['cassettes'])} cassette(s){known}"
     lines = []
     for finding in sorted(findings, key=lambda f: (SEVERITIES.index(f["severity"]), f["kind"], f["location"])):
         lines.append(f"{finding['severity'].upper():7} {finding['kind']:18} {finding['provider']} "
@@ -448,5 +460,5 @@ def text_report(found: dict[str, Any]) -> str:
         if finding.get("note"):
             lines.append(f"        note: {finding['note']}")
     summary = found["summary"]
-    lines.append(f"{summary['error']} error(s), {summary['warning']} warning(s), {summary['info']} info")
+    lines.append(f"{summary['error']} error(s), {summary['warning']} warning(s), {summary['info']} info{known}")
     return "\n".join(lines)
