@@ -97,6 +97,9 @@ def add_proxy_commands(sub: Any) -> None:
         "--upstream with the caller's key (never stored), checking requests and answers against the schemas.")
     proxy.add_argument("--upstream", required=True, metavar="URL",
                        help="the provider's base URL, e.g. https://api.runware.ai")
+    proxy.add_argument("--upstream-ws", metavar="URL",
+                       help="the provider's WebSocket base URL, where it is not --upstream's host "
+                            "(e.g. wss://ws-api.runware.ai); default: --upstream as ws:// or wss://")
     proxy.add_argument("--record", metavar="FILE", help="write a redacted JSON Lines cassette of the session")
     proxy.add_argument("--block-invalid", action="store_true",
                        help="refuse a request that breaks the documented contract instead of forwarding it")
@@ -197,7 +200,8 @@ def serve(settings: Resolved, upstream: argparse.Namespace | None = None) -> int
             record = Path(upstream.record) if upstream.record else None
             install_proxy(sim, settings["provider"], upstream.upstream, record=record,
                           block_invalid=upstream.block_invalid, hash_prompts=upstream.hash_prompts,
-                          keep_images=upstream.keep_images, public_url=upstream.public_url)
+                          keep_images=upstream.keep_images, public_url=upstream.public_url,
+                          upstream_ws=upstream.upstream_ws)
     except (ValueError, KeyError, PlanError, OptionError, OSError) as exc:
         return fail(str(exc).strip("'\""))
     try:

@@ -87,7 +87,8 @@ class Session:
         self.http = httpx.Client(base_url=self.url, headers=auth, timeout=30)
 
     def advance(self, seconds: float) -> None:
-        for server in (self.origin, self.server):
+        # The proxy first: what the upstream sends when its clock moves (a WebSocket's results) meets the new time.
+        for server in (self.server, self.origin):
             LOOPBACK.post(server.url + "/_sim/clock/advance", json={"seconds": seconds}).raise_for_status()
 
     def tasks(self, *items: dict[str, Any], **kwargs: Any) -> httpx.Response:

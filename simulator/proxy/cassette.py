@@ -2,6 +2,7 @@
 
     {"kind": "cassette", "format": 1, "provider": "runware", "upstream": "https://api.runware.ai", …}
     {"kind": "exchange", "seq": 1, "at": 0.0, "took": 812.5, "operation": "Tasks", "request": {…}, "response": {…}}
+    {"kind": "frame", "seq": 2, "at": 905.1, "connection": 1, "direction": "sent", "path": "/v1", "body": {…}, …}
 
 The format is `schemas/_formats/cassette.json`; every line is checked against it when a cassette is loaded. Keys
 are sorted so two recordings of the same session diff cleanly. Binary bodies (images) are kept by their SHA-256;
@@ -174,18 +175,30 @@ class Recorder:
         data_formats.check(header, FORMAT, str(path), CassetteError)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[str] = path.open("w", encoding="utf-8")
-        self._file.write(_line(header))
+        self._write(header)
+
+    def _next(self, at: float) -> None:
+        """Number the next line; the first one's moment is the recording's start."""
+        if self.started is None:
+            self.started = at
+        self.seq += 1
+
+    def _offset(self, at: float) -> float:
+        """`at` (clock seconds) as milliseconds since the recording started."""
+        assert self.started is not None
+        return round((at - self.started) * 1000, 3)
+
+    def _write(self, line: Mapping[str, Any]) -> None:
+        self._file.write(_line(line))
         self._file.flush()
 
     def record(self, *, at: float, took: float, operation: str, request: Mapping[str, Any],
                response: Mapping[str, Any], request_checks: list[dict[str, Any]],
                response_checks: list[dict[str, Any]], blocked: bool, note: str | None = None) -> dict[str, Any]:
         """Write one exchange (`request`/`response` as `exchange_parts` made them); returns the line's object."""
-        if self.started is None:
-            self.started = at
-        self.seq += 1
+        self._next(at)
         line: dict[str, Any] = {
-            "kind": "exchange", "seq": self.seq, "at": round((at - self.started) * 1000, 3),
+            "kind": "exchange", "seq": self.seq, "at": self._offset(at),
             "took": round(max(took, 0.0) * 1000, 3), "operation": operation,
             "request": dict(request), "response": dict(response),
             "checks": {"request": self.redactor.value(request_checks),
@@ -194,21 +207,30 @@ class Recorder:
         }
         if note:
             line["note"] = self.redactor.text(note)
-        self._file.write(_line(line))
-        self._file.flush()
+        self._write(line)
         return line
 
     def record_callback(self, *, at: float, took: float, to: str, request: Mapping[str, Any],
                         response: Mapping[str, Any]) -> dict[str, Any]:
         """Write one callback the provider sent (`to`: the client's URL it was passed on to)."""
-        if self.started is None:
-            self.started = at
-        self.seq += 1
-        line = {"kind": "webhook", "seq": self.seq, "at": round((at - self.started) * 1000, 3),
+        self._next(at)
+        line = {"kind": "webhook", "seq": self.seq, "at": self._offset(at),
                 "took": round(max(took, 0.0) * 1000, 3), "to": to,
                 "request": {key: request[key] for key in ("method", "headers", "body")}, "response": dict(response)}
-        self._file.write(_line(line))
-        self._file.flush()
+        self._write(line)
+        return line
+
+    def record_frame(self, *, at: float, connection: int, direction: str, operation: str, path: str,
+                     body: Mapping[str, Any] | None, checks: list[dict[str, Any]], blocked: bool = False
+                     ) -> dict[str, Any]:
+        """Write one WebSocket frame relayed `direction` ("sent" by the client, or "received" from the provider)."""
+        self._next(at)
+        line = {"kind": "frame", "seq": self.seq, "at": self._offset(at),
+                "connection": connection, "direction": direction, "operation": operation,
+                "path": self.redactor.text(path), "body": body, "checks": self.redactor.value(checks)}
+        if blocked:
+            line["blocked"] = True
+        self._write(line)
         return line
 
     def keep(self, raw: bytes | None) -> None:
@@ -231,6 +253,7 @@ class Cassette:
     header: dict[str, Any]
     exchanges: list[dict[str, Any]]
     webhooks: list[dict[str, Any]]
+    frames: list[dict[str, Any]]
 
     @property
     def provider(self) -> str:
@@ -269,7 +292,7 @@ def _parsed_lines(path: Path) -> Iterable[tuple[int, str, Any]]:
 def load(path: Path) -> Cassette:
     """A cassette, every line checked against its format."""
     header: dict[str, Any] | None = None
-    lines: dict[str, list[dict[str, Any]]] = {"exchange": [], "webhook": []}
+    lines: dict[str, list[dict[str, Any]]] = {"exchange": [], "webhook": [], "frame": []}
     for number, _, document in _parsed_lines(path):
         data_formats.check(document, FORMAT, f"{path}:{number}", CassetteError)
         if document["kind"] == "cassette":
@@ -282,7 +305,7 @@ def load(path: Path) -> Cassette:
             lines[document["kind"]].append(document)
     if header is None:
         raise CassetteError(f"{path}: empty; a cassette starts with its header line")
-    return Cassette(path, header, lines["exchange"], lines["webhook"])
+    return Cassette(path, header, lines["exchange"], lines["webhook"], lines["frame"])
 
 
 @dataclass(frozen=True)

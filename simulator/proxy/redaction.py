@@ -5,7 +5,7 @@ A recording is meant to be committed, so nothing reaches it that was not let in 
 - headers: only those on an allowlist (content type, user agent, rate-limit and retry hints …); `Authorization`,
   API-key headers and cookies never, whatever the list says;
 - query parameters: key-like names (`key`, `api_key`, `token`, `signature`, `X-Goog-Signature` …) dropped to
-  `<redacted>`;
+  `<redacted>`, and so are JSON fields named for a credential (`apiKey` …);
 - every string left, in URLs and bodies of both directions, is scanned for key-shaped text (Google `AIza…`, `sk-…`,
   JWTs, `Bearer …`, long hex runs, URL signatures) and for the keys this session actually presented, which are
   replaced wherever they appear, shaped like a key or not;
@@ -36,6 +36,10 @@ SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "s
 SECRET_PARAMS = frozenset({"key", "api_key", "apikey", "api-key", "token", "access_token", "auth", "signature",
                            "sig", "x-goog-signature", "x-amz-signature", "x-amz-credential", "x-goog-credential",
                            "x-amz-security-token", "password", "secret", "client_secret"})
+# JSON fields that carry a credential (Runware's WebSocket `authentication` task sends `apiKey`), compared with
+# case, `_` and `-` aside: their values never reach a cassette, whatever their shape.
+SECRET_FIELDS = frozenset({"apikey", "xapikey", "xgoogapikey", "accesstoken", "authorization", "password", "secret",
+                           "clientsecret"})
 PROMPT_FIELDS = frozenset({"prompt", "positivePrompt", "negativePrompt", "negative_prompt", "text"})
 # A reference the cassette makes to content it stores by hash is exempt from the long-hex rule.
 HASH_PREFIXES = ("prompt:sha256:", "sha256:")
@@ -149,6 +153,8 @@ class Redactor:
     def value(self, value: Any, key: str | None = None) -> Any:
         """A JSON value scrubbed: strings cleaned, prompts hashed where asked."""
         if isinstance(value, str):
+            if key is not None and key.lower().replace("_", "").replace("-", "") in SECRET_FIELDS:
+                return REDACTED
             if self.hash_prompts and key in PROMPT_FIELDS and not value.startswith("prompt:sha256:"):
                 return prompt_hash(value)
             return self.text(value)

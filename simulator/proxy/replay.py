@@ -19,6 +19,7 @@ field where it differs from the nearest recorded request.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import replace
 from functools import partial
@@ -28,10 +29,12 @@ from urllib.parse import parse_qsl
 from simulator.engine import Engine
 from simulator.engine.webhooks import Delivery, RetryPolicy
 from simulator.pipeline import Answer, Exchange
+from simulator.pipeline.answer import JSON
 from simulator.proxy.align import Difference, IdMap, ids_in, same
 from simulator.proxy.callbacks import at, find, without_callback_urls
 from simulator.proxy.cassette import Cassette, body_value, decode_body, encode_body, recorded_answer, request_of
 from simulator.proxy.redaction import Redactor
+from simulator.proxy.sockets import FrameSink, Link
 from simulator.proxy.upstream import UpstreamError
 
 Recorded = dict[str, Any]
@@ -64,6 +67,8 @@ class Player:
                     self.first_seen.setdefault(token, exchange["at"] / 1000)
         self.started: float | None = None
         self.played: set[int] = set()
+        self.replies = _replies(cassette.frames)  # a sent frame's seq → the frames the provider sent for it
+        self._playing: set[asyncio.Task[None]] = set()
 
     def live_request(self, exchange: Exchange, rest: str) -> Recorded:
         """The live request as the recorder would have written it (redacted the same way, so it can match)."""
@@ -76,19 +81,9 @@ class Player:
         if self.started is None:
             self.started = now
         live = self.live_request(exchange, rest)
-        wanted = _comparable(live)
-        matches: list[tuple[Recorded, dict[str, str]]] = []
-        nearest: tuple[int, Recorded, list[Difference]] | None = None
-        for recorded in self.cassette.exchanges:
-            if recorded["request"]["method"] != live["method"]:
-                continue
-            pairs, differences = same(_comparable(recorded["request"]), wanted, self.ids)
-            if not differences:
-                matches.append((recorded, pairs))
-            elif nearest is None or len(differences) < nearest[0]:
-                nearest = (len(differences), recorded, differences)
-        if not matches:
-            raise self._miss(exchange, live, nearest)
+        recorded_requests = [(e, e["request"]) for e in self.cassette.exchanges
+                             if e["request"]["method"] == live["method"]]
+        matches = self._matches(recorded_requests, live)
         recorded, pairs = self._choose(matches, now)
         for token in self.ids.bind(pairs):
             self.born[token] = now
@@ -101,6 +96,23 @@ class Player:
         if took >= SYNC_FLOOR:  # the provider worked on it while the client waited: so does the clock
             await self.engine.clock.sleep_until(now + took)
         return answer
+
+    def _matches(self, candidates: list[tuple[Recorded, Recorded]], live: Recorded
+                 ) -> list[tuple[Recorded, dict[str, str]]]:
+        """The recorded lines whose request (of `candidates`: line, its request) is `live` but for ids, with the
+        id pairs that make it so; none raises the miss, naming where the nearest one differs."""
+        wanted = _comparable(live)
+        matches: list[tuple[Recorded, dict[str, str]]] = []
+        nearest: tuple[int, Recorded, list[Difference]] | None = None
+        for line, request in candidates:
+            pairs, differences = same(_comparable(request), wanted, self.ids)
+            if not differences:
+                matches.append((line, pairs))
+            elif nearest is None or len(differences) < nearest[0]:
+                nearest = (len(differences), line, differences)
+        if not matches:
+            raise self._miss(live, nearest)
+        return matches
 
     def _choose(self, matches: list[tuple[Recorded, dict[str, str]]], now: float) -> tuple[Recorded, dict[str, str]]:
         fresh = [(recorded, pairs) for recorded, pairs in matches if pairs]
@@ -155,8 +167,7 @@ class Player:
                                 "replay them)", status=404, code="not_found")
         return replace(answer, headers={name: self.ids.rightwards(value) for name, value in answer.headers.items()})
 
-    def _miss(self, exchange: Exchange, live: Recorded, nearest: tuple[int, Recorded, list[Difference]] | None
-              ) -> UpstreamError:
+    def _miss(self, live: Recorded, nearest: tuple[int, Recorded, list[Difference]] | None) -> UpstreamError:
         if nearest is None:
             where = f"no recorded {live['method']} request at all"
         else:
@@ -168,12 +179,84 @@ class Player:
         message = f"nanobanana-sim replay: no recorded exchange matches {live['method']} {live['path']}; {where}"
         return UpstreamError(message, status=404, code="not_found")
 
+    async def open_socket(self, exchange: Exchange, rest: str, sink: FrameSink) -> Link:
+        return ReplayedSocket(self, rest, sink)
+
+    def frame(self, socket: ReplayedSocket, text: str) -> None:
+        """A client frame on a replayed WebSocket: the recorded frame it is (on the same recorded connection as
+        the socket's earlier ones), and the provider's frames for it sent again at their recorded offsets."""
+        now = self.now()
+        body, _ = encode_body(text.encode(), JSON, self.redactor)
+        live = {"path": self.redactor.text(socket.rest), "query": {}, "body": body}
+        sent = [(frame, {"path": frame["path"], "query": {}, "body": frame["body"]}) for frame in self.cassette.frames
+                if frame["direction"] == "sent" and socket.connection in (None, frame["connection"])]
+        matches = self._matches(sent, live)
+        unplayed = [match for match in matches if match[0]["seq"] not in self.played]
+        recorded, pairs = (unplayed or matches)[0]
+        socket.connection = recorded["connection"]
+        for token in self.ids.bind(pairs):
+            self.born[token] = now
+        self.played.add(recorded["seq"])
+        for reply in self.replies.get(recorded["seq"], []):
+            task = asyncio.ensure_future(self._send_on(socket, reply, now + (reply["at"] - recorded["at"]) / 1000))
+            self._playing.add(task)
+            task.add_done_callback(self._playing.discard)
+
+    async def _send_on(self, socket: ReplayedSocket, reply: Recorded, due: float) -> None:
+        await self.engine.clock.sleep_until(due)
+        if socket.closed:
+            return
+        for token in ids_in(body_value(reply["body"])):
+            if token not in self.ids.to_right:  # minted by the provider: kept as recorded
+                self.ids.bind({token: token})
+        value = body_value(reply["body"])
+        text = (json.dumps(self.ids.rightwards(value), ensure_ascii=False) if value is not None
+                else (decode_body(reply["body"], None) or b"").decode("utf-8", "replace"))
+        if not await socket.sink(text):
+            socket.closed = True
+
     def unplayed(self) -> list[int]:
-        """The recorded exchanges no request has replayed yet (for an assert-all-played check)."""
-        return [exchange["seq"] for exchange in self.cassette.exchanges if exchange["seq"] not in self.played]
+        """The recorded exchanges and client frames no request has replayed yet (for an assert-all-played check)."""
+        lines = [*self.cassette.exchanges, *(f for f in self.cassette.frames if f["direction"] == "sent")]
+        return sorted(line["seq"] for line in lines if line["seq"] not in self.played)
 
     async def aclose(self) -> None:
-        return None
+        for task in list(self._playing):
+            task.cancel()
+
+
+class ReplayedSocket:
+    """A client's WebSocket answered from the cassette (see `Player.frame`)."""
+
+    def __init__(self, player: Player, rest: str, sink: FrameSink) -> None:
+        self.player = player
+        self.rest = rest
+        self.sink = sink
+        self.closed = False
+        self.connection: int | None = None  # the recorded connection it replays, once its first frame matched
+
+    async def send(self, text: str) -> None:
+        self.player.frame(self, text)
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def _replies(frames: list[Recorded]) -> dict[int, list[Recorded]]:
+    """Which client frame each frame the provider sent answers: the latest earlier one on its connection that
+    shares an id with it (a task's results name its taskUUID), else the latest earlier one."""
+    replies: dict[int, list[Recorded]] = {}
+    for frame in frames:
+        if frame["direction"] != "received":
+            continue
+        earlier = [sent for sent in frames if sent["direction"] == "sent" and sent["seq"] < frame["seq"]
+                   and sent["connection"] == frame["connection"]]
+        names = set(ids_in(body_value(frame["body"])))
+        sharing = [sent for sent in earlier if names & set(ids_in(body_value(sent["body"])))]
+        owners = sharing or earlier
+        if owners:
+            replies.setdefault(owners[-1]["seq"], []).append(frame)
+    return replies
 
 
 def _short(value: Any, limit: int = 80) -> str:
