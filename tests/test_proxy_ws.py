@@ -19,6 +19,7 @@ from simulator import proxy
 from simulator.clock import VirtualClock
 from simulator.live import LiveServer
 from simulator.proxy.cassette import lint, load
+from simulator.proxy.drift import report
 from simulator.sim import Simulator
 
 QUEUE = 30.0  # clock seconds the generation takes upstream (advanced by hand: both clocks in lockstep)
@@ -70,6 +71,13 @@ def test_a_websocket_session_is_relayed_recorded_redacted_and_replayed_on_the_cl
     assert frames[0]["body"]["json"] == [{"taskType": "authentication", "apiKey": "<redacted>"}]
     assert frames[3]["at"] - frames[2]["at"] == QUEUE * 1000  # on the proxy's clock
     assert KEY not in path.read_text() and lint(path) == []
+    # The provider's frames against the documented contract: none broken; one a provider renamed, reported there.
+    assert report([path])["findings"] == []
+    drifted = tmp_path / "drifted.jsonl"
+    drifted.write_text(path.read_text().replace('"imageURL"', '"imageUrl"'))
+    found = report([drifted])["findings"]
+    assert found and {f["exchanges"][0] for f in found} == {frames[3]["seq"]}
+    assert all("imageUrl" in json.dumps(f) or "imageURL" in json.dumps(f) for f in found)
 
     sim = Simulator(clock=VirtualClock(), providers=["runware"], default_provider="runware")
     player = proxy.replay(sim, path)

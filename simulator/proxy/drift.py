@@ -19,6 +19,9 @@ shows as timing, not as a different body. Then, per exchange:
   and the callbacks each request brought back, in order (their state words, or `error`/`result`): the simulator's
   go to a receiver of the report's own, never to the client's recorded URL.
 
+The frames a provider sent on a WebSocket, and a download whose signed link came in one (the cassette redacted its
+signature), are checked against the documented contract only: the simulator is not asked them.
+
 Values are never compared, only statuses, shapes and state words, so ids, timestamps, signatures and seeds are
 never drift; nor are answers refusing the recording's key or wallet (401, 402, 403: a `preflight` note says to
 re-record). Identical findings are reported once, with every exchange that showed them. Exit status: 1 when any
@@ -40,9 +43,11 @@ from jsonschema import ValidationError
 from simulator import self_check
 from simulator.clock import VirtualClock
 from simulator.pipeline import Answer
+from simulator.pipeline.answer import JSON
 from simulator.proxy.align import IdMap, ids_in, same, strings
 from simulator.proxy.callbacks import with_callback_urls
 from simulator.proxy.cassette import Cassette, body_value, decode_body, load, recorded_answer, request_of
+from simulator.proxy.redaction import REDACTED
 from simulator.sim import Simulator
 from simulator.testing.receiver import WebhookReceiver
 from simulator.validation import dotted_path
@@ -74,6 +79,9 @@ def report(paths: list[Path]) -> dict[str, Any]:
         interactions.extend({"cassette": str(path), "seq": exchange["seq"], "operation": exchange["operation"],
                              "request": f"{exchange['request']['method']} {exchange['request']['path']}"}
                             for exchange in cassette.exchanges)
+        interactions.extend({"cassette": str(path), "seq": frame["seq"], "operation": frame["operation"],
+                             "request": f"WebSocket frame {frame['direction']} on {frame['path']}"}
+                            for frame in cassette.frames)
     return {"cassettes": [str(path) for path in paths], "interactions": interactions, "findings": findings,
             "summary": summarize(findings)}
 
@@ -162,6 +170,9 @@ class _Run:
                              operation=exchange["operation"], location="status", real=real.status,
                              fact=KEY_REFUSALS[real.status])
                 continue
+            if self._unaskable(exchange["request"]):
+                _contract(findings, self.provider, exchange, real, None)
+                continue
             at = self.start + exchange["at"] / 1000
             if at > self.clock.now():
                 await self.clock.advance_to(at)
@@ -176,7 +187,18 @@ class _Run:
         await self.sim.engine.webhooks.aclose()
         _callbacks(findings, self.cassette, self.receiver, state_paths(self.provider, "callbacks"))
         _lifecycle(findings, self.tasks)
+        for frame in self.cassette.frames:  # a WebSocket's frames: against the contract (the simulator is not asked)
+            if frame["direction"] == "received":
+                answer = _answer({"status": 200, "headers": {"content-type": JSON}, "body": frame["body"]},
+                                 self.cassette)
+                _contract(findings, self.provider, frame, answer, None)
         return list(findings.items.values())
+
+    def _unaskable(self, request: dict[str, Any]) -> bool:
+        """A request the simulator cannot be asked as sent: a link whose signature the cassette redacted and whose
+        stand-in the simulator never handed out (it came in a WebSocket frame, which the simulator is not asked)."""
+        path = self.ids.rightwards(request["path"])
+        return path not in self.links and any(REDACTED in values for values in request["query"].values())
 
     async def _in_step(self, exchange: dict[str, Any], simulated: Answer) -> Answer:
         """The simulator's answer to a poll, once its task is no longer behind the real one: a provider whose queue
@@ -274,10 +296,13 @@ def _violations(provider: Any, finding: dict[str, Any], real: Answer) -> list[di
     return out
 
 
-def _contract(findings: _Findings, provider: Any, exchange: dict[str, Any], real: Answer, simulated: Answer) -> None:
+def _contract(findings: _Findings, provider: Any, exchange: dict[str, Any], real: Answer,
+              simulated: Answer | None) -> None:
+    """The real answer against the documented contract (`simulated`: the simulator's answer to the same request, to
+    tell a provider that moved from documents that are stale; None where it was not asked)."""
     operation = exchange["operation"]
     doc = str(provider.data.get("documentation", ""))
-    simulated_ok = not self_check.check_answer(provider, operation, simulated)
+    simulated_ok = simulated is None or not self_check.check_answer(provider, operation, simulated)
     side = "provider" if simulated_ok else "documents"
     note = None if simulated_ok else "the simulator's answer breaks the same contract: the documents may be stale"
     for finding in self_check.check_answer(provider, operation, real):
