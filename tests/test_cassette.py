@@ -18,6 +18,7 @@ from simulator.cli import main
 from simulator.clock import VirtualClock
 from simulator.live import LiveServer
 from simulator.proxy.cassette import CassetteError, lint, load
+from simulator.proxy.redaction import Redactor, scan_value
 from simulator.sim import Simulator
 from simulator.testing.receiver import WebhookReceiver
 
@@ -65,6 +66,16 @@ def test_secrets_planted_in_headers_query_and_bodies_never_reach_the_cassette(tm
     answered = load(path).exchanges[0]["response"]["body"]["json"]["data"][0]["debug"]
     assert answered == "session <redacted:jwt> for <redacted>"  # the answer's direction is scrubbed too
     assert lint(path) == []
+
+
+def test_inline_base64_content_is_kept_whole_while_keys_in_text_are_not() -> None:
+    # A Gemini image inlined as base64 holds key-shaped runs by chance (~2 % per megabyte): content, not a key.
+    image = "iVBORw0KGgo" + "A" * 600 + GOOGLE + "/+" + "B" * 600 + "=="
+    oauth = "ya29.a0AfB_byC" + "x" * 40
+    body = {"inlineData": {"data": image}, "note": f"key {GOOGLE} and token {oauth}"}
+    kept = Redactor().value(body)
+    assert kept["inlineData"]["data"] == image and scan_value({"data": image}) == []
+    assert kept["note"] == "key <redacted:google-api-key> and token <redacted:google-oauth>"
 
 
 def test_cassette_lint_catches_a_secret_planted_by_hand(recorded: tuple[Path, list[tuple[float, str]]],

@@ -6,9 +6,10 @@ A recording is meant to be committed, so nothing reaches it that was not let in 
   API-key headers and cookies never, whatever the list says;
 - query parameters: key-like names (`key`, `api_key`, `token`, `signature`, `X-Goog-Signature` …) dropped to
   `<redacted>`, and so are JSON fields named for a credential (`apiKey` …);
-- every string left, in URLs and bodies of both directions, is scanned for key-shaped text (Google `AIza…`, `sk-…`,
-  JWTs, `Bearer …`, long hex runs, URL signatures) and for the keys this session actually presented, which are
-  replaced wherever they appear, shaped like a key or not;
+- every string left, in URLs and bodies of both directions, is scanned for key-shaped text (Google `AIza…` keys and
+  `ya29.…` tokens, `sk-…`, JWTs, `Bearer …`, long hex runs, URL signatures) and for the keys this session actually
+  presented, which are replaced wherever they appear, shaped like a key or not; a string that is inline base64
+  content (an image in a JSON body) is content, not text, and is kept whole;
 - prompts, optionally, become stable hashes (`prompt:sha256:<16 hex>`), the same for the same text, so a replay
   still matches the request that carried them.
 
@@ -52,8 +53,14 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     "url-signature": re.compile(
         r"(?i)[?&](?:" + "|".join(re.escape(name) for name in sorted(SECRET_PARAMS)) + r")=(?!<redacted>|%3Credacted)"
         r"[^&#\s\"']+"),
+    "google-oauth": re.compile(r"\bya29\.[0-9A-Za-z_\-]{20,}"),
     "long-hex": re.compile(r"(?<![0-9A-Za-z:])[0-9a-fA-F]{32,}(?![0-9A-Za-z])"),
 }
+
+
+# Inline binary content (a Gemini image as base64 in JSON): megabytes of it hold `AIza` followed by 30 key characters
+# by chance, so it is content, not text to scan; a key is never sent that way.
+BASE64_PAYLOAD = re.compile(r"[A-Za-z0-9+/]{512,}={0,2}")
 
 
 @dataclass(frozen=True)
@@ -75,7 +82,9 @@ def _excerpt(text: str, found: re.Match[str]) -> str:
 
 def scan(text: str, where: str) -> list[Hit]:
     """The secret-shaped strings in `text`."""
-    hits = []
+    hits: list[Hit] = []
+    if BASE64_PAYLOAD.fullmatch(text):
+        return hits
     for kind, pattern in PATTERNS.items():
         for found in pattern.finditer(text):
             if kind == "long-hex" and _is_reference(text, found):
@@ -131,6 +140,8 @@ class Redactor:
         return kept
 
     def text(self, text: str) -> str:
+        if BASE64_PAYLOAD.fullmatch(text):
+            return text
         for secret in self.known:
             if secret in text:
                 text = text.replace(secret, REDACTED)
