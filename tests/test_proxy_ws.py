@@ -98,3 +98,18 @@ def test_a_websocket_session_is_relayed_recorded_redacted_and_replayed_on_the_cl
         assert replayed == expected
         assert httpx.get(replayed[1]["data"][0]["imageURL"]).content == picture
     assert player.unplayed() == []
+
+
+def test_a_frame_the_proxy_refuses_itself_is_not_recorded_as_the_providers(tmp_path: Path) -> None:
+    path = tmp_path / "refused.jsonl"
+
+    async def binary(url: str) -> dict[str, Any]:
+        async with connect(url.replace("http://", "ws://") + "/v1") as socket:
+            await socket.send(b"\x00\x01")
+            return await _frame(socket)
+
+    with upstream() as origin, Session(origin, path) as session:
+        refused = asyncio.run(binary(session.url))
+        assert "binary frame" in refused["errors"][0]["message"]
+        assert origin.url not in json.dumps(session.journal())  # nothing went upstream
+    assert load(path).frames == []

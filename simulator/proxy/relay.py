@@ -37,6 +37,7 @@ from simulator.proxy.redaction import REDACTED, SECRET_HEADERS, SECRET_PARAMS, R
 from simulator.proxy.request_check import request_violations
 from simulator.proxy.sockets import Link
 from simulator.proxy.upstream import HttpUpstream, Upstream, UpstreamError
+from simulator.transports.websocket import PUSH_METHOD
 from simulator.validation import Violation
 
 
@@ -152,6 +153,8 @@ class Relay:
     def pushed(self, exchange: Exchange, endpoint: Endpoint, answer: Answer) -> Answer:
         """A frame the upstream sent on a WebSocket: checked against the response schemas as its own, recorded,
         and passed on with its links to the upstream turned into links to us."""
+        if exchange.method != PUSH_METHOD:  # the transport's own refusal of a client frame (binary, oversized)
+            return answer
         provider = endpoint.provider
         findings = self_check.check_answer(provider, endpoint.operation, answer)
         exchange.proxied = {"upstream": self.redactor.text(self.upstream.base), "blocked": False,
