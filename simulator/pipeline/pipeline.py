@@ -66,9 +66,9 @@ class Pipeline:
         """Deliver and journal an answer a transport made itself (a path no provider serves), or a frame a
         provider sends on its own on a connection (checked against `endpoint`'s operation first)."""
         if endpoint is not None:
-            relay = self.relay
-            answer = self._checked(exchange, endpoint, answer) if relay is None else relay.pushed(exchange, endpoint,
-                                                                                                 answer)
+            # Under a relay such a frame is the upstream's (or the transport's refusal): the relay checks it.
+            answer = (self.relay.pushed(exchange, endpoint, answer) if self.relay is not None
+                      else self._checked(exchange, endpoint, answer))
         try:
             await deliver(answer)
         finally:

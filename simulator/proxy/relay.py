@@ -13,6 +13,10 @@ the access log); in between, this module:
    are the upstream's, kept as `proxied.response`, never mistaken for a simulator bug;
 4. records the exchange, redacted, if a recorder is attached, and hands the answer back with the upstream's base
    URL rewritten to the proxy's own, so the links it carries (images, task URLs) come back through the proxy.
+
+A frame a client sends on a WebSocket takes steps 1 and 2 alone, out on that connection's link to the upstream's
+WebSocket (simulator.proxy.sockets); the upstream's frames come back as the connection's pushes, which the pipeline
+hands to `pushed` for steps 3 and 4.
 """
 
 from __future__ import annotations
@@ -138,11 +142,10 @@ class Relay:
                     link = await self.upstream.open_socket(exchange, rest, partial(_pass_on, conversation))
                     self._links[conversation] = link
                 await link.send(raw.decode("utf-8", "replace"))
-            except (UpstreamError, ConnectionError) as problem:
-                status, code = (problem.status, problem.code) if isinstance(problem, UpstreamError) else (
-                    502, "bad_gateway")
-                answer = provider.error(status, str(problem), code=code)
-                exchange.note = str(problem)
+            except (UpstreamError, ConnectionError) as problem:  # the link would not open, or the upstream left
+                failure = problem if isinstance(problem, UpstreamError) else UpstreamError(str(problem))
+                answer = provider.error(failure.status, str(failure), code=failure.code)
+                exchange.note = str(failure)
             else:
                 conversation.then(_nothing, instead=True)
                 exchange.note = "relayed on the upstream's WebSocket: its frames come back as pushes"

@@ -12,7 +12,8 @@ simulator.proxy.align), and picks among them by time, so a task reaches each sta
 So the answers depend on the clock alone, never on how often the client asks, and an autojump or ticking virtual
 clock replays a ten-minute session in no wall time. An answer the client waited for (a sync generation, recorded
 taking `SYNC_FLOOR` or more) arrives after its recorded duration on the same clock, as a live sync task would.
-Answers carry the live ids where the recording had its own.
+Answers carry the live ids where the recording had its own. A client's WebSocket is answered the same way, frame by
+frame (`Player.frame`): each frame the provider sent for the one matched is sent again at its recorded offset.
 A request that matches nothing is refused in the provider's own error shape, and the journal note names the
 field where it differs from the nearest recorded request.
 """
