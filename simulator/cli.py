@@ -97,6 +97,9 @@ def add_proxy_commands(sub: Any) -> None:
         "--upstream with the caller's key (never stored), checking requests and answers against the schemas.")
     proxy.add_argument("--upstream", required=True, metavar="URL",
                        help="the provider's base URL, e.g. https://api.runware.ai")
+    proxy.add_argument("--upstream-ws", metavar="URL",
+                       help="the provider's WebSocket base URL, where it is not --upstream's host "
+                            "(e.g. wss://ws-api.runware.ai); default: --upstream as ws:// or wss://")
     proxy.add_argument("--record", metavar="FILE", help="write a redacted JSON Lines cassette of the session")
     proxy.add_argument("--block-invalid", action="store_true",
                        help="refuse a request that breaks the documented contract instead of forwarding it")
@@ -117,6 +120,10 @@ def add_proxy_commands(sub: Any) -> None:
     drift.add_argument("files", nargs="+", metavar="FILE")
     drift.add_argument("--format", choices=("text", "json"), default="text", help="report format (default text)")
     drift.add_argument("--strict", action="store_true", help="warnings fail too, not only errors")
+    drift.add_argument("--junit", metavar="FILE",
+                       help="also write JUnit XML: a test case per recorded interaction, a failure per drift")
+    drift.add_argument("--baseline", metavar="PREVIOUS.json",
+                       help="a previous `drift --format json` report: report (and fail on) only drift not in it")
 
 
 def fail(message: str) -> int:
@@ -193,7 +200,8 @@ def serve(settings: Resolved, upstream: argparse.Namespace | None = None) -> int
             record = Path(upstream.record) if upstream.record else None
             install_proxy(sim, settings["provider"], upstream.upstream, record=record,
                           block_invalid=upstream.block_invalid, hash_prompts=upstream.hash_prompts,
-                          keep_images=upstream.keep_images, public_url=upstream.public_url)
+                          keep_images=upstream.keep_images, public_url=upstream.public_url,
+                          upstream_ws=upstream.upstream_ws)
     except (ValueError, KeyError, PlanError, OptionError, OSError) as exc:
         return fail(str(exc).strip("'\""))
     try:
@@ -319,12 +327,21 @@ def cassette_lint(files: Sequence[str]) -> int:
 
 def drift(args: argparse.Namespace) -> int:
     from simulator.proxy.cassette import CassetteError
+    from simulator.proxy.ci import BaselineError, against_baseline, junit, read_baseline
     from simulator.proxy.drift import exit_status, report, text_report
 
     try:
+        previous = read_baseline(Path(args.baseline)) if args.baseline else None
         found = report([Path(name) for name in args.files])
-    except CassetteError as exc:
+    except (CassetteError, BaselineError) as exc:
         return fail(str(exc))
+    if previous is not None:
+        found = against_baseline(found, previous, args.baseline)
+    if args.junit:
+        try:
+            Path(args.junit).write_text(junit(found, strict=args.strict), encoding="utf-8")
+        except OSError as exc:
+            return fail(f"cannot write {args.junit}: {exc.strerror or exc}")
     if args.format == "json":
         print(json.dumps(found, indent=2, ensure_ascii=False))
     else:

@@ -37,12 +37,16 @@ def rewriting(app: ASGIApp, pairs: list[tuple[bytes, bytes]]) -> ASGIApp:
             await app(scope, receive, send)
             return
         start: list[Message] = []
+        chunks: list[bytes] = []
 
         async def rewrite(message: Message) -> None:
             if message["type"] == "http.response.start":
                 start.append(message)
                 return
-            body = message.get("body", b"")
+            chunks.append(message.get("body", b""))
+            if message.get("more_body"):
+                return  # a body sent in parts (a stream's events) is rewritten whole
+            body = b"".join(chunks)
             for old, new in pairs:
                 body = body.replace(old, new)
             headers = [(k, v) for k, v in start[0]["headers"] if k.lower() != b"content-length"]
@@ -57,10 +61,10 @@ def rewriting(app: ASGIApp, pairs: list[tuple[bytes, bytes]]) -> ASGIApp:
 @contextmanager
 def upstream(*, options: dict[str, Any] | None = None, faults: list[dict[str, Any]] | None = None,
              rewrite: list[tuple[bytes, bytes]] | None = None, autojump: bool = False,
-             speed: float | None = None, seed: int = 0) -> Iterator[LiveServer]:
+             speed: float | None = None, seed: int = 0, provider: str = "runware") -> Iterator[LiveServer]:
     """`speed`: a real clock that fast (a provider whose queue moves on its own), else a virtual one."""
     clock = RealClock(speed=speed) if speed else VirtualClock(autojump=autojump)
-    sim = Simulator(seed=seed, clock=clock, providers=["runware"], options={"runware": options or {}})
+    sim = Simulator(seed=seed, clock=clock, providers=[provider], options={provider: options or {}})
     app = rewriting(sim.app, rewrite) if rewrite else None
     with LiveServer(sim, app=app) as server:
         if faults:
@@ -69,18 +73,22 @@ def upstream(*, options: dict[str, Any] | None = None, faults: list[dict[str, An
 
 
 class Session:
-    """A recording proxy in front of `origin`; its URL serves Runware at the root, as a real base URL would."""
+    """A recording proxy in front of `origin`; its URL serves the provider (Runware unless named) at the root, as a
+    real base URL would."""
 
-    def __init__(self, origin: LiveServer, cassette: Path | None, **settings: Any) -> None:
+    def __init__(self, origin: LiveServer, cassette: Path | None, provider: str = "runware", **settings: Any) -> None:
         self.origin = origin
-        self.sim = Simulator(clock=VirtualClock(), providers=["runware"], default_provider="runware")
-        self.relay = proxy.proxy(self.sim, "runware", origin.url + "/runware", record=cassette, **settings)
+        self.sim = Simulator(clock=VirtualClock(), providers=[provider], default_provider=provider)
+        self.relay = proxy.proxy(self.sim, provider, f"{origin.url}/{provider}", record=cassette, **settings)
         self.server = LiveServer(self.sim).start()
         self.url = self.server.url
-        self.http = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
+        header = self.sim.provider(provider).data.get("apiKeyHeader")
+        auth = {str(header): KEY} if header else {"Authorization": f"Bearer {KEY}"}
+        self.http = httpx.Client(base_url=self.url, headers=auth, timeout=30)
 
     def advance(self, seconds: float) -> None:
-        for server in (self.origin, self.server):
+        # The proxy first: what the upstream sends when its clock moves (a WebSocket's results) meets the new time.
+        for server in (self.server, self.origin):
             LOOPBACK.post(server.url + "/_sim/clock/advance", json={"seconds": seconds}).raise_for_status()
 
     def tasks(self, *items: dict[str, Any], **kwargs: Any) -> httpx.Response:

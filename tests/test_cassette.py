@@ -3,8 +3,11 @@ and replay answers on the clock however the client polls."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -15,6 +18,7 @@ from simulator.cli import main
 from simulator.clock import VirtualClock
 from simulator.live import LiveServer
 from simulator.proxy.cassette import CassetteError, lint, load
+from simulator.proxy.redaction import Redactor, scan_value
 from simulator.sim import Simulator
 from simulator.testing.receiver import WebhookReceiver
 
@@ -22,6 +26,8 @@ GOOGLE = "AIzaSyD" + "x" * 32
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
 SK = "sk-" + "A1b2C3d4" * 4
 HEX = "0123456789abcdef" * 3
+GEMINI = "gemini-3.1-flash-image-preview"
+GENERATE = {"contents": [{"parts": [{"text": PROMPT}]}], "generationConfig": {"responseModalities": ["IMAGE"]}}
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +68,16 @@ def test_secrets_planted_in_headers_query_and_bodies_never_reach_the_cassette(tm
     assert lint(path) == []
 
 
+def test_inline_base64_content_is_kept_whole_while_keys_in_text_are_not() -> None:
+    # A Gemini image inlined as base64 holds key-shaped runs by chance (~2 % per megabyte): content, not a key.
+    image = "iVBORw0KGgo" + "A" * 600 + GOOGLE + "/+" + "B" * 600 + "=="
+    oauth = "ya29.a0AfB_byC" + "x" * 40
+    body = {"inlineData": {"data": image}, "note": f"key {GOOGLE} and token {oauth}"}
+    kept = Redactor().value(body)
+    assert kept["inlineData"]["data"] == image and scan_value({"data": image}) == []
+    assert kept["note"] == "key <redacted:google-api-key> and token <redacted:google-oauth>"
+
+
 def test_cassette_lint_catches_a_secret_planted_by_hand(recorded: tuple[Path, list[tuple[float, str]]],
                                                        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path, _ = recorded
@@ -81,22 +97,24 @@ def test_a_cassette_breaking_its_format_is_refused_with_the_line(tmp_path: Path)
         load(path)
 
 
-def _replayed_states(path: Path, every: float) -> list[tuple[float, str]]:
+def _replayed(path: Path, every: float) -> list[tuple[float, dict[str, Any]]]:
+    """Each poll's answer by clock seconds since the submit (the live task id and base URL put in words)."""
     sim = Simulator(clock=VirtualClock(), providers=["runware"], default_provider="runware")
     proxy.replay(sim, path)
     with LiveServer(sim) as server:
         http = httpx.Client(base_url=server.url, headers={"Authorization": "Bearer another-key"})
         task = submit()
         assert http.post("/v1", json=[task]).json()["data"][0]["taskUUID"] == task["taskUUID"]
-        seen = []
+        seen, downloaded = [], False
         for step in range(1, int(40 / every) + 1):
             LOOPBACK.post(server.url + "/_sim/clock/advance", json={"seconds": every})
             item = http.post("/v1", json=[poll(task["taskUUID"])]).json()["data"][0]
             assert item["taskUUID"] == task["taskUUID"]  # the live id, not the recorded one
-            seen.append((step * every, item.get("status", "success")))
-            if item.get("status") is None:
+            seen.append((step * every, json.loads(json.dumps(item).replace(task["taskUUID"], "<the task>")
+                                                  .replace(server.url, "<base URL>"))))
+            if item["status"] == "success" and not downloaded:
+                downloaded = True
                 assert http.get(item["imageURL"]).content[:2] == b"\xff\xd8"  # the recorded JPEG
-                break
     return seen
 
 
@@ -104,11 +122,58 @@ def test_replay_reaches_each_state_at_its_recorded_offset_however_the_client_pol
         recorded: tuple[Path, list[tuple[float, str]]]) -> None:
     path, seen = recorded
     done_at = next(at for at, status in seen if status == "success")
-    for every in (1.0, 5.0):
-        states = _replayed_states(path, every)
-        for at, status in states:
-            assert status == ("success" if at >= done_at else "processing"), (every, states)
-        assert states[-1][1] == "success"
+    rhythms = {every: dict(_replayed(path, every)) for every in (1.0, 5.0)}
+    for every, answers in rhythms.items():
+        for at, item in answers.items():
+            assert item["status"] == ("success" if at >= done_at else "processing"), (every, at)
+    # At every moment both clients asked (5 s to 40 s, before and after the task ended), the very same answer.
+    shared = sorted(set(rhythms[1.0]) & set(rhythms[5.0]))
+    assert len(shared) == 8 and {item["status"] for item in rhythms[5.0].values()} == {"processing", "success"}
+    assert all(rhythms[1.0][at] == rhythms[5.0][at] for at in shared)
+
+
+def _gemini_cassette(path: Path, took: float) -> Path:
+    """One generateContent recorded through the proxy, as if the provider had taken `took` seconds over it."""
+    with upstream(provider="gemini", autojump=True) as origin, Session(origin, path, provider="gemini") as session:
+        assert session.http.post(f"/v1beta/models/{GEMINI}:generateContent", json=GENERATE).status_code == 200
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    lines[1]["took"] = took * 1000
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return path
+
+
+async def _ask_replay(path: Path, clock: VirtualClock, advance: list[float]) -> tuple[list[bool], float]:
+    """Replay's answer to the recorded request, the clock moved by each of `advance` in turn while it is due;
+    returns whether the answer had come after each move, and the clock seconds it took."""
+    sim = Simulator(clock=clock, providers=["gemini"], default_provider="gemini")
+    proxy.replay(sim, path)
+    start = clock.now()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=sim.app), base_url="http://replay") as http:
+        asked = asyncio.ensure_future(http.post(f"/gemini/v1beta/models/{GEMINI}:generateContent", json=GENERATE,
+                                                headers={"x-goog-api-key": "k"}))
+        answered = []
+        for seconds in advance:
+            for _ in range(20):  # let the request reach the replay and wait on the clock (no time passes)
+                await asyncio.sleep(0)
+            await clock.advance(seconds)
+            for _ in range(20):
+                await asyncio.sleep(0)
+            answered.append(asked.done())
+        response = await asked
+    assert response.status_code == 200 and response.json()["candidates"]
+    return answered, clock.now() - start
+
+
+def test_a_sync_answer_arrives_after_its_recorded_duration_on_the_clock(tmp_path: Path) -> None:
+    path = _gemini_cassette(tmp_path / "sync.jsonl", took=12.0)
+    # A manual clock: nothing comes before 12 clock seconds have passed, then the answer does.
+    answered, _ = asyncio.run(_ask_replay(path, VirtualClock(), [6.0, 5.9, 0.1]))
+    assert answered == [False, False, True]
+    # An autojump clock: the answer comes at once in wall time, 12 seconds later on the clock.
+    assert asyncio.run(_ask_replay(path, VirtualClock(autojump=True), []))[1] == pytest.approx(12.0)
+    # A quick answer (a network round trip, under replay.SYNC_FLOOR) is not held up on a manual clock.
+    quick = _gemini_cassette(tmp_path / "quick.jsonl", took=0.4)
+    assert asyncio.run(_ask_replay(quick, VirtualClock(), []))[1] == 0.0
 
 
 def test_a_request_matching_nothing_names_the_field_where_it_differs(

@@ -15,6 +15,7 @@ from support_proxy import KEY, Session, poll, submit, upstream
 from simulator.access_log import describe
 from simulator.engine.journal import JournalEntry
 from simulator.live import LiveServer
+from simulator.proxy.cassette import load
 from simulator.sim import Simulator
 
 
@@ -95,6 +96,40 @@ def test_malformed_and_oversized_answers_are_reported_never_a_500(broken: LiveSe
         assert big.json()["errors"][0]["code"] == "bad_gateway"
     lines = (tmp_path / "c.jsonl").read_text().splitlines()
     assert json.loads(lines[1])["response"]["body"] == {"text": '{"data": ['}
+
+
+GOOGLE = "AIzaSyD" + "k" * 32
+
+
+async def _misbehaving(scope: Scope, receive: Receive, send: Send) -> None:
+    """An upstream that cuts its answer short, streams events that are not JSON, and sets secrets in headers."""
+    if scope["type"] != "http":
+        return
+    case = scope["query_string"].decode()
+    secrets = [(b"set-cookie", b"sid=" + GOOGLE.encode()), (b"x-api-key", GOOGLE.encode())]
+    if case.startswith("cut"):
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"100")]})
+        await send({"type": "http.response.body", "body": b'{"data": [{"ta'})
+        return
+    body = b"data: {not json\r\n\r\ndata: [1]\r\n\r\n"
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/event-stream"), *secrets]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def test_a_cut_answer_is_a_502_and_a_stream_of_junk_passes_as_sent_with_no_secret_kept(tmp_path: Path) -> None:
+    with LiveServer(Simulator(providers=["runware"]), app=_misbehaving) as misbehaving, \
+            Session(misbehaving, tmp_path / "c.jsonl") as session:
+        cut = session.tasks(submit(), params={"cut": ""})
+        assert cut.status_code == 502 and "broke off its answer" in cut.json()["errors"][0]["message"]
+        junk = session.tasks(submit(), params={"junk": ""})
+        assert junk.status_code == 200 and junk.content == b"data: {not json\r\n\r\ndata: [1]\r\n\r\n"
+    text = (tmp_path / "c.jsonl").read_text()
+    assert GOOGLE not in text and "sid=" not in text
+    [kept] = [line for line in load(tmp_path / "c.jsonl").exchanges if line["response"]["status"] == 200]
+    assert kept["response"]["body"] == {"text": "data: {not json\r\n\r\ndata: [1]\r\n\r\n"}
+    assert kept["response"]["headers"] == {"content-type": "text/event-stream"}
 
 
 def test_an_unreachable_upstream_answers_502_in_the_providers_shape() -> None:

@@ -40,6 +40,10 @@ class Relay(Protocol):
 
     async def answer(self, exchange: Exchange, endpoint: Endpoint) -> Answer: ...
 
+    def pushed(self, exchange: Exchange, endpoint: Endpoint, answer: Answer) -> Answer:
+        """A frame the upstream sent on its own on a connection (a WebSocket), checked and kept as the relay's."""
+        ...
+
 
 class Pipeline:
     def __init__(self, engine: Engine, self_check_mode: self_check.Mode) -> None:
@@ -62,7 +66,9 @@ class Pipeline:
         """Deliver and journal an answer a transport made itself (a path no provider serves), or a frame a
         provider sends on its own on a connection (checked against `endpoint`'s operation first)."""
         if endpoint is not None:
-            answer = self._checked(exchange, endpoint, answer)
+            # Under a relay such a frame is the upstream's (or the transport's refusal): the relay checks it.
+            answer = (self.relay.pushed(exchange, endpoint, answer) if self.relay is not None
+                      else self._checked(exchange, endpoint, answer))
         try:
             await deliver(answer)
         finally:

@@ -5,9 +5,9 @@ different ids for the same things: a client mints a fresh `taskUUID` each run, a
 ids. Two requests are the same request when they differ only in such ids, consistently: the first time an id
 appears unbound it binds to its counterpart, and from then on it must stand for that counterpart everywhere.
 
-Ids are recognised by shape: UUIDs, and tokens of 16 or more letters, digits, `_` and `-` that mix letters with
-digits (task ids, workflow ids). Hash references the redactor wrote (`sha256:…`, `prompt:sha256:…`) are content,
-not ids: they must be equal.
+Ids are recognised by shape: UUIDs, and tokens of 16 or more letters, digits, `_` and `-` that hold a digit and are
+not digits alone (task ids, Gemini batch names, Civitai's `4463523-20260101000000000` workflow ids). Hash
+references the redactor wrote (`sha256:…`, `prompt:sha256:…`) are content, not ids: they must be equal.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 
 ID_TOKEN = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-    r"|(?<![A-Za-z0-9_:-])(?=[A-Za-z_-]*[0-9])(?=[0-9_-]*[A-Za-z])[A-Za-z0-9_-]{16,}(?![A-Za-z0-9_-])")
+    r"|(?<![A-Za-z0-9_:-])(?=[A-Za-z_-]*[0-9])(?=[0-9]*[A-Za-z_-])[A-Za-z0-9_-]{16,}(?![A-Za-z0-9_-])")
 CONTENT_PREFIXES = ("sha256:", "prompt:sha256:")
 
 

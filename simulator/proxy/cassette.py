@@ -2,6 +2,7 @@
 
     {"kind": "cassette", "format": 1, "provider": "runware", "upstream": "https://api.runware.ai", …}
     {"kind": "exchange", "seq": 1, "at": 0.0, "took": 812.5, "operation": "Tasks", "request": {…}, "response": {…}}
+    {"kind": "frame", "seq": 2, "at": 905.1, "connection": 1, "direction": "sent", "path": "/v1", "body": {…}, …}
 
 The format is `schemas/_formats/cassette.json`; every line is checked against it when a cassette is loaded. Keys
 are sorted so two recordings of the same session diff cleanly. Binary bodies (images) are kept by their SHA-256;
@@ -12,7 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from simulator import __version__, data_formats
+from simulator.pipeline.answer import EVENT_STREAM, Answer, encode_json
 from simulator.proxy.redaction import Hit, Redactor, scan, scan_value
 from simulator.resources import schemas_dir
 
@@ -46,13 +49,40 @@ def blob_id(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+def _media(content_type: str) -> str:
+    return content_type.split(";", 1)[0].strip().lower()
+
+
 def _is_json(content_type: str) -> bool:
-    media = content_type.split(";", 1)[0].strip().lower()
+    media = _media(content_type)
     return media == "application/json" or media.endswith("+json")
 
 
+def is_event_stream(content_type: str) -> bool:
+    return _media(content_type) == EVENT_STREAM
+
+
+def sse_events(raw: bytes) -> list[Any] | None:
+    """The JSON value of each event of a server-sent event stream (None unless every event's data is JSON).
+    Events end at a blank line, whichever line ends the server uses; an event's `data:` lines join with newlines."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    events: list[Any] = []
+    for block in re.split(r"\r\n\r\n|\n\n|\r\r", text.strip()):
+        data = [line[5:].removeprefix(" ") for line in block.splitlines() if line.startswith("data:")]
+        if not data:
+            continue
+        try:
+            events.append(json.loads("\n".join(data)))
+        except ValueError:
+            return None
+    return events
+
+
 def _is_text(content_type: str) -> bool:
-    media = content_type.split(";", 1)[0].strip().lower()
+    media = _media(content_type)
     return media.startswith("text/") or media.endswith(("xml", "html")) or _is_json(media)
 
 
@@ -60,6 +90,10 @@ def encode_body(raw: bytes, content_type: str, redactor: Redactor) -> tuple[dict
     """A body as the cassette keeps it, and the bytes to store beside it (a binary body's)."""
     if not raw:
         return None, None
+    if is_event_stream(content_type):
+        events = sse_events(raw)
+        if events is not None:
+            return {"events": redactor.value(events)}, None
     if _is_json(content_type) or (not content_type and raw[:1] in (b"{", b"[")):
         try:
             return {"json": redactor.value(json.loads(raw))}, None
@@ -79,6 +113,8 @@ def decode_body(body: Mapping[str, Any] | None, blobs: Path | None) -> bytes | N
         return b""
     if "json" in body:
         return json.dumps(body["json"], ensure_ascii=False, separators=(",", ":")).encode()
+    if "events" in body:
+        return Answer.sse(body["events"]).body
     if "text" in body:
         return str(body["text"]).encode()
     if blobs is not None:
@@ -89,8 +125,25 @@ def decode_body(body: Mapping[str, Any] | None, blobs: Path | None) -> bytes | N
 
 
 def body_value(body: Mapping[str, Any] | None) -> Any:
-    """A recorded body's JSON value (None if it was not JSON)."""
-    return body.get("json") if body is not None else None
+    """A recorded body's JSON value (None if it was not JSON; an event stream's events as a list)."""
+    if body is None:
+        return None
+    return body.get("json", body.get("events"))
+
+
+def recorded_answer(response: Mapping[str, Any], blobs: Path | None,
+                    values: Callable[[Any], Any] = lambda value: value) -> Answer | None:
+    """The answer a recorded response stands for, its JSON passed through `values` (a replay's live ids); None
+    when its bytes were not kept. An event stream is an SSE answer again, sent event by event."""
+    body = response["body"]
+    status, headers = response["status"], dict(response["headers"])
+    if body is not None and "json" in body:
+        value = values(body["json"])
+        return Answer(status, encode_json(value), None, headers, value)
+    if body is not None and "events" in body:
+        return Answer.sse([values(event) for event in body["events"]], status, headers=headers)
+    data = decode_body(body, blobs)
+    return None if data is None else Answer(status, data, None, headers)
 
 
 def blobs_dir(path: Path) -> Path:
@@ -122,18 +175,30 @@ class Recorder:
         data_formats.check(header, FORMAT, str(path), CassetteError)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[str] = path.open("w", encoding="utf-8")
-        self._file.write(_line(header))
+        self._write(header)
+
+    def _next(self, at: float) -> None:
+        """Number the next line; the first one's moment is the recording's start."""
+        if self.started is None:
+            self.started = at
+        self.seq += 1
+
+    def _offset(self, at: float) -> float:
+        """`at` (clock seconds) as milliseconds since the recording started."""
+        assert self.started is not None
+        return round((at - self.started) * 1000, 3)
+
+    def _write(self, line: Mapping[str, Any]) -> None:
+        self._file.write(_line(line))
         self._file.flush()
 
     def record(self, *, at: float, took: float, operation: str, request: Mapping[str, Any],
                response: Mapping[str, Any], request_checks: list[dict[str, Any]],
                response_checks: list[dict[str, Any]], blocked: bool, note: str | None = None) -> dict[str, Any]:
         """Write one exchange (`request`/`response` as `exchange_parts` made them); returns the line's object."""
-        if self.started is None:
-            self.started = at
-        self.seq += 1
+        self._next(at)
         line: dict[str, Any] = {
-            "kind": "exchange", "seq": self.seq, "at": round((at - self.started) * 1000, 3),
+            "kind": "exchange", "seq": self.seq, "at": self._offset(at),
             "took": round(max(took, 0.0) * 1000, 3), "operation": operation,
             "request": dict(request), "response": dict(response),
             "checks": {"request": self.redactor.value(request_checks),
@@ -142,21 +207,30 @@ class Recorder:
         }
         if note:
             line["note"] = self.redactor.text(note)
-        self._file.write(_line(line))
-        self._file.flush()
+        self._write(line)
         return line
 
     def record_callback(self, *, at: float, took: float, to: str, request: Mapping[str, Any],
                         response: Mapping[str, Any]) -> dict[str, Any]:
         """Write one callback the provider sent (`to`: the client's URL it was passed on to)."""
-        if self.started is None:
-            self.started = at
-        self.seq += 1
-        line = {"kind": "webhook", "seq": self.seq, "at": round((at - self.started) * 1000, 3),
+        self._next(at)
+        line = {"kind": "webhook", "seq": self.seq, "at": self._offset(at),
                 "took": round(max(took, 0.0) * 1000, 3), "to": to,
                 "request": {key: request[key] for key in ("method", "headers", "body")}, "response": dict(response)}
-        self._file.write(_line(line))
-        self._file.flush()
+        self._write(line)
+        return line
+
+    def record_frame(self, *, at: float, connection: int, direction: str, operation: str, path: str,
+                     body: Mapping[str, Any] | None, checks: list[dict[str, Any]], blocked: bool = False
+                     ) -> dict[str, Any]:
+        """Write one WebSocket frame relayed `direction` ("sent" by the client, or "received" from the provider)."""
+        self._next(at)
+        line = {"kind": "frame", "seq": self.seq, "at": self._offset(at),
+                "connection": connection, "direction": direction, "operation": operation,
+                "path": self.redactor.text(path), "body": body, "checks": self.redactor.value(checks)}
+        if blocked:
+            line["blocked"] = True
+        self._write(line)
         return line
 
     def keep(self, raw: bytes | None) -> None:
@@ -179,6 +253,7 @@ class Cassette:
     header: dict[str, Any]
     exchanges: list[dict[str, Any]]
     webhooks: list[dict[str, Any]]
+    frames: list[dict[str, Any]]
 
     @property
     def provider(self) -> str:
@@ -217,7 +292,7 @@ def _parsed_lines(path: Path) -> Iterable[tuple[int, str, Any]]:
 def load(path: Path) -> Cassette:
     """A cassette, every line checked against its format."""
     header: dict[str, Any] | None = None
-    lines: dict[str, list[dict[str, Any]]] = {"exchange": [], "webhook": []}
+    lines: dict[str, list[dict[str, Any]]] = {"exchange": [], "webhook": [], "frame": []}
     for number, _, document in _parsed_lines(path):
         data_formats.check(document, FORMAT, f"{path}:{number}", CassetteError)
         if document["kind"] == "cassette":
@@ -230,7 +305,7 @@ def load(path: Path) -> Cassette:
             lines[document["kind"]].append(document)
     if header is None:
         raise CassetteError(f"{path}: empty; a cassette starts with its header line")
-    return Cassette(path, header, lines["exchange"], lines["webhook"])
+    return Cassette(path, header, lines["exchange"], lines["webhook"], lines["frame"])
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,15 @@ shows as timing, not as a different body. Then, per exchange:
 - the real answer against the simulator's: another status, another body shape (fields by path, arrays merged),
   other header names; `error-shape` for errors, `schema` otherwise. Where the real answer keeps the contract the
   simulator moved (or the documents leave room for both, which the note says).
-- per task, the lifecycle: the state words in order (`status`/`state` fields of its polls) and when the last one
-  was first seen, real vs simulated; a time outside half to twice the real one is a `lifecycle` timing finding;
+- per task, the lifecycle: the state words in order (at the paths provider.json `lifecycleStates` names for each
+  operation: Runware's `data[].status`, Civitai's workflow, step and job statuses, a Gemini batch's `state` and
+  `done`), the words that are new or vanished, and when the last state was first seen, real vs simulated; a time
+  outside half to twice the real one is a `lifecycle` timing finding;
   and the callbacks each request brought back, in order (their state words, or `error`/`result`): the simulator's
   go to a receiver of the report's own, never to the client's recorded URL.
+
+The frames a provider sent on a WebSocket, and a download whose signed link came in one (the cassette redacted its
+signature), are checked against the documented contract only: the simulator is not asked them.
 
 Values are never compared, only statuses, shapes and state words, so ids, timestamps, signatures and seeds are
 never drift; nor are answers refusing the recording's key or wallet (401, 402, 403: a `preflight` note says to
@@ -27,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,16 +43,18 @@ from jsonschema import ValidationError
 from simulator import self_check
 from simulator.clock import VirtualClock
 from simulator.pipeline import Answer
+from simulator.pipeline.answer import JSON
 from simulator.proxy.align import IdMap, ids_in, same, strings
 from simulator.proxy.callbacks import with_callback_urls
-from simulator.proxy.cassette import Cassette, body_value, decode_body, load, request_of
+from simulator.proxy.cassette import Cassette, body_value, decode_body, load, recorded_answer, request_of
+from simulator.proxy.redaction import REDACTED
 from simulator.sim import Simulator
 from simulator.testing.receiver import WebhookReceiver
 from simulator.validation import dotted_path
 
 SEVERITIES = ("error", "warning", "info")
 DRIFT_KEY = "drift-check-key"
-STATE_KEYS = ("status", "state")
+STATE_JOINER = " / "
 TIMING_BAND = (0.5, 2.0)
 CALLBACK_HORIZON = 3600.0
 # How long the simulator's clock may run on for a task that is behind the real one: second by second for the first
@@ -63,14 +70,27 @@ UNDOCUMENTED_RULES = frozenset({"additionalProperties", "unevaluatedProperties"}
 
 
 def report(paths: list[Path]) -> dict[str, Any]:
-    """The findings of every cassette, and a summary by severity and kind."""
+    """The findings of every cassette, the interactions checked, and a summary by severity and kind."""
     findings: list[dict[str, Any]] = []
+    interactions: list[dict[str, Any]] = []
     for path in paths:
-        findings.extend(asyncio.run(_cassette_findings(load(path))))
+        cassette = load(path)
+        findings.extend(asyncio.run(_cassette_findings(cassette)))
+        interactions.extend({"cassette": str(path), "seq": exchange["seq"], "operation": exchange["operation"],
+                             "request": f"{exchange['request']['method']} {exchange['request']['path']}"}
+                            for exchange in cassette.exchanges)
+        interactions.extend({"cassette": str(path), "seq": frame["seq"], "operation": frame["operation"],
+                             "request": f"WebSocket frame {frame['direction']} on {frame['path']}"}
+                            for frame in cassette.frames)
+    return {"cassettes": [str(path) for path in paths], "interactions": interactions, "findings": findings,
+            "summary": summarize(findings)}
+
+
+def summarize(findings: list[dict[str, Any]]) -> dict[str, Any]:
     summary: dict[str, Any] = {severity: sum(f["severity"] == severity for f in findings) for severity in SEVERITIES}
     summary["by_kind"] = {kind: sum(f["kind"] == kind for f in findings) for kind in sorted({f["kind"] for f in
                                                                                             findings})}
-    return {"cassettes": [str(path) for path in paths], "findings": findings, "summary": summary}
+    return summary
 
 
 def exit_status(found: dict[str, Any], *, strict: bool = False) -> int:
@@ -109,6 +129,7 @@ class _Task:
     simulated_born: float
     real: list[tuple[float, str]] = field(default_factory=list)
     simulated: list[tuple[float, str]] = field(default_factory=list)
+    paths: list[str] = field(default_factory=list)  # where its polls carry the state words
 
 
 class _Run:
@@ -149,20 +170,35 @@ class _Run:
                              operation=exchange["operation"], location="status", real=real.status,
                              fact=KEY_REFUSALS[real.status])
                 continue
+            if self._unaskable(exchange["request"]):
+                _contract(findings, self.provider, exchange, real, None)
+                continue
             at = self.start + exchange["at"] / 1000
             if at > self.clock.now():
                 await self.clock.advance_to(at)
             simulated = await self._in_step(exchange, await self._ask(exchange))
             _contract(findings, self.provider, exchange, real, simulated)
-            real_state, simulated_state = _state(_json(real)), _state(_json(simulated))
+            paths = state_paths(self.provider, exchange["operation"])
+            real_state, simulated_state = _state(_json(real), paths), _state(_json(simulated), paths)
             if real_state == simulated_state:  # another state is the lifecycle's finding, not the body's
                 _compare(findings, exchange, real, simulated)
         await self.clock.advance(CALLBACK_HORIZON)  # every callback and retry the simulator still owes
         await self.sim.engine.webhooks.flush()
         await self.sim.engine.webhooks.aclose()
-        _callbacks(findings, self.cassette, self.receiver)
+        _callbacks(findings, self.cassette, self.receiver, state_paths(self.provider, "callbacks"))
         _lifecycle(findings, self.tasks)
+        for frame in self.cassette.frames:  # a WebSocket's frames: against the contract (the simulator is not asked)
+            if frame["direction"] == "received":
+                answer = _answer({"status": 200, "headers": {"content-type": JSON}, "body": frame["body"]},
+                                 self.cassette)
+                _contract(findings, self.provider, frame, answer, None)
         return list(findings.items.values())
+
+    def _unaskable(self, request: dict[str, Any]) -> bool:
+        """A request the simulator cannot be asked as sent: a link whose signature the cassette redacted and whose
+        stand-in the simulator never handed out (it came in a WebSocket frame, which the simulator is not asked)."""
+        path = self.ids.rightwards(request["path"])
+        return path not in self.links and any(REDACTED in values for values in request["query"].values())
 
     async def _in_step(self, exchange: dict[str, Any], simulated: Answer) -> Answer:
         """The simulator's answer to a poll, once its task is no longer behind the real one: a provider whose queue
@@ -170,13 +206,14 @@ class _Run:
         is the lifecycle's timing finding)."""
         request = exchange["request"]
         tokens = [*ids_in(request["path"]), *ids_in(body_value(request["body"]))]
-        real_state = _state(body_value(exchange["response"]["body"]))
+        paths = state_paths(self.provider, exchange["operation"])
+        real_state = _state(body_value(exchange["response"]["body"]), paths)
         task = next((self.tasks[token] for token in tokens if token in self.tasks), None)
         if task is None:
             for token in (*tokens, *ids_in(body_value(exchange["response"]["body"]))):
                 self.tasks.setdefault(token, _Task(exchange["seq"], exchange["at"] / 1000, self.offset()))
             task = self.tasks.get(tokens[0]) if tokens else None
-        state = _state(_json(simulated))
+        state = _state(_json(simulated), paths)
         if task is None or real_state is None or state is None:
             return simulated
         behind = state != real_state and state in {seen for _, seen in task.real}
@@ -186,9 +223,10 @@ class _Run:
             await self.clock.advance(step)
             waited += step
             simulated = await self._ask(exchange)
-            behind = _state(_json(simulated)) == state
+            behind = _state(_json(simulated), paths) == state
+        task.paths = paths
         task.real.append((exchange["at"] / 1000, real_state))
-        task.simulated.append((self.offset(), _state(_json(simulated)) or ""))
+        task.simulated.append((self.offset(), _state(_json(simulated), paths) or ""))
         return simulated
 
     async def _ask(self, exchange: dict[str, Any]) -> Answer:
@@ -225,9 +263,9 @@ async def _cassette_findings(cassette: Cassette) -> list[dict[str, Any]]:
 
 
 def _answer(response: dict[str, Any], cassette: Cassette) -> Answer:
-    body = response["body"]
-    data = decode_body(body, cassette.blobs)
-    return Answer(response["status"], data if data is not None else b"", None, dict(response["headers"]))
+    # An image whose bytes were not kept: its status and headers still count.
+    return recorded_answer(response, cassette.blobs) or Answer(response["status"], b"", None,
+                                                               dict(response["headers"]))
 
 
 def _closest(errors: list[ValidationError]) -> Iterator[ValidationError]:
@@ -258,10 +296,13 @@ def _violations(provider: Any, finding: dict[str, Any], real: Answer) -> list[di
     return out
 
 
-def _contract(findings: _Findings, provider: Any, exchange: dict[str, Any], real: Answer, simulated: Answer) -> None:
+def _contract(findings: _Findings, provider: Any, exchange: dict[str, Any], real: Answer,
+              simulated: Answer | None) -> None:
+    """The real answer against the documented contract (`simulated`: the simulator's answer to the same request, to
+    tell a provider that moved from documents that are stale; None where it was not asked)."""
     operation = exchange["operation"]
     doc = str(provider.data.get("documentation", ""))
-    simulated_ok = not self_check.check_answer(provider, operation, simulated)
+    simulated_ok = simulated is None or not self_check.check_answer(provider, operation, simulated)
     side = "provider" if simulated_ok else "documents"
     note = None if simulated_ok else "the simulator's answer breaks the same contract: the documents may be stale"
     for finding in self_check.check_answer(provider, operation, real):
@@ -341,22 +382,29 @@ def _header_names(answer: Answer) -> list[str]:
     return [name for name in answer.headers if name in ("retry-after", "location", "allow") or "ratelimit" in name]
 
 
-def _state(value: Any) -> str | None:
-    items: list[Any]
-    if isinstance(value, dict):
-        for key in STATE_KEYS:
-            if isinstance(value.get(key), str):
-                return str(value[key])
-        items = list(value.values())
-    elif isinstance(value, list):
-        items = value
-    else:
-        return None
-    for item in items:
-        found = _state(item)
-        if found is not None:
-            return found
-    return None
+def _words_at(value: Any, parts: list[str]) -> Iterator[str]:
+    """The state words at a path of provider.json `lifecycleStates` (`a.b`, `a[]` for every item)."""
+    if not parts:
+        if isinstance(value, bool):
+            yield "true" if value else "false"
+        elif isinstance(value, str):
+            yield value
+        return
+    name, every = parts[0].removesuffix("[]"), parts[0].endswith("[]")
+    child = value.get(name) if isinstance(value, dict) else None
+    for item in (child if isinstance(child, list) else []) if every else [child]:
+        yield from _words_at(item, parts[1:])
+
+
+def _state(value: Any, paths: Sequence[str]) -> str | None:
+    """An answer's lifecycle state: the words at its state paths, in order (None where it carries none)."""
+    words = [word for path in paths for word in _words_at(value, path.split("."))]
+    return STATE_JOINER.join(words) if words else None
+
+
+def state_paths(provider: Any, operation: str) -> list[str]:
+    """Where `operation`'s answers (or, for `callbacks`, the callback payloads) carry lifecycle words."""
+    return list(provider.data.get("lifecycleStates", {}).get(operation, []))
 
 
 def _changes(seen: list[tuple[float, str]]) -> list[tuple[float, str]]:
@@ -377,8 +425,10 @@ def _lifecycle(findings: _Findings, tasks: dict[str, _Task]) -> None:
         seq = task.seq
         if [s for _, s in real] != [s for _, s in simulated]:
             findings.add(seq, kind="lifecycle", severity="error", side="simulator", operation="(task)",
-                         location="states", fact="a task passes through the provider's documented states in order",
-                         real=[s for _, s in real], simulator=[s for _, s in simulated])
+                         location=f"states: {', '.join(task.paths)}",
+                         fact="a task passes through the provider's documented states in order",
+                         real=[s for _, s in real], simulator=[s for _, s in simulated],
+                         note=_new_and_vanished(real, simulated))
             continue
         real_done, simulated_done = real[-1][0] - task.real_born, simulated[-1][0] - task.simulated_born
         low, high = TIMING_BAND
@@ -390,21 +440,29 @@ def _lifecycle(findings: _Findings, tasks: dict[str, _Task]) -> None:
                          note="seconds from submit to the first poll showing the last state, at poll resolution")
 
 
-def _callback_kind(payload: Any) -> str:
-    state = _state(payload)
+def _new_and_vanished(real: list[tuple[float, str]], simulated: list[tuple[float, str]]) -> str:
+    def words(states: list[tuple[float, str]]) -> set[str]:
+        return {word for _, state in states for word in state.split(STATE_JOINER)}
+
+    new, vanished = sorted(words(real) - words(simulated)), sorted(words(simulated) - words(real))
+    return f"new state words: {new or 'none'}; vanished: {vanished or 'none'}"
+
+
+def _callback_kind(payload: Any, paths: Sequence[str]) -> str:
+    state = _state(payload, paths)
     if state is not None:
         return state
     return "error" if isinstance(payload, dict) and ("code" in payload or "error" in payload) else "result"
 
 
-def _callbacks(findings: _Findings, cassette: Cassette, receiver: WebhookReceiver) -> None:
+def _callbacks(findings: _Findings, cassette: Cassette, receiver: WebhookReceiver, paths: Sequence[str]) -> None:
     real: dict[int, list[str]] = {}
     for callback in cassette.webhooks:
         request = request_of(cassette, callback)
         if request is not None:
-            real.setdefault(request["seq"], []).append(_callback_kind(body_value(callback["request"]["body"])))
+            real.setdefault(request["seq"], []).append(_callback_kind(body_value(callback["request"]["body"]), paths))
     for seq, kinds in real.items():
-        simulated = [_callback_kind(body) for body in receiver.bodies(path=f"/{seq}")]
+        simulated = [_callback_kind(body, paths) for body in receiver.bodies(path=f"/{seq}")]
         if simulated != kinds:
             findings.add(seq, kind="lifecycle", severity="error", side="simulator", operation="(callbacks)",
                          location="callbacks", real=kinds, simulator=simulated,
@@ -413,8 +471,10 @@ def _callbacks(findings: _Findings, cassette: Cassette, receiver: WebhookReceive
 
 def text_report(found: dict[str, Any]) -> str:
     findings = found["findings"]
+    baseline = found.get("baseline")
+    known = f" ({baseline['known']} known from {baseline['report']}, not shown)" if baseline else ""
     if not findings:
-        return f"no drift in {len(found['cassettes'])} cassette(s)"
+        return f"no {'new ' if baseline else ''}drift in {len(found['cassettes'])} cassette(s){known}"
     lines = []
     for finding in sorted(findings, key=lambda f: (SEVERITIES.index(f["severity"]), f["kind"], f["location"])):
         lines.append(f"{finding['severity'].upper():7} {finding['kind']:18} {finding['provider']} "
@@ -425,5 +485,5 @@ def text_report(found: dict[str, Any]) -> str:
         if finding.get("note"):
             lines.append(f"        note: {finding['note']}")
     summary = found["summary"]
-    lines.append(f"{summary['error']} error(s), {summary['warning']} warning(s), {summary['info']} info")
+    lines.append(f"{summary['error']} error(s), {summary['warning']} warning(s), {summary['info']} info{known}")
     return "\n".join(lines)

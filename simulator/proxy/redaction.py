@@ -5,10 +5,11 @@ A recording is meant to be committed, so nothing reaches it that was not let in 
 - headers: only those on an allowlist (content type, user agent, rate-limit and retry hints …); `Authorization`,
   API-key headers and cookies never, whatever the list says;
 - query parameters: key-like names (`key`, `api_key`, `token`, `signature`, `X-Goog-Signature` …) dropped to
-  `<redacted>`;
-- every string left, in URLs and bodies of both directions, is scanned for key-shaped text (Google `AIza…`, `sk-…`,
-  JWTs, `Bearer …`, long hex runs, URL signatures) and for the keys this session actually presented, which are
-  replaced wherever they appear, shaped like a key or not;
+  `<redacted>`, and so are JSON fields named for a credential (`apiKey` …);
+- every string left, in URLs and bodies of both directions, is scanned for key-shaped text (Google `AIza…` keys and
+  `ya29.…` tokens, `sk-…`, JWTs, `Bearer …`, long hex runs, URL signatures) and for the keys this session actually
+  presented, which are replaced wherever they appear, shaped like a key or not; a string that is inline base64
+  content (an image in a JSON body) is content, not text, and is kept whole;
 - prompts, optionally, become stable hashes (`prompt:sha256:<16 hex>`), the same for the same text, so a replay
   still matches the request that carried them.
 
@@ -36,6 +37,10 @@ SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "s
 SECRET_PARAMS = frozenset({"key", "api_key", "apikey", "api-key", "token", "access_token", "auth", "signature",
                            "sig", "x-goog-signature", "x-amz-signature", "x-amz-credential", "x-goog-credential",
                            "x-amz-security-token", "password", "secret", "client_secret"})
+# JSON fields that carry a credential (Runware's WebSocket `authentication` task sends `apiKey`), compared with
+# case, `_` and `-` aside: their values never reach a cassette, whatever their shape.
+SECRET_FIELDS = frozenset({"apikey", "xapikey", "xgoogapikey", "accesstoken", "authorization", "password", "secret",
+                           "clientsecret"})
 PROMPT_FIELDS = frozenset({"prompt", "positivePrompt", "negativePrompt", "negative_prompt", "text"})
 # A reference the cassette makes to content it stores by hash is exempt from the long-hex rule.
 HASH_PREFIXES = ("prompt:sha256:", "sha256:")
@@ -48,8 +53,14 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     "url-signature": re.compile(
         r"(?i)[?&](?:" + "|".join(re.escape(name) for name in sorted(SECRET_PARAMS)) + r")=(?!<redacted>|%3Credacted)"
         r"[^&#\s\"']+"),
+    "google-oauth": re.compile(r"\bya29\.[0-9A-Za-z_\-]{20,}"),
     "long-hex": re.compile(r"(?<![0-9A-Za-z:])[0-9a-fA-F]{32,}(?![0-9A-Za-z])"),
 }
+
+
+# Inline binary content (a Gemini image as base64 in JSON): megabytes of it hold `AIza` followed by 30 key characters
+# by chance, so it is content, not text to scan; a key is never sent that way.
+BASE64_PAYLOAD = re.compile(r"[A-Za-z0-9+/]{512,}={0,2}")
 
 
 @dataclass(frozen=True)
@@ -71,7 +82,9 @@ def _excerpt(text: str, found: re.Match[str]) -> str:
 
 def scan(text: str, where: str) -> list[Hit]:
     """The secret-shaped strings in `text`."""
-    hits = []
+    hits: list[Hit] = []
+    if BASE64_PAYLOAD.fullmatch(text):
+        return hits
     for kind, pattern in PATTERNS.items():
         for found in pattern.finditer(text):
             if kind == "long-hex" and _is_reference(text, found):
@@ -127,6 +140,8 @@ class Redactor:
         return kept
 
     def text(self, text: str) -> str:
+        if BASE64_PAYLOAD.fullmatch(text):
+            return text
         for secret in self.known:
             if secret in text:
                 text = text.replace(secret, REDACTED)
@@ -149,6 +164,8 @@ class Redactor:
     def value(self, value: Any, key: str | None = None) -> Any:
         """A JSON value scrubbed: strings cleaned, prompts hashed where asked."""
         if isinstance(value, str):
+            if key is not None and key.lower().replace("_", "").replace("-", "") in SECRET_FIELDS:
+                return REDACTED
             if self.hash_prompts and key in PROMPT_FIELDS and not value.startswith("prompt:sha256:"):
                 return prompt_hash(value)
             return self.text(value)

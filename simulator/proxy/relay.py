@@ -13,24 +13,36 @@ the access log); in between, this module:
    are the upstream's, kept as `proxied.response`, never mistaken for a simulator bug;
 4. records the exchange, redacted, if a recorder is attached, and hands the answer back with the upstream's base
    URL rewritten to the proxy's own, so the links it carries (images, task URLs) come back through the proxy.
+
+A frame a client sends on a WebSocket takes steps 1 and 2 alone, out on that connection's link to the upstream's
+WebSocket (simulator.proxy.sockets); the upstream's frames come back as the connection's pushes, which the pipeline
+hands to `pushed` for steps 3 and 4.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
+from weakref import WeakKeyDictionary
 
 from starlette.datastructures import Headers
 
 from simulator import self_check
 from simulator.pipeline import Answer, Endpoint, Exchange, ProviderError
+from simulator.pipeline.answer import JSON
+from simulator.pipeline.conversation import Conversation
 from simulator.proxy.callbacks import Callbacks
 from simulator.proxy.cassette import Recorder, encode_body
 from simulator.proxy.redaction import REDACTED, SECRET_HEADERS, SECRET_PARAMS, Redactor
 from simulator.proxy.request_check import request_violations
+from simulator.proxy.sockets import Link
 from simulator.proxy.upstream import HttpUpstream, Upstream, UpstreamError
+from simulator.transports.websocket import PUSH_METHOD
+from simulator.validation import Violation
 
 
 def provider_path(exchange: Exchange, slug: str) -> str:
@@ -47,6 +59,9 @@ class Relay:
         self.block_invalid = block_invalid
         self.callbacks = callbacks
         self._to_clients = HttpUpstream("")  # passes callbacks on to the clients' own URLs
+        # Per client WebSocket: its link to the upstream, and its number in the recording.
+        self._links: WeakKeyDictionary[Conversation, Link] = WeakKeyDictionary()
+        self._connections: WeakKeyDictionary[Conversation, int] = WeakKeyDictionary()
 
     async def answer(self, exchange: Exchange, endpoint: Endpoint) -> Answer:
         provider = endpoint.provider
@@ -59,6 +74,8 @@ class Relay:
         violations = request_violations(exchange, endpoint)
         exchange.violations.extend(violation.as_dict() for violation in violations)
         blocked = bool(violations) and self.block_invalid
+        if exchange.conversation is not None:
+            return await self._frame(exchange, endpoint, rest, violations, blocked)
         findings: list[dict[str, Any]] = []
         if blocked:
             answer = provider.render_error(exchange, ProviderError.invalid(violations))
@@ -99,6 +116,67 @@ class Relay:
         self._mask(exchange)
         return answer
 
+    async def _frame(self, exchange: Exchange, endpoint: Endpoint, rest: str, violations: list[Violation],
+                     blocked: bool) -> Answer:
+        """A frame the client sent on a WebSocket: out on the connection's link to the upstream, whose own frames
+        are the answer (they come back through `pushed`); refused here only when blocked or the link fails."""
+        conversation = exchange.conversation
+        assert conversation is not None
+        provider = endpoint.provider
+        exchange.proxied = {"upstream": self.redactor.text(self.upstream.base), "blocked": blocked, "response": []}
+        if self.recorder is not None:
+            body, _ = encode_body(exchange.raw_body, JSON, self.redactor)
+            self.recorder.record_frame(at=exchange.started, connection=self._connection(conversation),
+                                       direction="sent", operation=endpoint.operation, path=rest, body=body,
+                                       checks=[violation.as_dict() for violation in violations], blocked=blocked)
+        if blocked:
+            exchange.note = "blocked by the proxy (--block-invalid): the frame breaks the documented contract"
+            answer = provider.render_error(exchange, ProviderError.invalid(violations))
+        else:
+            raw = exchange.raw_body
+            if self.callbacks is not None:
+                raw = self.callbacks.swap(raw, exchange.base_url)
+            try:
+                link = self._links.get(conversation)
+                if link is None or link.closed:
+                    link = await self.upstream.open_socket(exchange, rest, partial(_pass_on, conversation))
+                    self._links[conversation] = link
+                await link.send(raw.decode("utf-8", "replace"))
+            except (UpstreamError, ConnectionError) as problem:  # the link would not open, or the upstream left
+                failure = problem if isinstance(problem, UpstreamError) else UpstreamError(str(problem))
+                answer = provider.error(failure.status, str(failure), code=failure.code)
+                exchange.note = str(failure)
+            else:
+                conversation.then(_nothing, instead=True)
+                exchange.note = "relayed on the upstream's WebSocket: its frames come back as pushes"
+                answer = Answer(200)
+        self._mask(exchange)
+        return answer
+
+    def pushed(self, exchange: Exchange, endpoint: Endpoint, answer: Answer) -> Answer:
+        """A frame the upstream sent on a WebSocket: checked against the response schemas as its own, recorded,
+        and passed on with its links to the upstream turned into links to us."""
+        if exchange.method != PUSH_METHOD:  # the transport's own refusal of a client frame (binary, oversized)
+            return answer
+        provider = endpoint.provider
+        findings = self_check.check_answer(provider, endpoint.operation, answer)
+        exchange.proxied = {"upstream": self.redactor.text(self.upstream.base), "blocked": False,
+                            "response": findings}
+        if self.recorder is not None and exchange.conversation is not None:
+            body, _ = encode_body(answer.body, JSON, self.redactor)
+            self.recorder.record_frame(at=exchange.started, connection=self._connection(exchange.conversation),
+                                       direction="received", operation=endpoint.operation,
+                                       path=provider_path(exchange, provider.slug), body=body, checks=findings)
+        self._mask(exchange)
+        return _rebased(answer, self.upstream.base, exchange.base_url)
+
+    def _connection(self, conversation: Conversation) -> int:
+        """The number of a client connection in the recording (1, 2, … as they opened)."""
+        number = self._connections.get(conversation)
+        if number is None:
+            number = self._connections[conversation] = len(self._connections) + 1
+        return number
+
     def _remember_secrets(self, exchange: Exchange) -> None:
         self.redactor.remember(exchange.api_key)
         for name, value in exchange.headers.items():
@@ -138,16 +216,33 @@ class Relay:
         exchange.headers = Headers(raw=[
             (name, REDACTED.encode() if name.decode("latin-1").lower() in SECRET_HEADERS else value)
             for name, value in exchange.headers.raw])
+        for secret in self.redactor.known:  # a key in the body (Runware's `authentication` task)
+            exchange.raw_body = exchange.raw_body.replace(secret.encode(), REDACTED.encode())
         pairs = parse_qsl(exchange.query_string.decode("latin-1"), keep_blank_values=True)
         if any(name.lower() in SECRET_PARAMS for name, _ in pairs):
             masked = [(name, REDACTED if name.lower() in SECRET_PARAMS else value) for name, value in pairs]
             exchange.query_string = urlencode(masked).encode("latin-1")
 
     async def aclose(self) -> None:
+        for link in list(self._links.values()):
+            await link.aclose()
         await self.upstream.aclose()
         await self._to_clients.aclose()
         if self.recorder is not None:
             self.recorder.close()
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def _pass_on(conversation: Conversation, text: str) -> bool:
+    """One frame the upstream sent, on to the client (through the pipeline, which hands it to `Relay.pushed`)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    return await conversation.push(Answer(200, text.encode(), JSON, {}, value))
 
 
 def _rebased(answer: Answer, upstream: str, base: str) -> Answer:

@@ -10,14 +10,19 @@ simulator.proxy.align), and picks among them by time, so a task reaches each sta
   the live offset from the moment the live ids were bound (before the first recorded poll: the first one).
 
 So the answers depend on the clock alone, never on how often the client asks, and an autojump or ticking virtual
-clock replays a ten-minute session in no wall time. Answers carry the live ids where the recording had its own.
+clock replays a ten-minute session in no wall time. An answer the client waited for (a sync generation, recorded
+taking `SYNC_FLOOR` or more) arrives after its recorded duration on the same clock, as a live sync task would.
+Answers carry the live ids where the recording had its own. A client's WebSocket is answered the same way, frame by
+frame (`Player.frame`): each frame the provider sent for the one matched is sent again at its recorded offset.
 A request that matches nothing is refused in the provider's own error shape, and the journal note names the
 field where it differs from the nearest recorded request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+from dataclasses import replace
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qsl
@@ -25,13 +30,19 @@ from urllib.parse import parse_qsl
 from simulator.engine import Engine
 from simulator.engine.webhooks import Delivery, RetryPolicy
 from simulator.pipeline import Answer, Exchange
+from simulator.pipeline.answer import JSON
 from simulator.proxy.align import Difference, IdMap, ids_in, same
 from simulator.proxy.callbacks import at, find, without_callback_urls
-from simulator.proxy.cassette import Cassette, body_value, decode_body, encode_body, request_of
+from simulator.proxy.cassette import Cassette, body_value, decode_body, encode_body, recorded_answer, request_of
 from simulator.proxy.redaction import Redactor
+from simulator.proxy.sockets import FrameSink, Link
 from simulator.proxy.upstream import UpstreamError
 
 Recorded = dict[str, Any]
+# An answer that took the provider this long (seconds) was work the client waited for (a sync generation), and
+# arrives after its recorded duration on the clock; a quicker one (a poll, a download: a network round trip)
+# answers at once, so a client on a manual clock is never held up by latency.
+SYNC_FLOOR = 1.0
 
 
 def _comparable(request: Recorded) -> dict[str, Any]:
@@ -57,6 +68,8 @@ class Player:
                     self.first_seen.setdefault(token, exchange["at"] / 1000)
         self.started: float | None = None
         self.played: set[int] = set()
+        self.replies = _replies(cassette.frames)  # a sent frame's seq → the frames the provider sent for it
+        self._playing: set[asyncio.Task[None]] = set()
 
     def live_request(self, exchange: Exchange, rest: str) -> Recorded:
         """The live request as the recorder would have written it (redacted the same way, so it can match)."""
@@ -69,19 +82,9 @@ class Player:
         if self.started is None:
             self.started = now
         live = self.live_request(exchange, rest)
-        wanted = _comparable(live)
-        matches: list[tuple[Recorded, dict[str, str]]] = []
-        nearest: tuple[int, Recorded, list[Difference]] | None = None
-        for recorded in self.cassette.exchanges:
-            if recorded["request"]["method"] != live["method"]:
-                continue
-            pairs, differences = same(_comparable(recorded["request"]), wanted, self.ids)
-            if not differences:
-                matches.append((recorded, pairs))
-            elif nearest is None or len(differences) < nearest[0]:
-                nearest = (len(differences), recorded, differences)
-        if not matches:
-            raise self._miss(exchange, live, nearest)
+        recorded_requests = [(e, e["request"]) for e in self.cassette.exchanges
+                             if e["request"]["method"] == live["method"]]
+        matches = self._matches(recorded_requests, live)
         recorded, pairs = self._choose(matches, now)
         for token in self.ids.bind(pairs):
             self.born[token] = now
@@ -89,7 +92,28 @@ class Player:
             self._schedule_callbacks(recorded, live, now)
         self.played.add(recorded["seq"])
         exchange.note = f"replayed cassette exchange #{recorded['seq']} ({self.cassette.path.name})"
-        return self._answer(recorded, now)
+        answer = self._answer(recorded, now)
+        took = recorded["took"] / 1000
+        if took >= SYNC_FLOOR:  # the provider worked on it while the client waited: so does the clock
+            await self.engine.clock.sleep_until(now + took)
+        return answer
+
+    def _matches(self, candidates: list[tuple[Recorded, Recorded]], live: Recorded
+                 ) -> list[tuple[Recorded, dict[str, str]]]:
+        """The recorded lines whose request (of `candidates`: line, its request) is `live` but for ids, with the
+        id pairs that make it so; none raises the miss, naming where the nearest one differs."""
+        wanted = _comparable(live)
+        matches: list[tuple[Recorded, dict[str, str]]] = []
+        nearest: tuple[int, Recorded, list[Difference]] | None = None
+        for line, request in candidates:
+            pairs, differences = same(_comparable(request), wanted, self.ids)
+            if not differences:
+                matches.append((line, pairs))
+            elif nearest is None or len(differences) < nearest[0]:
+                nearest = (len(differences), line, differences)
+        if not matches:
+            raise self._miss(live, nearest)
+        return matches
 
     def _choose(self, matches: list[tuple[Recorded, dict[str, str]]], now: float) -> tuple[Recorded, dict[str, str]]:
         fresh = [(recorded, pairs) for recorded, pairs in matches if pairs]
@@ -132,26 +156,19 @@ class Player:
 
     def _answer(self, recorded: Recorded, now: float) -> Answer:
         response = recorded["response"]
-        body = response["body"]
-        for token in ids_in(body_value(body)):
+        for token in ids_in(body_value(response["body"])):
             if token not in self.ids.to_right:  # an id the provider minted: the live run keeps it as recorded
                 self.ids.bind({token: token})
                 self.born.setdefault(token, now)
-        headers = {name: self.ids.rightwards(value) for name, value in response["headers"].items()}
-        if body is not None and "json" in body:
-            value = self.ids.rightwards(body["json"])
-            return Answer(response["status"], json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode(),
-                          None, headers, value)
-        data = decode_body(body, self.cassette.blobs)
-        if data is None:
-            kept = body or {}
+        answer = recorded_answer(response, self.cassette.blobs, self.ids.rightwards)
+        if answer is None:
+            kept = response["body"] or {}
             raise UpstreamError(f"cassette exchange #{recorded['seq']} answered {kept.get('bytes')} bytes of "
                                 f"{kept.get('media_type')} that were not kept (record with --keep-images to "
                                 "replay them)", status=404, code="not_found")
-        return Answer(response["status"], data, None, headers)
+        return replace(answer, headers={name: self.ids.rightwards(value) for name, value in answer.headers.items()})
 
-    def _miss(self, exchange: Exchange, live: Recorded, nearest: tuple[int, Recorded, list[Difference]] | None
-              ) -> UpstreamError:
+    def _miss(self, live: Recorded, nearest: tuple[int, Recorded, list[Difference]] | None) -> UpstreamError:
         if nearest is None:
             where = f"no recorded {live['method']} request at all"
         else:
@@ -163,12 +180,84 @@ class Player:
         message = f"nanobanana-sim replay: no recorded exchange matches {live['method']} {live['path']}; {where}"
         return UpstreamError(message, status=404, code="not_found")
 
+    async def open_socket(self, exchange: Exchange, rest: str, sink: FrameSink) -> Link:
+        return ReplayedSocket(self, rest, sink)
+
+    def frame(self, socket: ReplayedSocket, text: str) -> None:
+        """A client frame on a replayed WebSocket: the recorded frame it is (on the same recorded connection as
+        the socket's earlier ones), and the provider's frames for it sent again at their recorded offsets."""
+        now = self.now()
+        body, _ = encode_body(text.encode(), JSON, self.redactor)
+        live = {"path": self.redactor.text(socket.rest), "query": {}, "body": body}
+        sent = [(frame, {"path": frame["path"], "query": {}, "body": frame["body"]}) for frame in self.cassette.frames
+                if frame["direction"] == "sent" and socket.connection in (None, frame["connection"])]
+        matches = self._matches(sent, live)
+        unplayed = [match for match in matches if match[0]["seq"] not in self.played]
+        recorded, pairs = (unplayed or matches)[0]
+        socket.connection = recorded["connection"]
+        for token in self.ids.bind(pairs):
+            self.born[token] = now
+        self.played.add(recorded["seq"])
+        for reply in self.replies.get(recorded["seq"], []):
+            task = asyncio.ensure_future(self._send_on(socket, reply, now + (reply["at"] - recorded["at"]) / 1000))
+            self._playing.add(task)
+            task.add_done_callback(self._playing.discard)
+
+    async def _send_on(self, socket: ReplayedSocket, reply: Recorded, due: float) -> None:
+        await self.engine.clock.sleep_until(due)
+        if socket.closed:
+            return
+        for token in ids_in(body_value(reply["body"])):
+            if token not in self.ids.to_right:  # minted by the provider: kept as recorded
+                self.ids.bind({token: token})
+        value = body_value(reply["body"])
+        text = (json.dumps(self.ids.rightwards(value), ensure_ascii=False) if value is not None
+                else (decode_body(reply["body"], None) or b"").decode("utf-8", "replace"))
+        if not await socket.sink(text):
+            socket.closed = True
+
     def unplayed(self) -> list[int]:
-        """The recorded exchanges no request has replayed yet (for an assert-all-played check)."""
-        return [exchange["seq"] for exchange in self.cassette.exchanges if exchange["seq"] not in self.played]
+        """The recorded exchanges and client frames no request has replayed yet (for an assert-all-played check)."""
+        lines = [*self.cassette.exchanges, *(f for f in self.cassette.frames if f["direction"] == "sent")]
+        return sorted(line["seq"] for line in lines if line["seq"] not in self.played)
 
     async def aclose(self) -> None:
-        return None
+        for task in list(self._playing):
+            task.cancel()
+
+
+class ReplayedSocket:
+    """A client's WebSocket answered from the cassette (see `Player.frame`)."""
+
+    def __init__(self, player: Player, rest: str, sink: FrameSink) -> None:
+        self.player = player
+        self.rest = rest
+        self.sink = sink
+        self.closed = False
+        self.connection: int | None = None  # the recorded connection it replays, once its first frame matched
+
+    async def send(self, text: str) -> None:
+        self.player.frame(self, text)
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+def _replies(frames: list[Recorded]) -> dict[int, list[Recorded]]:
+    """Which client frame each frame the provider sent answers: the latest earlier one on its connection that
+    shares an id with it (a task's results name its taskUUID), else the latest earlier one."""
+    replies: dict[int, list[Recorded]] = {}
+    for frame in frames:
+        if frame["direction"] != "received":
+            continue
+        earlier = [sent for sent in frames if sent["direction"] == "sent" and sent["seq"] < frame["seq"]
+                   and sent["connection"] == frame["connection"]]
+        names = set(ids_in(body_value(frame["body"])))
+        sharing = [sent for sent in earlier if names & set(ids_in(body_value(sent["body"])))]
+        owners = sharing or earlier
+        if owners:
+            replies.setdefault(owners[-1]["seq"], []).append(frame)
+    return replies
 
 
 def _short(value: Any, limit: int = 80) -> str:

@@ -13,6 +13,8 @@ from typing import Protocol
 import httpx
 
 from simulator.pipeline import Answer, Exchange
+from simulator.proxy.cassette import is_event_stream, sse_events
+from simulator.proxy.sockets import HANDSHAKE, FrameSink, Link, UpstreamSocket, socket_url
 
 # RFC 9110 §7.6.1, plus what httpx sets from the target URL and the body it sends.
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
@@ -43,13 +45,20 @@ class Upstream(Protocol):
         raises UpstreamError."""
         ...
 
+    async def open_socket(self, exchange: Exchange, rest: str, sink: FrameSink) -> Link:
+        """A WebSocket to the upstream for the client connection `exchange` came on (at its provider-relative path
+        `rest`), whose frames go to `sink`; raises UpstreamError."""
+        ...
+
     async def aclose(self) -> None: ...
 
 
 class HttpUpstream:
     def __init__(self, base: str, *, max_bytes: int = MAX_ANSWER_BYTES,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 transport: httpx.AsyncBaseTransport | None = None, socket_base: str | None = None) -> None:
         self.base = base.rstrip("/")
+        # Where its WebSocket API is (Runware: wss://ws-api.runware.ai beside https://api.runware.ai).
+        self.socket_base = (socket_base or socket_url(self.base)).rstrip("/")
         self.max_bytes = max_bytes
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
@@ -84,6 +93,10 @@ class HttpUpstream:
             await response.aclose()
         headers_out = {name.lower(): value for name, value in response.headers.multi_items()
                        if name.lower() not in FRAMING}
+        if is_event_stream(response.headers.get("content-type", "")):
+            events = sse_events(answer)
+            if events is not None:  # passed on event by event, and each event checked against its schema
+                return Answer.sse(events, response.status_code, headers=headers_out)
         return Answer(response.status_code, answer, None, headers_out)
 
     async def _read(self, response: httpx.Response) -> bytes:
@@ -95,6 +108,15 @@ class HttpUpstream:
                                     "the proxy passes on nothing that large")
             chunks.append(chunk)
         return b"".join(chunks)
+
+    async def open_socket(self, exchange: Exchange, rest: str, sink: FrameSink) -> Link:
+        query = exchange.query_string.decode("latin-1")
+        headers = [(name, value) for name, value in exchange.headers.items()
+                   if name not in HOP_BY_HOP and name not in HANDSHAKE]
+        try:
+            return await UpstreamSocket.open(self.socket_base + rest + (f"?{query}" if query else ""), headers, sink)
+        except ConnectionError as exc:
+            raise UpstreamError(str(exc)) from exc
 
     async def aclose(self) -> None:
         if self._client is not None:

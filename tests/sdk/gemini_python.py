@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import io
 import json
 import struct
@@ -83,7 +84,8 @@ def describe(response: types.GenerateContentResponse) -> dict[str, Any]:
         image = part.as_image()
         entry: dict[str, Any] = {"thought": bool(part.thought), "signed": part.thought_signature is not None}
         if image is not None:
-            entry |= {"kind": "image", "mime_type": image.mime_type, "size": image_size(image.image_bytes or b"")}
+            entry |= {"kind": "image", "mime_type": image.mime_type, "size": image_size(image.image_bytes or b""),
+                      "sha256": hashlib.sha256(image.image_bytes or b"").hexdigest()}
         elif part.text is not None:
             entry |= {"kind": "text", "text": part.text}
         parts.append(entry)
