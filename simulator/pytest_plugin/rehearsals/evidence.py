@@ -8,10 +8,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simulator.pytest_plugin.rehearsals.adapter import count
-from simulator.pytest_plugin.rehearsals.guidance import Guidance
+from simulator.pytest_plugin.rehearsals.guidance import SOCKET_KIND, Guidance
 
 Entry = dict[str, Any]
 EXCERPT_HEAD, EXCERPT_TAIL = 3, 1  # a long run of requests is shown by its first and last few
+PUSHED = "PUSH"  # the journal's method for a frame the server sent on its own
+
+
+def client_requests(journal: Sequence[Entry], guidance: Guidance) -> list[Entry]:
+    """What the client sent the rehearsed provider, oldest first, whichever transport carried it: HTTP
+    exchanges, and WebSocket frames (kind `ws`, method `WS`, each journaled with the answer it got), which are
+    judged as requests. A frame the server pushed (method `PUSH`, a result as it is ready) answers nothing the
+    client did at that moment, and a frame that only keeps the socket open or signs it in (the provider's
+    `socket.housekeeping`) is neither a retry nor a poll: both are left out."""
+    return [entry for entry in journal
+            if entry.get("provider") == guidance.slug and entry.get("kind") in ("http", SOCKET_KIND)
+            and entry.get("method") != PUSHED and not guidance.is_housekeeping(entry)]
 
 
 @dataclass
@@ -37,7 +49,7 @@ class Outcome:
 @dataclass
 class Evidence:
     guidance: Guidance
-    entries: list[Entry]  # HTTP exchanges with the rehearsed provider, oldest first
+    entries: list[Entry]  # the client's requests to the rehearsed provider, oldest first (`client_requests`)
     webhooks: list[Entry]
     tasks: list[Entry]
     outcome: Outcome
