@@ -133,7 +133,7 @@ def check_retry_after(ev: Evidence, _: Any) -> Check:
         if following is None:
             honoured.append(f"{entry['status']} ({said}), not retried")
             continue
-        gap = float(following["at"]) - float(entry["finished_at"])
+        gap = ev.gap(entry, following)
         if gap + EPSILON < hint:
             early.append((entry, following, gap, said))
         else:
@@ -154,7 +154,7 @@ def check_backoff(ev: Evidence, spec: Mapping[str, Any]) -> Check:
     min_gap, max_attempts = float(spec.get("min_gap", 0)), int(spec.get("max_attempts", 10))
     within = float(spec.get("within", math.inf))
     submits = ev.submits
-    gaps = [float(b["at"]) - float(a["finished_at"]) for a, b in itertools.pairwise(submits)]
+    gaps = [ev.gap(a, b) for a, b in itertools.pairwise(submits)]
     problems = []
     if len(submits) > max_attempts:
         problems.append(f"{len(submits)} attempts; a client gives up after at most {max_attempts}")
@@ -196,7 +196,7 @@ def check_poll_pace(ev: Evidence, _: Any) -> Check:
             ok = 200 <= int(before.get("status") or 0) < 300
             if not g.is_poll(poll) or not ok or float(before["finished_at"]) >= terminal:
                 continue
-            gap = float(poll["at"]) - float(before["finished_at"])
+            gap = ev.gap(before, poll)
             gaps.append(gap)
             if gap + EPSILON < g.min_poll:
                 fast.append((before, poll, gap))

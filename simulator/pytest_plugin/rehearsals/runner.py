@@ -180,9 +180,9 @@ def _rehearse(sim: Nanobanana, rehearsal: Rehearsal, guidance: Guidance, adapter
                     handled.append(handler(body))
                 except Exception as exc:  # judged as a wrong answer to that delivery
                     handled.append(exc)
-    entries = client_requests(sim.journal(provider=guidance.slug), guidance)
+    entries, housekeeping = client_requests(sim.journal(provider=guidance.slug), guidance)
     return Evidence(
-        guidance=guidance, entries=entries, webhooks=sim.webhooks(guidance.slug),
+        guidance=guidance, entries=entries, housekeeping=housekeeping, webhooks=sim.webhooks(guidance.slug),
         tasks=sim.tasks(guidance.slug), outcome=outcome, line=sim._line, deliveries=deliveries, handled=handled,
         findings=sim.findings() if sim.settings.contract else (),
     )
