@@ -340,7 +340,10 @@ def _memory(samples: list[Sample], flat_mib: float) -> dict[str, tuple[float, st
     first, last = evicting[0], evicting[-1]
     growth = (last.rss_kib - first.rss_kib) / 1024
     tasks = max(1, last.accepted - first.accepted)
+    journal_full = next((sample.at for sample in samples if sample.dropped), -1.0)
     return {
+        "soak.retention.tasks_retired_from": (round(next(s.at for s in samples if s.retired), 1), "s"),
+        "soak.retention.journal_full_from": (round(journal_full, 1), "s"),
         "soak.retention.started_after": (round(first.at, 1), "s"),
         "soak.rss.at_eviction_start": (round(first.rss_kib / 1024, 1), "MiB"),
         "soak.rss.end": (round(last.rss_kib / 1024, 1), "MiB"),
