@@ -210,7 +210,7 @@ def nanobanana_adapter():
 @pytest.mark.parametrize(("wait", "verdict"), [
     (1.5, "429 (no Retry-After on a WebSocket frame; guidance ≥ 1 s), next request 1.50 s later"),
     (0.2, "✗ retry_after: sent the next request 0.20 s after a 429 (no Retry-After on a WebSocket frame; "
-          "guidance ≥ 1 s; 1 early retry); runware: a frame has no headers"),
+          "guidance ≥ 1 s) (1 early retry); runware: a frame has no headers"),
 ])
 def test_a_websocket_client_is_judged_on_its_own_frames(project: pytest.Pytester, wait: float, verdict: str) -> None:
     project.makepyfile(test_socket=CHATTY_SOCKET.replace("WAIT", str(wait)))

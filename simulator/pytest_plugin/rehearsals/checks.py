@@ -140,9 +140,11 @@ def check_retry_after(ev: Evidence, _: Any) -> Check:
             honoured.append(f"{entry['status']} ({said}), next request {gap:.2f} s later")
     if early:
         entry, following, gap, said = early[0]
-        doc = f"; {ev.guidance.slug}: {ev.guidance.socket_retry_doc}" if entry.get("kind") == SOCKET_KIND else ""
-        return Check("retry_after", False, f"sent the next request {gap:.2f} s after a {entry['status']} "
-                     f"({said}; {len(early)} early retr{'ies' if len(early) > 1 else 'y'}){doc}",
+        socket = entry.get("kind") == SOCKET_KIND
+        asked = f"({said})" if socket else f"that asked for {said}"
+        doc = f"; {ev.guidance.slug}: {ev.guidance.socket_retry_doc}" if socket else ""
+        return Check("retry_after", False, f"sent the next request {gap:.2f} s after a {entry['status']} {asked} "
+                     f"({len(early)} early retr{'ies' if len(early) > 1 else 'y'}){doc}",
                      excerpt(ev, [e for pair in early for e in pair[:2]]))
     if not honoured:
         return Check("retry_after", False, "inconclusive: no answer with Retry-After reached the client "
