@@ -9,10 +9,15 @@ and never resubmits what was accepted. Then the fault rules are lifted and the a
 
 - every accepted task reaches a terminal state and is retrievable through the provider's own route;
 - every 5xx the journal holds was forced by a fault rule (`faults` is not empty): none is unexplained;
-- the server's resident memory levels off: the growth over the second half of the run is printed beside the
-  growth over the first, with the journal's bytes (bounded) and the tasks held (kept for the process's life).
+- the server's resident memory stays flat once retention evicts. The server runs with a small
+  `--task-capacity` (and `--journal-capacity`), so it retires finished tasks within the first seconds; its
+  VmRSS (/proc) is sampled through the run, and the growth from the moment the first task was retired to the
+  end, per 10,000 tasks accepted meanwhile, must stay under `--flat-mib`. A task read back with a 404 was
+  retired (the server's count of retired tasks bounds how many may be); any other task that never finished
+  is lost.
 
-Figures are printed as `name value unit` lines; the exit status is 1 when a task was lost or a 5xx unexplained.
+Figures are printed as `name value unit` lines; the exit status is 1 when a task was lost, a 5xx unexplained,
+retention never began or memory grew past the bound, each with a message on standard error.
 `tests/test_soak.py` runs a short version inside `make test`; `make soak` runs this one (at most a minute).
 """
 
@@ -28,7 +33,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +46,10 @@ from simulator.logs import Progress
 ROOT = Path(__file__).resolve().parents[1]
 PROMPT = "a lighthouse on a cliff at dusk"
 _TLS = ssl.create_default_context()
+# Flat: once finished tasks are retired and the journal is full, RSS grows less than this per 10,000 more tasks.
+# Measured: about 11-13 MiB (a residue of about 1 KB a task, allocator high-water marks included); an unbounded
+# store costs about 20 KB a task, 190 MiB per 10,000, so a broken bound fails by an order of magnitude.
+FLAT_MIB = 20.0
 RUNWARE_BODY = {"taskType": "imageInference", "model": "google:4@3", "positivePrompt": PROMPT, "width": 1024,
                 "height": 1024, "deliveryMethod": "async"}
 
@@ -107,6 +116,9 @@ ROUTES = (
 )
 
 
+FINISHED, GONE, OPEN = "finished", "gone", "open"  # how following a task ended
+
+
 @dataclass
 class Tally:
     requests: int = 0
@@ -165,26 +177,27 @@ class Client:
                 continue
             self.accepted.append((route, ident))
             self.tally.accepted += 1
-            if await self.follow(route, ident, self.deadline):
+            if await self.follow(route, ident, self.deadline) == FINISHED:
                 self.tally.finished += 1
 
-    async def audit(self, until: float) -> int:
-        """Read back every task this client had accepted; how many never showed as finished by `until`."""
+    async def audit(self, until: float) -> list[str]:
+        """Read back every task this client had accepted: how each ended (see `follow`) by `until`."""
         self.deadline = until  # Retry-After is waited out until then (a rate limit may outlive the rules)
-        finished = [await self.follow(route, ident, until) for route, ident in self.accepted]
-        return finished.count(False)
+        return [await self.follow(route, ident, until) for route, ident in self.accepted]
 
-    async def follow(self, route: Route, ident: str, until: float) -> bool:
-        """Poll the task until it is over (True) or `until` passes (False)."""
+    async def follow(self, route: Route, ident: str, until: float) -> str:
+        """Poll the task until it is over (FINISHED), answers 404 (GONE: retired) or `until` passes (OPEN)."""
         method, path, body = route.read(ident)
         while time.monotonic() < until:
             answer = await self.call(route, method, path, body)
             # Runware answers a failed task's getResponse with the failure's status (400, 500): the body says
             # it is over, whatever the status; a forced error's envelope never reads as a finished task.
             if answer is not None and route.terminal(answer[1]):
-                return True
+                return FINISHED
+            if answer is not None and answer[0] == 404:
+                return GONE
             await asyncio.sleep(0.3)
-        return False
+        return OPEN
 
 
 def resident_kib(pid: int) -> int:
@@ -195,7 +208,8 @@ def resident_kib(pid: int) -> int:
 def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[str], str]:
     cli = shutil.which("nanobanana-sim", path=str(Path(sys.executable).parent)) or "nanobanana-sim"
     command = [cli, "serve", "--port", "0", "--seed", str(args.seed), "--speed", str(args.speed),
-               "--scenario", "chaos", "--log-level", "error"]
+               "--scenario", "chaos", "--log-level", "error", "--task-capacity", str(args.task_capacity),
+               "--journal-capacity", str(args.journal_capacity)]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert process.stdout is not None
     for line in process.stdout:
@@ -206,75 +220,139 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[str], str]:
     raise RuntimeError(f"serve ended before it printed its URL (exit {process.wait()})")
 
 
-async def soak(args: argparse.Namespace, base: str, pid: int) -> dict[str, float]:
+@dataclass(frozen=True)
+class Sample:
+    at: float  # seconds into the run
+    rss_kib: int  # the server's VmRSS
+    retired: int  # tasks the server had retired for its capacity
+    dropped: int  # journal entries the server had dropped for its bound
+    accepted: int  # tasks the clients had had accepted
+
+
+class JournalAudit:
+    """Reads the journal as the run goes, oldest first: it is bounded (`--journal-capacity`), so what is not
+    read in time is gone. Keeps what the 5xx audit needs: the tasks a fault rule touched, and the 5xx answers
+    no rule touched (a task a rule failed is answered 5xx when read, by the providers that report failures so).
+    """
+
+    def __init__(self) -> None:
+        self.after = 0  # the last sequence number read
+        self.missed = 0  # entries dropped before they were read: the audit would be partial
+        self.faulted: set[str] = set()
+        self.server_errors: list[dict[str, Any]] = []
+
+    async def read(self, control: httpx.AsyncClient) -> dict[str, Any]:
+        """Read what is new; return the server's `/_sim/` info, read just after."""
+        entries = (await control.get("/_sim/journal", params={"after": self.after, "summary": "true"})).json()
+        for entry in entries["entries"]:
+            self.missed += max(0, entry["seq"] - self.after - 1)
+            self.after = entry["seq"]
+            if entry["kind"] != "http":
+                continue
+            if entry["faults"]:
+                if entry["task_id"]:
+                    self.faulted.add(entry["task_id"])
+            elif 500 <= int(entry["status"] or 0) < 600:
+                self.server_errors.append(entry)
+        return dict((await control.get("/_sim/")).json())
+
+    def unexplained(self) -> list[dict[str, Any]]:
+        return [entry for entry in self.server_errors if entry["task_id"] not in self.faulted]
+
+
+async def soak(args: argparse.Namespace, base: str, pid: int) -> dict[str, tuple[float, str]]:
     tally = Tally()
-    samples: list[tuple[float, int]] = []
+    samples: list[Sample] = []
+    journal = JournalAudit()
     clients = [Client(base, i, tally) for i in range(args.clients)]
     started = time.monotonic()
     for client in clients:
         client.deadline = started + args.duration
 
-    async def sample(progress: Progress) -> None:
+    async def sample(control: httpx.AsyncClient, progress: Progress | None) -> None:
         while True:
-            samples.append((time.monotonic() - started, resident_kib(pid)))
-            progress.advance(tally.requests - progress.done)
-            await asyncio.sleep(0.5)
+            info = await journal.read(control)
+            if progress is not None:  # under load: memory is judged on these
+                samples.append(Sample(time.monotonic() - started, resident_kib(pid),
+                                      info["tasks_retention"]["retired"], info["journal"]["dropped"], tally.accepted))
+                progress.advance(tally.requests - progress.done)
+            await asyncio.sleep(0.1)
 
-    try:
-        with Progress(f"soak: {args.clients} clients under chaos for {args.duration:g} s", unit="requests") as progress:
-            sampler = asyncio.create_task(sample(progress))
-            await asyncio.gather(*(client.run() for client in clients))
+    async def meanwhile(work: Awaitable[Any], control: httpx.AsyncClient, progress: Progress | None = None) -> Any:
+        sampler = asyncio.create_task(sample(control, progress))
+        try:
+            return await work
+        finally:
             sampler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sampler
+
+    try:
         async with httpx.AsyncClient(base_url=base, timeout=30) as control:
-            # The chaos ends: every task accepted must now finish and be readable through its provider's route.
+            with Progress(f"soak: {args.clients} clients under chaos for {args.duration:g} s",
+                          unit="requests") as progress:
+                await meanwhile(asyncio.gather(*(client.run() for client in clients)), control, progress)
+            # The chaos ends: every task accepted must now finish and be readable through its provider's route,
+            # or have been retired for the capacity (its ID then answers 404).
             await control.delete("/_sim/faults")
             until = time.monotonic() + args.audit_seconds
-            lost = sum(await asyncio.gather(*(client.audit(until) for client in clients)))
-            unexplained = await _unexplained_server_errors(control)
-            info = (await control.get("/_sim/")).json()
+            audits = await meanwhile(asyncio.gather(*(client.audit(until) for client in clients)), control)
+            info = await journal.read(control)
     finally:
         await asyncio.gather(*(client.http.aclose() for client in clients))
-    half = args.duration / 2
-    first = [kib for at, kib in samples if at <= half]
-    second = [kib for at, kib in samples if at > half]
-    return {
-        "soak.clients": args.clients,
-        "soak.duration": args.duration,
-        "soak.requests": tally.requests,
-        "soak.requests_per_second": round(tally.requests / args.duration, 1),
-        "soak.tasks.accepted": tally.accepted,
-        "soak.tasks.finished_while_polled": tally.finished,
-        "soak.tasks.lost": lost,
-        "soak.responses.5xx": tally.server_errors,
-        "soak.responses.5xx_unexplained": len(unexplained),
-        "soak.connections.dropped": tally.dropped,
-        "soak.rss.start": round(first[0] / 1024, 1) if first else 0,
-        "soak.rss.first_half_growth": round((max(first) - first[0]) / 1024, 1) if first else 0,
-        "soak.rss.second_half_growth": round((max(second) - min(second)) / 1024, 1) if second else 0,
-        "soak.rss.end": round(samples[-1][1] / 1024, 1) if samples else 0,
-        "soak.journal.bytes": round(info["journal"]["bytes"] / 2**20, 1),
-        "soak.journal.dropped": info["journal"]["dropped"],
-        "soak.tasks.held": info["tasks"],
+    ends = [end for found in audits for end in found]
+    retired = int(info["tasks_retention"]["retired"])
+    gone = ends.count(GONE)
+    lost = ends.count(OPEN) + max(0, gone - retired)  # more 404s than retired tasks: some were not retired
+    figures: dict[str, tuple[float, str]] = {
+        "soak.clients": (args.clients, "clients"),
+        "soak.duration": (args.duration, "s"),
+        "soak.requests": (tally.requests, "requests"),
+        "soak.requests_per_second": (round(tally.requests / args.duration, 1), "req/s"),
+        "soak.tasks.accepted": (tally.accepted, "tasks"),
+        "soak.tasks.finished_while_polled": (tally.finished, "tasks"),
+        "soak.tasks.retired": (retired, "tasks"),
+        "soak.tasks.gone_when_read": (gone, "tasks"),
+        "soak.tasks.lost": (lost, "tasks"),
+        "soak.tasks.held": (info["tasks"], "tasks"),
+        "soak.tasks.capacity": (args.task_capacity, "tasks"),
+        "soak.responses.5xx": (tally.server_errors, "responses"),
+        "soak.responses.5xx_unexplained": (len(journal.unexplained()), "responses"),
+        "soak.connections.dropped": (tally.dropped, "count"),
+        "soak.journal.entries": (info["journal"]["entries"], "entries"),
+        "soak.journal.bytes": (round(info["journal"]["bytes"] / 2**20, 1), "MiB"),
+        "soak.journal.dropped": (info["journal"]["dropped"], "entries"),
+        "soak.journal.missed_by_audit": (journal.missed, "entries"),
+        "soak.rss.start": (round(samples[0].rss_kib / 1024, 1) if samples else 0, "MiB"),
+        **_memory(samples, args.flat_mib),
     }
+    return figures
 
 
-async def _unexplained_server_errors(http: httpx.AsyncClient) -> list[dict[str, Any]]:
-    """Journaled 5xx answers no fault rule explains: none fired on the exchange, nor on the submit of its task
-    (a task a rule failed is answered 5xx when read, by the providers that report failures so)."""
-    async def entries(*params: tuple[str, str]) -> list[dict[str, Any]]:
-        return list((await http.get("/_sim/journal", params=[("kind", "http"), *params])).json()["entries"])
-
-    faulted = {entry["task_id"] for entry in await entries(("faulted", "true")) if entry["task_id"]}
-    server_errors = await entries(("faulted", "false"), *(("status", str(status)) for status in range(500, 600)))
-    return [entry for entry in server_errors if entry["task_id"] not in faulted]
-
-
-UNITS = {"clients": "clients", "duration": "s", "requests": "requests", "requests_per_second": "req/s",
-         "accepted": "tasks", "finished_while_polled": "tasks", "lost": "tasks", "5xx": "responses",
-         "5xx_unexplained": "responses", "dropped": "count", "start": "MiB", "first_half_growth": "MiB",
-         "second_half_growth": "MiB", "end": "MiB", "bytes": "MiB", "held": "tasks"}
+def _memory(samples: list[Sample], flat_mib: float) -> dict[str, tuple[float, str]]:
+    """RSS from the first sample where the bounds the run reaches were reached (a task retired, and a journal
+    entry dropped if the journal fills at all) to the last, and its growth per 1,000 tasks accepted meanwhile
+    (judged against `flat_mib` per 10,000)."""
+    journal_fills = any(sample.dropped for sample in samples)
+    evicting = [sample for sample in samples if sample.retired > 0 and (sample.dropped > 0 or not journal_fills)]
+    if len(evicting) < 2:
+        return {"soak.retention.started_after": (-1, "s")}
+    first, last = evicting[0], evicting[-1]
+    growth = (last.rss_kib - first.rss_kib) / 1024
+    tasks = max(1, last.accepted - first.accepted)
+    journal_full = next((sample.at for sample in samples if sample.dropped), -1.0)
+    return {
+        "soak.retention.tasks_retired_from": (round(next(s.at for s in samples if s.retired), 1), "s"),
+        "soak.retention.journal_full_from": (round(journal_full, 1), "s"),
+        "soak.retention.started_after": (round(first.at, 1), "s"),
+        "soak.rss.at_eviction_start": (round(first.rss_kib / 1024, 1), "MiB"),
+        "soak.rss.end": (round(last.rss_kib / 1024, 1), "MiB"),
+        "soak.rss.peak_after_eviction": (round(max(s.rss_kib for s in evicting) / 1024, 1), "MiB"),
+        "soak.rss.growth_after_eviction": (round(growth, 1), "MiB"),
+        "soak.tasks.accepted_after_eviction": (tasks, "tasks"),
+        "soak.rss.growth_per_1000_tasks": (round(growth / tasks * 1000, 2), "MiB"),
+        "soak.rss.flat_bound_per_10000_tasks": (flat_mib, "MiB"),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -285,6 +363,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed", type=float, default=50.0, help="the server's clock speed-up (default 50)")
     parser.add_argument("--audit-seconds", type=float, default=15.0,
                         help="how long the audit waits for accepted tasks to finish once the chaos ends")
+    parser.add_argument("--task-capacity", type=int, default=100,
+                        help="the server's --task-capacity: small, so retention evicts from the first seconds")
+    parser.add_argument("--journal-capacity", type=int, default=1000,
+                        help="the server's --journal-capacity: small, so the journal is full from the first seconds")
+    parser.add_argument("--flat-mib", type=float, default=FLAT_MIB,
+                        help=f"memory is flat when RSS grows less than this many MiB per 10,000 tasks once "
+                             f"retention evicts (default {FLAT_MIB:g})")
     args = parser.parse_args(argv)
     logs.configure()  # progress on standard error; the figures alone on standard output
     process, base = start_server(args)
@@ -293,9 +378,30 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         process.terminate()
         process.wait(timeout=30)
-    for name, value in figures.items():
-        print(f"{name} {value} {UNITS[name.rsplit('.', 1)[1]]}")
-    return 1 if figures["soak.tasks.lost"] or figures["soak.responses.5xx_unexplained"] else 0
+    for name, (value, unit) in figures.items():
+        print(f"{name} {value} {unit}")
+    return _verdict({name: value for name, (value, _) in figures.items()}, args.flat_mib)
+
+
+def _verdict(figures: dict[str, float], flat_mib: float) -> int:
+    problems = []
+    if figures["soak.tasks.lost"]:
+        problems.append(f"{figures['soak.tasks.lost']:g} accepted task(s) never finished and were not retired")
+    if figures["soak.journal.missed_by_audit"]:
+        problems.append(f"the journal dropped {figures['soak.journal.missed_by_audit']:g} entries before the 5xx "
+                        "audit read them: raise --journal-capacity")
+    if figures["soak.responses.5xx_unexplained"]:
+        problems.append(f"{figures['soak.responses.5xx_unexplained']:g} 5xx answer(s) no fault rule explains")
+    if figures["soak.retention.started_after"] < 0:
+        problems.append("retention never began (no task was retired): raise --duration or lower --task-capacity")
+    elif figures["soak.rss.growth_per_1000_tasks"] * 10 > flat_mib:
+        problems.append(f"memory is not flat once retention evicts: RSS grew "
+                        f"{figures['soak.rss.growth_after_eviction']:g} MiB over "
+                        f"{figures['soak.tasks.accepted_after_eviction']:g} tasks, "
+                        f"{figures['soak.rss.growth_per_1000_tasks'] * 10:.1f} MiB per 10,000 (bound {flat_mib:g})")
+    for problem in problems:
+        print(f"soak: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

@@ -190,6 +190,7 @@ def serve(settings: Resolved, upstream: argparse.Namespace | None = None) -> int
         only = [root] if root is not None and (upstream is not None or cassette is not None) else None
         sim = Simulator(seed=settings["seed"], clock=make_clock(settings), default_provider=root, providers=only,
                         options=options, self_check=settings["self-check"], control_token=token,
+                        task_capacity=settings["task-capacity"], journal_capacity=settings["journal-capacity"],
                         signing_key=signing_key.encode() if signing_key is not None else None)
         sim.engine.webhooks.allow_external = settings["external-webhooks"]
         for name in settings["scenario"]:

@@ -229,6 +229,11 @@ SETTINGS: tuple[Setting, ...] = (
             "SECONDS", show="{:g}".format),
     Setting("max-connections", integer(1, 1_000_000), 1000, "open connections served at once; one more is "
             "answered 503 and closed (lowered to fit the process's open-file limit)", "N"),
+    Setting("task-capacity", integer(1, 100_000_000), 100_000, "tasks kept in memory; past it each new task "
+            "retires the oldest finished one (its images and links go with it; a running task is never retired)",
+            "N"),
+    Setting("journal-capacity", integer(1, 100_000_000), 50_000, "journal entries kept (the oldest dropped "
+            "first; the journal also keeps at most 64 MiB)", "N"),
     Setting("config", text, None, "read settings from this TOML file: flags override it, it overrides the "
             "environment", "FILE", in_file=False),
 )

@@ -34,6 +34,7 @@ class Simulator:
         default_provider: str | None = None,
         options: Mapping[str, Mapping[str, Any]] | None = None,
         journal_capacity: int = 50_000,
+        task_capacity: int = 100_000,
         self_check: str | None = None,
         signing_key: bytes | None = None,
         control_token: str | None = None,
@@ -42,7 +43,7 @@ class Simulator:
         # Both default to the environment; see simulator/security.py (a random key, an open control plane).
         self.control_token = control_token_from(control_token)
         self.engine = Engine(clock or RealClock(), seed, secret=signing_key_from(signing_key),
-                             journal_capacity=journal_capacity)
+                             journal_capacity=journal_capacity, task_capacity=task_capacity)
         self.pipeline = Pipeline(self.engine, self._initial_self_check)
         self._clock_start = self.clock.now()
         self._autojump = isinstance(self.clock, VirtualClock) and self.clock.autojump

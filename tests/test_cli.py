@@ -84,7 +84,25 @@ def test_serve_with_a_scenario_puts_it_in_force() -> None:
         assert response.status_code == 402
 
 
+def test_task_and_journal_capacity_bound_what_the_server_keeps() -> None:
+    with served("--port", "0", "--virtual-clock", "--task-capacity", "2", "--journal-capacity", "3") as server:
+        http = httpx.Client(base_url=f"{server.base}/qingbo", headers={"Authorization": "Bearer k"})
+        body = {"model": "gemini-3.1-flash-image-preview", "prompt": "a cat"}
+        first = http.post("/v1/tasks", json=body).json()["task_id"]
+        assert http.get(f"/v1/tasks/{first}").status_code == 200
+        httpx.post(f"{server.base}/_sim/clock/advance", json={"seconds": 600})  # every task finishes
+        later = [http.post("/v1/tasks", json=body).json()["task_id"] for _ in range(2)]
+        info = httpx.get(f"{server.base}/_sim/").json()
+        assert info["tasks_retention"] == {"capacity": 2, "retired": 1} and info["tasks"] == 2
+        assert info["journal"]["entries"] == 3 and info["journal"]["dropped"] == 1
+        # The retired task is gone as the provider says of an unknown one; the kept ones read back.
+        assert http.get(f"/v1/tasks/{first}").json()["error"]["code"] == "task_not_found"
+        assert all(http.get(f"/v1/tasks/{task}").status_code == 200 for task in later)
+
+
 @pytest.mark.parametrize(("args", "says"), [
+    (["--task-capacity", "0"], "--task-capacity: takes a whole number from 1 to 100000000, not 0"),
+    (["--journal-capacity", "many"], "--journal-capacity: takes a whole number"),
     (["--option", "civitai.nope=1"], "civitai has no option 'nope'"),
     (["--option", "nodots"], "takes PROVIDER.OPTION=VALUE"),
     (["--port", "70000"], "takes a whole number from 0 to 65535, not 70000"),

@@ -157,6 +157,31 @@ def test_every_provider_is_rehearsed_with_a_careful_and_a_naive_adapter(python: 
         assert f"rehearsal {slug}/no-retry-400 failed" in bad.out
 
 
+def test_runware_is_rehearsed_over_websocket_from_the_install(python: Path, tmp_path: Path) -> None:
+    careful, naive = User(python, tmp_path / "careful"), User(python, tmp_path / "naive")
+    careful.write("test_socket.py", CAREFUL.replace("careful", "careful_socket"))
+    naive.write("test_socket.py", CAREFUL.replace("careful", "naive_socket"))
+    runs = [careful.start("--nanobanana-rehearse=runware"), naive.start("--nanobanana-rehearse=runware"),
+            careful.start("--nanobanana-rehearse=runware", "--nanobanana-mode=inprocess")]
+    good, bad, in_process = (User.wait(process) for process in runs)
+    assert good.code == 0, good.out
+    passed = good.rows("runware")
+    assert passed == dict.fromkeys(passed, "PASS") and len(passed) == 14, passed
+    assert "429 (no Retry-After on a WebSocket frame; guidance ≥ 1 s), next request" in good.out
+    assert bad.code == 1 and "INTERNALERROR" not in bad.out, bad.out
+    failed = bad.rows("runware")
+    should_fail = {"retry-after-429", "no-retry-400", "no-retry-401", "no-retry-402", "no-retry-403",
+                   "no-retry-content-block", "blocked-task", "backoff-5xx", "refresh-expired-url", "partial-batch"}
+    assert {name for name, label in failed.items() if label == "FAIL"} == should_fail, failed
+    assert failed["webhook-duplicates"] == "SKIP"
+    assert "✗ retry_after: sent the next request 0.00 s after a 429 (no Retry-After on a WebSocket frame" in bad.out
+    assert re.search(r"WS /runware/v1 → 400 +\[runware Tasks\] +⚡ error bad_request", bad.out), bad.out
+    # In-process mode has no socket: the adapter says so on every line instead of failing.
+    assert in_process.code == 0, in_process.out
+    assert set(in_process.rows("runware").values()) == {"SKIP"}
+    assert "in-process mode is HTTP only: rehearse a WebSocket client with --nanobanana-mode=live" in in_process.out
+
+
 def test_coverage_goes_to_the_terminal_and_to_a_json_file_and_never_over_a_user_s_file(user: User) -> None:
     test_file = user.write("test_x.py", """
         import httpx

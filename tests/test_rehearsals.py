@@ -17,6 +17,7 @@ from simulator.clock import VirtualClock
 from simulator.providers import REGISTRY
 from simulator.pytest_plugin.coverage import Catalogue
 from simulator.pytest_plugin.rehearsals.checks import CHECKS
+from simulator.pytest_plugin.rehearsals.evidence import client_requests
 from simulator.pytest_plugin.rehearsals.files import Rehearsal, RehearsalError, rehearsals_dir, shipped
 from simulator.pytest_plugin.rehearsals.guidance import Guidance
 from simulator.sim import Simulator
@@ -165,6 +166,83 @@ def test_careful_clients_of_the_other_providers_pass_in_process(project: pytest.
     assert "resent 1 time(s) with the same idempotency-key" in scorecard
     assert "resent 1 time(s) with the same 0.taskUUID" in scorecard
     assert "no polls: the client waited server-side" in scorecard  # Runware's sync delivery
+
+
+# A WebSocket client that pings before and after every frame, as runware 0.5.24 does every 5 s: the pings,
+# the authentication frame and the results the server pushes must not count as requests of the client's own.
+CHATTY_SOCKET = """
+import json
+
+import pytest
+from websockets.sync.client import connect
+
+from simulator.pytest_plugin.rehearsals import AdapterResult
+
+PING = json.dumps([{"taskType": "ping", "ping": True}])
+
+
+@pytest.fixture
+def nanobanana_adapter():
+    def adapter(sim, prompt, **options):
+        task = {"taskType": "imageInference", "taskUUID": "1b0c6d2e-9a41-4f38-8d1e-3f1f2b7a9c01",
+                "model": "google:4@3", "positivePrompt": prompt, "width": 1024, "height": 1024}
+        with connect(sim.base_url().replace("http", "ws", 1) + "/v1") as socket:
+            socket.send(json.dumps([{"taskType": "authentication", "apiKey": sim.api_key()}]))
+            socket.recv(timeout=10)
+            for attempt in range(3):
+                socket.send(PING)
+                socket.recv(timeout=10)
+                socket.send(json.dumps([task]))
+                answer = json.loads(socket.recv(timeout=10))
+                while answer.get("data") == [{"taskType": "ping", "pong": True}] or answer == {"data": []}:
+                    answer = json.loads(socket.recv(timeout=10))
+                socket.send(PING)
+                socket.recv(timeout=10)
+                if not answer.get("errors"):
+                    return AdapterResult(images=len(answer["data"]))
+                sim.sleep(WAIT)
+        raise RuntimeError(answer)
+
+    return adapter
+"""
+
+
+@pytest.mark.parametrize(("wait", "verdict"), [
+    (1.5, "429 (no Retry-After on a WebSocket frame; guidance ≥ 1 s), next request 1.50 s later"),
+    (0.2, "✗ retry_after: sent the next request 0.20 s after a 429 (no Retry-After on a WebSocket frame; "
+          "guidance ≥ 1 s) (1 early retry); runware: a frame has no headers"),
+])
+def test_a_websocket_client_is_judged_on_its_own_frames(project: pytest.Pytester, wait: float, verdict: str) -> None:
+    project.makepyfile(test_socket=CHATTY_SOCKET.replace("WAIT", str(wait)))
+    result = project.runpytest_inprocess(*RUN, "--nanobanana-rehearse=runware", "-k", "retry-after")
+    section = _section(_scorecard(result), "retry-after-429")
+    assert verdict in section, section
+    if wait > 1:
+        result.assert_outcomes(passed=1, deselected=len(REHEARSALS) - 1)
+        assert "1 generation created" in section
+    else:
+        result.assert_outcomes(failed=1, deselected=len(REHEARSALS) - 1)
+        # The excerpt shows the refused frame and the resend, not the pings between them.
+        assert re.search(r"WS /runware/v1 → 429 .*⚡ error rate_limited\n.*WS /runware/v1 → 200", section), section
+
+
+def test_the_evidence_is_what_the_client_sent_whichever_transport() -> None:
+    guidance = Guidance.load("runware")
+    journal = [
+        {"kind": "ws", "method": "WS", "provider": "runware", "request_body": [{"taskType": "authentication"}]},
+        {"kind": "ws", "method": "WS", "provider": "runware", "request_body": [{"taskType": "ping", "ping": True}]},
+        {"kind": "ws", "method": "WS", "provider": "runware", "operation": "Tasks",
+         "request_body": [{"taskType": "imageInference"}]},
+        {"kind": "ws", "method": "PUSH", "provider": "runware", "request_body": None},
+        {"kind": "http", "method": "GET", "provider": "runware", "request_body": None},
+        {"kind": "http", "method": "POST", "provider": "runware", "request_body": [{"taskType": "ping"}]},
+        {"kind": "webhook", "method": "POST", "provider": "runware", "request_body": None},
+        {"kind": "http", "method": "POST", "provider": "qingbo", "request_body": {}},
+    ]
+    kept, aside = client_requests(journal, guidance)
+    # Over REST a ping is a request like any other; over the socket it is housekeeping.
+    assert kept == [journal[2], journal[4], journal[5]] and aside == journal[:2]
+    assert guidance.is_submit(kept[0]) and guidance.socket_retry == 1
 
 
 def test_rehearsals_run_only_with_an_adapter_and_a_known_provider(project: pytest.Pytester) -> None:

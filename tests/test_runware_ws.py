@@ -152,6 +152,36 @@ def test_a_refused_key_gets_the_auth_error_then_a_close(
     run(scenario)
 
 
+def test_a_refusal_is_worded_for_the_socket_where_rest_names_a_header(
+    server: LiveServer, control: ControlClient
+) -> None:
+    """A socket has no Authorization header, no request body and no Retry-After: its missing-key, unreadable-frame
+    and rate-limit messages say what a socket client can do (provider.json `errorsByTransport`)."""
+    control.set_options("runware", ws_auth_failure_close_code=0)
+    rest = httpx.Client(base_url=server.url + "/runware", timeout=10)
+    bearer = {"Authorization": f"Bearer {KEY}"}
+    over_rest = [rest.post("/v1", json=[task()]), rest.post("/v1", content=b"not json", headers=bearer)]
+    control.add_faults({"match": {"provider": "runware", "body": {"0.taskType": "imageInference"}},
+                        "do": {"error": "rate_limited", "retry_after": 2}, "when": {"times": 2}})
+    over_rest.append(rest.post("/v1", json=[task(deliveryMethod="async")], headers=bearer))
+    assert [r.status_code for r in over_rest] == [401, 400, 429]
+    missing, unreadable, limited = (r.json()["errors"][0]["message"] for r in over_rest)
+    assert "'Authorization: Bearer <API_KEY>'" in missing and unreadable.startswith("The request body must be")
+    assert "Retry after the indicated delay" in limited
+
+    async def scenario() -> list[str]:
+        async with connect(ws_url(server)) as socket:
+            frames = [await exchange(socket, PING), await exchange(socket, "not json")]
+            await exchange(socket, AUTH)
+            frames.append(await exchange(socket, [task(deliveryMethod="async")]))
+            return [frame["errors"][0]["message"] for frame in frames]
+
+    missing, unreadable, limited = asyncio.run(scenario())
+    assert "first message on the socket must be the authentication task" in missing and "Bearer" not in missing
+    assert unreadable.startswith("Every message must be a non-empty JSON array") and "body" not in unreadable
+    assert "indicated delay" not in limited and "try again later" in limited
+
+
 def test_an_idle_socket_is_closed_on_the_clock(server: LiveServer, control: ControlClient) -> None:
     async def scenario() -> None:
         async with connect(ws_url(server)) as socket:

@@ -134,6 +134,7 @@ class TaskStore:
 
     def __init__(self, capacity: int = 100_000) -> None:
         self.capacity = capacity
+        self.retired = 0  # tasks dropped for the bound since the last reset (the control plane reports it)
         self._tasks: dict[str, Task] = {}
         self._keys: dict[tuple[str, str, str], tuple[str, float | None]] = {}
 
@@ -149,6 +150,7 @@ class TaskStore:
                 break
             del self._tasks[oldest.id]
             retired.append(oldest)
+        self.retired += len(retired)
         return retired
 
     def get(self, task_id: str) -> Task | None:

@@ -3,7 +3,8 @@
 An adapter runs one generation through a client against the simulator the rehearsal hands it
 (`pytest --nanobanana-rehearse=PROVIDER`, README "Rehearsing your client"). These two let you see a scorecard
 before you write your own, and show how one maps the rehearsals' neutral options (`images`, `callback_url`)
-to a client's own:
+to a client's own. `careful_socket` and `naive_socket` do the same for Runware over WebSocket
+(`--nanobanana-rehearse=runware`, live mode):
 
     # conftest.py
     import pytest
@@ -34,9 +35,11 @@ from simulator.example_clients.naive import (
     NaiveFoxapiClient,
     NaiveQingboClient,
     NaiveRunwareClient,
+    NaiveRunwareSocketClient,
 )
 from simulator.example_clients.qingbo import QingboCallbackHandler, QingboClient
 from simulator.example_clients.runware import RunwareClient, RunwareWebhookHandler
+from simulator.example_clients.runware_ws import RunwareSocketClient
 from simulator.pytest_plugin.rehearsals import AdapterResult
 
 Options = Callable[[Any], dict[str, Any]]
@@ -89,3 +92,31 @@ def naive(sim: Any, prompt: str, images: int = 1, callback_url: str | None = Non
     options = {batch: images} if images != 1 and batch is not None else {}
     with NAIVE[sim.provider](sim.api_key(), base_url=sim.base_url(), clock=sim.now) as client:
         return list(client.generate(prompt, **options).images)  # type: ignore[attr-defined]
+
+
+def _socket_url(sim: Any) -> str:
+    """The WebSocket URL of the simulated Runware: `ws://127.0.0.1:PORT/runware/v1` in live mode."""
+    if sim.provider != "runware":
+        pytest.skip(f"{sim.provider} has no WebSocket API (only Runware has)")
+    if sim.mode != "live":
+        pytest.skip("in-process mode is HTTP only: rehearse a WebSocket client with --nanobanana-mode=live")
+    return sim.base_url().replace("http", "ws", 1) + "/v1"
+
+
+def careful_socket(sim: Any, prompt: str, images: int = 1, callback_url: str | None = None) -> AdapterResult:
+    """The careful Runware client over WebSocket (sync delivery: each image arrives in a frame of its own)."""
+    options: dict[str, Any] = {"webhook_url": callback_url} if callback_url else {}
+    client = RunwareSocketClient(sim.api_key(), base_url=_socket_url(sim), sleep=sim.sleep, clock=sim.now)
+    with client:
+        result = client.generate(prompt, number_results=images, **options)
+    handler = RunwareWebhookHandler(lambda event: None)  # what your webhook endpoint runs
+    return AdapterResult(result.images, result.blocked, on_callback=handler.handle)
+
+
+def naive_socket(sim: Any, prompt: str, images: int = 1, callback_url: str | None = None) -> list[Any]:
+    """The naive Runware client over WebSocket: no pause before a retry, every refusal retried."""
+    if callback_url:
+        pytest.skip("the naive clients take no callbacks")
+    client = NaiveRunwareSocketClient(sim.api_key(), base_url=_socket_url(sim), clock=sim.now)
+    with client:
+        return list(client.generate(prompt, number_results=images).images)

@@ -10,10 +10,11 @@
 - never refreshes an expired image URL, and silently drops images that were blocked in a batch.
 
 For the other providers, `Naive` takes the manners out of a careful client while keeping its knowledge of
-the protocol (`NaiveQingboClient`, `NaiveRunwareClient`, `NaiveCrunClient`, `NaiveFoxapiClient`,
-`NaiveEvolinkClient`): it never sleeps (no backoff, no `Retry-After`, polls without a pause), retries every
-refusal up to 20 times, resends a submit whose answer was lost, and never asks for a fresh URL. Whatever
-idempotency key the provider requires in the body stays, so those clients resubmit safely by accident.
+the protocol (`NaiveQingboClient`, `NaiveRunwareClient`, `NaiveRunwareSocketClient`, `NaiveCrunClient`,
+`NaiveFoxapiClient`, `NaiveEvolinkClient`): it never sleeps (no backoff, no `Retry-After`, polls without a
+pause), retries every refusal up to 20 times, resends a submit whose answer was lost, and never asks for a
+fresh URL. Whatever idempotency key the provider requires in the body stays, so those clients resubmit safely
+by accident.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from simulator.example_clients.evolink import EvolinkClient
 from simulator.example_clients.foxapi import FoxapiClient
 from simulator.example_clients.qingbo import QingboClient
 from simulator.example_clients.runware import RunwareClient
+from simulator.example_clients.runware_ws import RunwareSocketClient
 
 TERMINAL = {"succeeded", "failed", "expired", "canceled"}
 
@@ -112,6 +114,10 @@ class NaiveQingboClient(Naive, QingboClient):
 
 
 class NaiveRunwareClient(Naive, RunwareClient):
+    pass
+
+
+class NaiveRunwareSocketClient(Naive, RunwareSocketClient):
     pass
 
 

@@ -154,6 +154,7 @@ def control_routes(sim: Simulator) -> list[Route]:
             "providers": {slug: {"prefix": f"/{slug}", "hosts": p.hosts} for slug, p in sim.providers.items()},
             "default_provider": sim.default_provider,
             "tasks": len(engine.tasks),
+            "tasks_retention": {"capacity": engine.tasks.capacity, "retired": engine.tasks.retired},
             "journal": {"entries": len(engine.journal), "dropped": engine.journal.dropped,
                         "bytes": engine.journal.bytes},
             "self_check": sim.self_check.value,

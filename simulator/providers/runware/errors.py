@@ -83,12 +83,24 @@ class ErrorCatalog:
         item.update(task_fields(task))
         return TaskError(self.status("validation"), item)
 
+    def _over(self, transport: str, part: str) -> Mapping[str, Any]:
+        """provider.json `errorsByTransport[transport][part]`: wording that fits a transport without headers."""
+        return self.data.get("errorsByTransport", {}).get(transport, {}).get(part, {})
+
+    def wording(self, name: str, transport: str) -> str:
+        """The message template `name` (of `errors`) as said on `transport`."""
+        return str(self._over(transport, "errors").get(name, self.data["errors"][name]))
+
+    def fault_message(self, kind: str, transport: str, message: str) -> str:
+        """A forced error's table message as said on `transport` (a rule's own message is kept by the caller)."""
+        return str(self._over(transport, "faults").get(kind, message))
+
     def named(
         self, code: str, kind: str, task: Any = None, *, parameter: str | None = None,
-        template: str | None = None, **values: Any,
+        template: str | None = None, transport: str = "http", **values: Any,
     ) -> TaskError:
         """An error that is not a schema violation: auth, credits, blocks, unknown tasks."""
-        message = str(self.data["errors"][template or code]).format(**values)
+        message = self.wording(template or code, transport).format(**values)
         item: dict[str, Any] = {"code": code, "message": message}
         if parameter:
             item["parameter"] = parameter

@@ -140,10 +140,11 @@ class RunwareProvider(Provider):
         if exchange.conversation is not None and close_code:
             exchange.conversation.close(close_code, "authentication failed")
         return self._refused(self.errors.named(code, "authentication", {"taskType": "authentication"},
-                                               parameter="apiKey"))
+                                               parameter="apiKey", transport=exchange.transport))
 
     def unreadable_body(self, exchange: Exchange, problem: BodyError) -> ProviderError:
-        return self._refused(self.errors.named("invalidRequestBody", "validation", detail=str(problem)))
+        return self._refused(self.errors.named("invalidRequestBody", "validation", detail=str(problem),
+                                               transport=exchange.transport))
 
     # -- failure rehearsal -----------------------------------------------------------------------------
 
@@ -156,6 +157,8 @@ class RunwareProvider(Provider):
         """A forced error as errors[] items scoped to the request's tasks; status and headers as the base says."""
         generic = super().render_fault(exchange, do)
         spec = error_spec(self.data.get("faults", {}), do)
+        if "message" not in do:
+            spec["message"] = self.errors.fault_message(str(do.get("error")), exchange.transport, spec["message"])
         if "code" in do:
             code = str(do["code"])
         elif spec.get("codeOption"):
@@ -175,11 +178,13 @@ class RunwareProvider(Provider):
         body = exchange.body
         if not isinstance(body, list) or not body:
             detail = "Got an empty array." if body == [] else f"Got a JSON {_json_type(body)}."
-            raise self._refused(self.errors.named("invalidRequestBody", "validation", detail=detail))
+            raise self._refused(self.errors.named("invalidRequestBody", "validation", detail=detail,
+                                                  transport=exchange.transport))
         cap = int(self.options["max_tasks_per_request"])
         if len(body) > cap:
             detail = f"It holds {len(body)} tasks; at most {cap} are accepted in one request."
-            raise self._refused(self.errors.named("invalidRequestBody", "validation", detail=detail))
+            raise self._refused(self.errors.named("invalidRequestBody", "validation", detail=detail,
+                                                  transport=exchange.transport))
         tasks: list[Any] = list(body)
         leading = leading_authentication(body)
         if leading is not None:

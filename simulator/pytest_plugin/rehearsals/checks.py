@@ -11,6 +11,7 @@ from typing import Any
 from simulator.pytest_plugin.rehearsals.adapter import MISSING, attribute, count
 from simulator.pytest_plugin.rehearsals.evidence import Check, Entry, Evidence, excerpt
 from simulator.pytest_plugin.rehearsals.files import Rehearsal
+from simulator.pytest_plugin.rehearsals.guidance import SOCKET_KIND
 
 EPSILON = 1e-3  # clock seconds: float noise between `advance(7)` and a 7 s Retry-After
 REFUSED_DOWNLOAD = frozenset({401, 403, 404, 410})  # how object stores and APIs refuse an expired link
@@ -54,6 +55,21 @@ def _retry_after(entry: Mapping[str, Any]) -> float | None:
     except (KeyError, TypeError, ValueError):
         return None
     return max(0.0, when - now)
+
+
+def _retry_hint(ev: Evidence, entry: Mapping[str, Any]) -> tuple[float, str] | None:
+    """How long a 429/503 asked the client to wait, and how it said so. A WebSocket frame has no headers (the
+    journal may still hold the ones the HTTP rendering made; the client never saw them), so there the
+    provider's guidance stands in: `socket.retryWithoutHint` seconds, its doc quoted."""
+    if int(entry.get("status") or 0) not in (429, 503):
+        return None
+    g = ev.guidance
+    if entry.get("kind") == SOCKET_KIND:
+        if g.socket_retry is None:
+            return None
+        return g.socket_retry, f"no Retry-After on a WebSocket frame; guidance ≥ {g.socket_retry:g} s"
+    hint = _retry_after(entry)
+    return None if hint is None else (hint, f"Retry-After {hint:g} s")
 
 
 def check_outcome(ev: Evidence, want: str) -> Check:
@@ -109,22 +125,26 @@ def check_idempotency_key(ev: Evidence, _: Any) -> Check:
 def check_retry_after(ev: Evidence, _: Any) -> Check:
     early, honoured = [], []
     for index, entry in enumerate(ev.entries):
-        hint = _retry_after(entry)
-        if hint is None or int(entry.get("status") or 0) not in (429, 503):
+        found = _retry_hint(ev, entry)
+        if found is None:
             continue
+        hint, said = found
         following = ev.entries[index + 1] if index + 1 < len(ev.entries) else None
         if following is None:
-            honoured.append(f"{entry['status']} (Retry-After {hint:g} s), not retried")
+            honoured.append(f"{entry['status']} ({said}), not retried")
             continue
-        gap = float(following["at"]) - float(entry["finished_at"])
+        gap = ev.gap(entry, following)
         if gap + EPSILON < hint:
-            early.append((entry, following, gap, hint))
+            early.append((entry, following, gap, said))
         else:
-            honoured.append(f"{entry['status']} (Retry-After {hint:g} s), next request {gap:.2f} s later")
+            honoured.append(f"{entry['status']} ({said}), next request {gap:.2f} s later")
     if early:
-        entry, following, gap, hint = early[0]
-        return Check("retry_after", False, f"sent the next request {gap:.2f} s after a {entry['status']} that "
-                     f"asked for Retry-After {hint:g} s ({len(early)} early retr{'ies' if len(early) > 1 else 'y'})",
+        entry, following, gap, said = early[0]
+        socket = entry.get("kind") == SOCKET_KIND
+        asked = f"({said})" if socket else f"that asked for {said}"
+        doc = f"; {ev.guidance.slug}: {ev.guidance.socket_retry_doc}" if socket else ""
+        return Check("retry_after", False, f"sent the next request {gap:.2f} s after a {entry['status']} {asked} "
+                     f"({len(early)} early retr{'ies' if len(early) > 1 else 'y'}){doc}",
                      excerpt(ev, [e for pair in early for e in pair[:2]]))
     if not honoured:
         return Check("retry_after", False, "inconclusive: no answer with Retry-After reached the client "
@@ -136,7 +156,7 @@ def check_backoff(ev: Evidence, spec: Mapping[str, Any]) -> Check:
     min_gap, max_attempts = float(spec.get("min_gap", 0)), int(spec.get("max_attempts", 10))
     within = float(spec.get("within", math.inf))
     submits = ev.submits
-    gaps = [float(b["at"]) - float(a["finished_at"]) for a, b in itertools.pairwise(submits)]
+    gaps = [ev.gap(a, b) for a, b in itertools.pairwise(submits)]
     problems = []
     if len(submits) > max_attempts:
         problems.append(f"{len(submits)} attempts; a client gives up after at most {max_attempts}")
@@ -178,7 +198,7 @@ def check_poll_pace(ev: Evidence, _: Any) -> Check:
             ok = 200 <= int(before.get("status") or 0) < 300
             if not g.is_poll(poll) or not ok or float(before["finished_at"]) >= terminal:
                 continue
-            gap = float(poll["at"]) - float(before["finished_at"])
+            gap = ev.gap(before, poll)
             gaps.append(gap)
             if gap + EPSILON < g.min_poll:
                 fast.append((before, poll, gap))

@@ -8,10 +8,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from simulator.pytest_plugin.rehearsals.adapter import count
-from simulator.pytest_plugin.rehearsals.guidance import Guidance
+from simulator.pytest_plugin.rehearsals.guidance import SOCKET_KIND, Guidance
 
 Entry = dict[str, Any]
 EXCERPT_HEAD, EXCERPT_TAIL = 3, 1  # a long run of requests is shown by its first and last few
+PUSHED = "PUSH"  # the journal's method for a frame the server sent on its own
+
+
+def client_requests(journal: Sequence[Entry], guidance: Guidance) -> tuple[list[Entry], list[Entry]]:
+    """What the client sent the rehearsed provider, oldest first, whichever transport carried it, and its
+    housekeeping frames apart. HTTP exchanges and WebSocket frames (kind `ws`, method `WS`, each journaled
+    with the answer it got) are judged as requests. A frame the server pushed (method `PUSH`, a result as it
+    is ready) answers nothing the client did at that moment and is left out; a frame that only keeps the
+    socket open or signs it in (the provider's `socket.housekeeping`) is neither a retry nor a poll, and is
+    kept aside only so that the clock it took is not counted as the client's pause (`Evidence.gap`)."""
+    requests: list[Entry] = []
+    housekeeping: list[Entry] = []
+    for entry in journal:
+        if entry.get("provider") != guidance.slug or entry.get("kind") not in ("http", SOCKET_KIND) \
+                or entry.get("method") == PUSHED:
+            continue
+        (housekeeping if guidance.is_housekeeping(entry) else requests).append(entry)
+    return requests, housekeeping
 
 
 @dataclass
@@ -37,7 +55,7 @@ class Outcome:
 @dataclass
 class Evidence:
     guidance: Guidance
-    entries: list[Entry]  # HTTP exchanges with the rehearsed provider, oldest first
+    entries: list[Entry]  # the client's requests to the rehearsed provider, oldest first (`client_requests`)
     webhooks: list[Entry]
     tasks: list[Entry]
     outcome: Outcome
@@ -45,6 +63,16 @@ class Evidence:
     deliveries: list[bytes] = field(default_factory=list)
     handled: list[Any] = field(default_factory=list)  # what on_callback answered per delivery (or raised)
     findings: Sequence[Any] = ()  # contract-check findings
+    housekeeping: list[Entry] = field(default_factory=list)  # pings and sign-ins on a socket (`client_requests`)
+
+    def gap(self, answered: Mapping[str, Any], then: Mapping[str, Any]) -> float:
+        """Clock seconds the client waited between an answer and its next request. The clock the server took
+        over housekeeping frames sent in between (the rehearsal tick moves it before each) is not the
+        client's pause: a client that pings while it retries at once has not waited."""
+        start, end = float(answered["finished_at"]), float(then["at"])
+        busy = sum(float(e["finished_at"]) - float(e["at"]) for e in self.housekeeping
+                   if start <= float(e["at"]) and float(e["finished_at"]) <= end)
+        return end - start - busy
 
     @property
     def submits(self) -> list[Entry]:

@@ -11,6 +11,8 @@ from simulator.faults.plan import lookup
 from simulator.options import provider_data
 from simulator.pytest_plugin.rehearsals.files import ALIASES, RehearsalError
 
+SOCKET_KIND = "ws"  # the journal's kind for a WebSocket frame
+
 
 def _body_holds(body: Any, wanted: Mapping[str, Any]) -> bool:
     return all(lookup(body, path) == value for path, value in wanted.items())
@@ -34,6 +36,9 @@ class Guidance:
     callbacks: bool
     batch: bool
     notes: Mapping[str, str]  # why a capability is missing, for the scorecard
+    housekeeping: tuple[Mapping[str, Any], ...] = ()  # WebSocket frames that are no request of the client's own
+    socket_retry: float | None = None  # seconds to wait after a refusal frame, which has no Retry-After
+    socket_retry_doc: str = ""
 
     @classmethod
     def load(cls, slug: str) -> Guidance:
@@ -43,6 +48,7 @@ class Guidance:
             raise RehearsalError(f"schemas/{slug}/provider.json has no clientGuidance: it cannot be rehearsed")
         poll, refresh = guide.get("poll") or {}, guide.get("refreshUrl") or {}
         idempotency = guide.get("idempotency")
+        socket = guide.get("socket") or {}
         return cls(
             slug=slug,
             submit_ops=tuple(data["submitOperations"]),
@@ -62,6 +68,9 @@ class Guidance:
                 "callbacks": str(guide.get("callbacksDoc", "no callbacks")),
                 "batch": str(guide.get("batchDoc", "no batches")),
             },
+            housekeeping=tuple(socket.get("housekeeping", ())),
+            socket_retry=socket.get("retryWithoutHint"),
+            socket_retry_doc=str(socket.get("retryWithoutHintDoc", "")),
         )
 
     def lacks(self, requirement: str) -> str | None:
@@ -75,6 +84,12 @@ class Guidance:
 
     def is_poll(self, entry: Mapping[str, Any]) -> bool:
         return entry.get("operation") in self.poll_ops and _body_holds(entry.get("request_body"), self.poll_body)
+
+    def is_housekeeping(self, entry: Mapping[str, Any]) -> bool:
+        """A WebSocket frame that keeps the socket open or signs it in (Runware's ping, authentication). Over
+        REST the same task types ride along with real work (a leading authentication task), so they count."""
+        return entry.get("kind") == SOCKET_KIND and any(_body_holds(entry.get("request_body"), wanted)
+                                                         for wanted in self.housekeeping)
 
     def is_download(self, entry: Mapping[str, Any]) -> bool:
         return entry.get("operation") in self.download_ops

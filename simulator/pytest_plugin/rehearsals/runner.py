@@ -13,7 +13,7 @@ import pytest
 
 from simulator.pytest_plugin.rehearsals.adapter import Adapter, attribute
 from simulator.pytest_plugin.rehearsals.checks import judge
-from simulator.pytest_plugin.rehearsals.evidence import Check, Evidence, Outcome
+from simulator.pytest_plugin.rehearsals.evidence import Check, Evidence, Outcome, client_requests
 from simulator.pytest_plugin.rehearsals.files import RECEIVER, Rehearsal, RehearsalError, shipped
 from simulator.pytest_plugin.rehearsals.guidance import Guidance
 from simulator.pytest_plugin.rehearsals.scorecard import Scorecard, Verdict
@@ -180,9 +180,9 @@ def _rehearse(sim: Nanobanana, rehearsal: Rehearsal, guidance: Guidance, adapter
                     handled.append(handler(body))
                 except Exception as exc:  # judged as a wrong answer to that delivery
                     handled.append(exc)
-    entries = [e for e in sim.journal(kind="http") if e.get("provider") == guidance.slug]
+    entries, housekeeping = client_requests(sim.journal(provider=guidance.slug), guidance)
     return Evidence(
-        guidance=guidance, entries=entries, webhooks=sim.webhooks(guidance.slug),
+        guidance=guidance, entries=entries, housekeeping=housekeeping, webhooks=sim.webhooks(guidance.slug),
         tasks=sim.tasks(guidance.slug), outcome=outcome, line=sim._line, deliveries=deliveries, handled=handled,
         findings=sim.findings() if sim.settings.contract else (),
     )
