@@ -156,6 +156,7 @@ class Engine:
         async def fire() -> None:
             if task.phase(self.clock.now()) is Phase.CANCELED:
                 return
+            task.touch()
             self._emit(task, phase, self.clock.now())
             if phase.terminal:
                 # Its last timer has fired: holding the handles (and these closures) would cost every finished
@@ -183,6 +184,7 @@ class Engine:
         if task.phase(now).terminal:
             return False
         task.canceled_at = now
+        task.touch()
         for timer in self._timers.pop(task.id, []):
             timer.cancel()
         self._emit(task, Phase.CANCELED, now)

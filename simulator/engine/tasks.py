@@ -81,6 +81,13 @@ class Task:
     deleted_at: float | None = None
     tags: list[str] = field(default_factory=list)
     faults: list[str] = field(default_factory=list)  # what fault rules did to this task, in words
+    # Moves on with every change a read could show (a phase reached, tags, metadata, a refund): answers kept for
+    # a settled task (simulator.pipeline.settled) are kept per revision.
+    revision: int = 0
+
+    def touch(self) -> None:
+        """Note a change of the task's state (anything a handler changes on it after it was added)."""
+        self.revision += 1
 
     def phase(self, now: float) -> Phase:
         if self.canceled_at is not None and self.canceled_at <= now:

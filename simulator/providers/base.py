@@ -10,7 +10,7 @@ how this provider words a refusal. A handler refuses by raising `ProviderError`.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Hashable
 from typing import Any, ClassVar
 
 from simulator.engine import Engine, Phase, RetryPolicy, Task
@@ -34,6 +34,7 @@ from simulator.pipeline import (
     Replay,
 )
 from simulator.pipeline.conversation import SocketTerms
+from simulator.pipeline.settled import Late, SettledAnswers
 from simulator.validation import SchemaSet, ValidationReport, Violation, schema_set
 
 
@@ -49,6 +50,7 @@ class Provider:
         self.schemas: SchemaSet = schema_set(self.slug)
         self.operations: dict[str, Operation] = operations(self.slug)
         self.valid_tokens: set[str] | None = None
+        self.settled = SettledAnswers()
         self.attach()
 
     def attach(self) -> None:
@@ -64,6 +66,7 @@ class Provider:
     def reset(self) -> None:
         self.options.reset()
         self.valid_tokens = None
+        self.settled.clear()
         self.attach()
 
     # -- to be provided by each provider -----------------------------------------------------------
@@ -202,6 +205,14 @@ class Provider:
         ]
 
     # -- shared helpers ------------------------------------------------------------------------------
+
+    def settled_answer(self, exchange: Exchange, task: Task, render: Callable[[Late], Answer],
+                       *key: Hashable) -> Answer:
+        """The answer `render` gives for a task whose reading no longer moves with the clock, rendered once per
+        state of the task and of the options (see simulator.pipeline.settled); `key` names whatever else the
+        rendering reads besides the task, the options, the operation and the base URL."""
+        return self.settled.answer(task, (exchange.operation, exchange.base_url, self.options.revision, *key),
+                                   self.engine.now(), render)
 
     def with_defaults(self, exchange: Exchange, body: Any) -> Any:
         """`body` with the defaults of the request schema the exchange's body was validated against."""
