@@ -10,6 +10,7 @@ how this provider words a refusal. A handler refuses by raising `ProviderError`.
 from __future__ import annotations
 
 import posixpath
+import sys
 from collections.abc import Callable, Collection, Hashable
 from typing import Any, ClassVar
 
@@ -36,6 +37,9 @@ from simulator.pipeline import (
 from simulator.pipeline.conversation import SocketTerms
 from simulator.pipeline.settled import Late, SettledAnswers
 from simulator.validation import SchemaSet, ValidationReport, Violation, schema_set
+
+# Keys and URL bases up to this long are interned: every stored task and journal entry names them.
+SHARED_TEXT = 256
 
 
 class Provider:
@@ -125,6 +129,8 @@ class Provider:
         key = exchange.api_key
         if not key or (self.valid_tokens is not None and key not in self.valid_tokens):
             raise self.unauthorized(exchange)
+        if len(key) <= SHARED_TEXT:
+            key = sys.intern(key)  # one string for the thousands of tasks, moves and entries a key owns
         exchange.owner = key
         return key
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -25,6 +26,7 @@ from simulator.pipeline import DEFAULT_BODY_LIMIT, Answer, Exchange
 from simulator.pipeline.body import BodyReader
 from simulator.pipeline.pipeline import Pipeline
 from simulator.pipeline.routing import Router
+from simulator.providers.base import SHARED_TEXT
 
 Clock = Callable[[], float]
 
@@ -151,7 +153,8 @@ def _base_url(scope: Scope, headers: Headers, prefix: str) -> str:
     if not host:
         server_host, server_port = scope.get("server") or ("127.0.0.1", 80)
         host = f"{server_host}:{server_port}"
-    return f"{scope.get('scheme', 'http')}://{host}{prefix}"
+    base = f"{scope.get('scheme', 'http')}://{host}{prefix}"
+    return sys.intern(base) if len(base) <= SHARED_TEXT else base  # each task keeps it: one string for them all
 
 
 def _with_length(start: Message, length: int) -> Message:
