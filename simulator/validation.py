@@ -300,7 +300,9 @@ def _fill_defaults(schema: Any, instance: Any, resolver: Any, lookups: Lookups) 
             if key in filled:
                 filled[key] = _fill_defaults(sub, filled[key], resolver, lookups)
             elif isinstance(sub, dict) and "default" in sub:
-                filled[key] = copy.deepcopy(sub["default"])
+                default = sub["default"]
+                # A string, number, boolean or null is shared as it is; a list or object is the caller's own copy.
+                filled[key] = copy.deepcopy(default) if isinstance(default, list | dict) else default
         instance = filled
     if isinstance(instance, list) and isinstance(schema.get("items"), dict):
         instance = [_fill_defaults(schema["items"], item, resolver, lookups) for item in instance]

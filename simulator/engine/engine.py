@@ -136,7 +136,8 @@ class Engine:
         return Timeline(accepted_at=now, queued_at=queued_at, started_at=started_at, finished_at=now + total)
 
     def add_task(self, task: Task) -> Task:
-        task.faults = task_faults.apply(task, self.seeds.stream(task.provider, "faults", task.seq))
+        if task_faults.any_active():  # the task's fault stream is drawn from only then: seeding it costs
+            task.faults = task_faults.apply(task, self.seeds.stream(task.provider, "faults", task.seq))
         self.tasks.add(task)
         for retired in self.tasks.retire(self.clock.now()):
             self.blobs.forget(retired)

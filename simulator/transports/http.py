@@ -15,6 +15,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,7 +33,12 @@ Clock = Callable[[], float]
 
 
 def http_date(now: float) -> bytes:
-    return format_datetime(datetime.fromtimestamp(now, tz=UTC), usegmt=True).encode()
+    return _http_date(int(now))
+
+
+@lru_cache(maxsize=64)  # whole seconds: every answer of the same second carries the same Date
+def _http_date(second: int) -> bytes:
+    return format_datetime(datetime.fromtimestamp(second, tz=UTC), usegmt=True).encode()
 
 
 class HttpTransport:
