@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 from simulator.resources import schemas_dir
 
@@ -58,7 +58,7 @@ def concept_of(name: str) -> Concept | None:
     return _concepts_by_spelling().get(_folded(name))
 
 
-@cache
+@lru_cache(maxsize=1024)  # one entry per schema's field list
 def _by_folding(documented: tuple[str, ...]) -> dict[str, str]:
     return {_folded(known): known for known in documented}
 
