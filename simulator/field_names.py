@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 from simulator.resources import schemas_dir
 
@@ -29,9 +29,12 @@ class Concept:
     names: tuple[str, ...]  # in preference order; an entry may join several fields with `+`
 
 
+_NOT_FOLDED = re.compile(r"[^a-z0-9]")
+
+
 def _folded(name: str) -> str:
     """`aspect_ratio`, `aspectRatio` and `AspectRatio` are one spelling."""
-    return re.sub(r"[^a-z0-9]", "", name.lower())
+    return _NOT_FOLDED.sub("", name.lower())
 
 
 @cache
@@ -40,10 +43,24 @@ def concepts() -> tuple[Concept, ...]:
     return tuple(Concept(label, tuple(names)) for label, names in table.items())
 
 
+@cache
+def _concepts_by_spelling() -> dict[str, Concept]:
+    """Each folded name to its concept (the first concept listing it, as a scan in table order would find)."""
+    index: dict[str, Concept] = {}
+    for concept in concepts():
+        for name in concept.names:
+            index.setdefault(_folded(name), concept)
+    return index
+
+
 def concept_of(name: str) -> Concept | None:
     """The concept a field name stands for, in any provider's spelling."""
-    folded = _folded(name)
-    return next((c for c in concepts() if any(_folded(n) == folded for n in c.names)), None)
+    return _concepts_by_spelling().get(_folded(name))
+
+
+@lru_cache(maxsize=1024)  # one entry per schema's field list
+def _by_folding(documented: tuple[str, ...]) -> dict[str, str]:
+    return {_folded(known): known for known in documented}
 
 
 def meant(name: str, documented: Collection[str]) -> str | None:
@@ -52,9 +69,10 @@ def meant(name: str, documented: Collection[str]) -> str | None:
     The same name in another case or word separator first; then the same concept under this schema's
     name (a concept this schema has no name for means nothing here: Pro's missing image search is not its web
     search); only a name of no known concept goes by spelling."""
-    by_folding = {_folded(known): known for known in documented}
-    if _folded(name) in by_folding:
-        return by_folding[_folded(name)]
+    by_folding = _by_folding(tuple(documented))  # one schema's fields, met again on every unknown field
+    folded = _folded(name)
+    if folded in by_folding:
+        return by_folding[folded]
     concept = concept_of(name)
     if concept is not None:
         for candidate in concept.names:
@@ -62,5 +80,5 @@ def meant(name: str, documented: Collection[str]) -> str | None:
             if all(_folded(part) in by_folding for part in parts):
                 return JOINED.join(by_folding[_folded(part)] for part in parts)
         return None
-    close = difflib.get_close_matches(_folded(name), list(by_folding), n=1, cutoff=SPELLING_CUTOFF)
+    close = difflib.get_close_matches(folded, list(by_folding), n=1, cutoff=SPELLING_CUTOFF)
     return by_folding[close[0]] if close else None

@@ -18,10 +18,10 @@ def iso_utc(t: float | None, digits: int = 3, suffix: str = "Z") -> str | None:
 
 @lru_cache(maxsize=4096)  # a task's moments are printed on every read of it; strftime is the costly part
 def _iso_utc(t: float, digits: int, suffix: str) -> str:
-    moment = to_datetime(t)
-    text = moment.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%S")
+    m = to_datetime(t)  # the clock's years are 1970 to 3000: always four digits, as strftime's %Y would print
+    text = f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}"
     if digits:
-        fraction = f"{moment.microsecond:06d}".ljust(max(digits, 6), "0")[:digits]
+        fraction = f"{m.microsecond:06d}".ljust(max(digits, 6), "0")[:digits]
         text += f".{fraction}"
     return text + suffix
 

@@ -86,10 +86,12 @@ class ProviderOptions:
         self.slug = slug
         self._spec: dict[str, dict[str, Any]] = provider_data(slug).get("options", {})
         self._values: dict[str, Any] = {}
+        self.revision = 0  # moves on with every change: what was rendered under other values is stale
         self.reset()
 
     def reset(self) -> None:
         self._values = {name: spec["default"] for name, spec in self._spec.items()}
+        self.revision += 1
 
     def __getitem__(self, name: str) -> Any:
         return self._values[name]
@@ -126,6 +128,7 @@ class ProviderOptions:
         """Set several options at once: every value is checked first, so a bad one changes none."""
         checked = {name: self.checked(name, value, field) for name, value in values.items()}
         self._values.update(checked)
+        self.revision += 1
 
     def set(self, name: str, value: Any) -> None:
         self.update({name: value})

@@ -16,7 +16,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,12 @@ BASE_URI = "https://nanobanana-sim.dev/schemas/"
 PathPart = str | int
 # Rules about a value that say nothing useful once the value has the wrong type.
 VALUE_RULES = frozenset({"enum", "const", "pattern", "format", "minLength", "maxLength", "minimum", "maximum"})
+# A body can break its schema in thousands of places (a hostile one, or one written for another provider), and
+# a suggestion (the field or value probably meant) costs a fuzzy match: only the first 200 violations in path
+# order get one, as ASP.NET Core stops model validation at 200 errors (MvcOptions.MaxModelValidationErrors)
+# and no client reads further (Runware reports only the first).
+MAX_VIOLATIONS = 200
+_PENDING: Any = object()  # a suggestion left for when the violation is known to be reported
 # Rules whose nearest valid value is the limit itself.
 LIMIT_RULES = frozenset({
     "const", "maximum", "minimum", "exclusiveMaximum", "exclusiveMinimum", "maxLength", "minLength",
@@ -129,7 +135,27 @@ def _discriminator(validator: Any, spec: Mapping[str, Any], instance: Any, schem
     yield from validator.descend(instance, {"$ref": target})
 
 
-_Validator = extend(Draft202012Validator, {"discriminator": _discriminator})
+# A `$ref` resolved once per base URI: each lookup joins URIs and walks a JSON pointer, and the detailed path
+# meets the same few references on every invalid body. (No schema here uses `$dynamicRef`, the one keyword for
+# which the dynamic scope a lookup carries could differ between two lookups of one reference.)
+_RESOLVED: dict[tuple[str, str], tuple[Any, Any]] = {}
+
+
+def _ref(validator: Any, ref: str, instance: Any, schema: Any) -> Iterator[Any]:
+    resolver = validator._resolver
+    registry = resolver._registry
+    key = (resolver._base_uri, ref)
+    kept = _RESOLVED.get(key)
+    if kept is not None and kept[0] is registry:  # the same schema set (shared schemas sit in several)
+        resolved = kept[1]
+    else:
+        resolved = resolver.lookup(ref)
+        if resolved.resolver._registry is registry:  # nothing crawled on the way: the same answer each time
+            _RESOLVED[key] = (registry, resolved)
+    yield from validator.descend(instance, resolved.contents, resolver=resolved.resolver)
+
+
+_Validator = extend(Draft202012Validator, {"discriminator": _discriminator, "$ref": _ref})
 
 
 class SchemaSet:
@@ -198,7 +224,10 @@ class SchemaSet:
         errors = self._validator(name).iter_errors(instance)
         violations = [v for error in errors for v in _violations(error, name)]
         violations.sort(key=lambda v: (dotted_path(v.path), v.rule))
-        return ValidationReport(_dedupe(violations))
+        # Suggestions (the costly part) for the first MAX_VIOLATIONS in path order: those a client reads.
+        kept = _dedupe(violations)
+        return ValidationReport([_suggested(v) if n < MAX_VIOLATIONS else replace(v, nearest=None)
+                                 if v.nearest is _PENDING else v for n, v in enumerate(kept)])
 
     def errors(self, name: str, instance: Any) -> list[ValidationError]:
         """jsonschema's own errors, alternatives and all (the drift report picks the closest alternative)."""
@@ -271,7 +300,9 @@ def _fill_defaults(schema: Any, instance: Any, resolver: Any, lookups: Lookups) 
             if key in filled:
                 filled[key] = _fill_defaults(sub, filled[key], resolver, lookups)
             elif isinstance(sub, dict) and "default" in sub:
-                filled[key] = copy.deepcopy(sub["default"])
+                default = sub["default"]
+                # A string, number, boolean or null is shared as it is; a list or object is the caller's own copy.
+                filled[key] = copy.deepcopy(default) if isinstance(default, list | dict) else default
         instance = filled
     if isinstance(instance, list) and isinstance(schema.get("items"), dict):
         instance = [_fill_defaults(schema["items"], item, resolver, lookups) for item in instance]
@@ -297,6 +328,17 @@ def _dedupe(violations: Iterable[Violation]) -> list[Violation]:
             seen.add(key)
             out.append(violation)
     return out
+
+
+def _suggested(violation: Violation) -> Violation:
+    """The violation with its nearest valid value, where that was left for later (`_PENDING`)."""
+    if violation.nearest is not _PENDING:
+        return violation
+    if violation.rule == "additionalProperties":
+        nearest = field_names.meant(str(violation.path[-1]), violation.expected)
+    else:
+        nearest = _nearest(violation.value, violation.expected)
+    return replace(violation, nearest=nearest)
 
 
 def _nearest(value: Any, candidates: Iterable[Any]) -> Any:
@@ -363,7 +405,7 @@ def _violations(error: ValidationError, schema_name: str) -> Iterator[Violation]
         for name in sorted(set(instance) - known):
             yield Violation(
                 (*path, name), rule, f"'{name}' is not a valid property", instance[name],
-                sorted(known), field_names.meant(name, known), schema_name, doc,
+                sorted(known), _PENDING, schema_name, doc,
             )
         return
     if rule == "required" and isinstance(instance, dict):
@@ -374,7 +416,7 @@ def _violations(error: ValidationError, schema_name: str) -> Iterator[Violation]
     expected = error.validator_value
     nearest: Any = None
     if rule in ("enum", "discriminator"):
-        nearest = _nearest(instance, expected)
+        nearest = _PENDING
     elif rule in LIMIT_RULES:
         nearest = expected
     yield Violation(path, rule, _brief(error.message), instance, expected, nearest, schema_name, doc)

@@ -134,6 +134,25 @@ def test_wallets_debit_only_what_is_there() -> None:
     assert wallets.balance("p", "k") == 50
 
 
+
+def test_wallets_link_each_debit_to_its_task_in_one_lookup_whatever_the_ledger_holds() -> None:
+    wallets = Wallets(default_balance=1e9)
+    for n in range(5_000):  # another wallet's movements in between change nothing
+        assert wallets.debit("p", f"other-{n % 7}", 1)
+        wallets.link("p", f"other-{n % 7}", f"o{n}")
+    assert wallets.debit("p", "k", 3)
+    assert wallets.debit("q", "k", 4)  # same key, another provider: another wallet
+    wallets.link("p", "k", "t1")
+    wallets.link("q", "k", "t2")
+    wallets.link("p", "k", "t3")  # no unlinked debit left in p/k: nothing to name
+    wallets.credit("p", "k", 3, task_id="t1")
+    wallets.link("p", "k", "t4")  # the wallet's latest movement is a credit: not a debit to link
+    mine = [(m["provider"], m["kind"], m["task_id"]) for m in wallets.ledger(owner="k")]
+    assert mine == [("p", "debit", "t1"), ("q", "debit", "t2"), ("p", "credit", "t1")]
+    assert [m["task_id"] for m in wallets.ledger(owner="other-3")][-1] == "o4994"
+    # The scan this replaced walked the ledger backwards per task; the lookup reads one wallet's latest move.
+    assert len(wallets._latest) == 9
+
 def test_webhooks_to_non_loopback_hosts_are_refused_and_journaled_without_sending() -> None:
     async def scenario() -> None:
         engine = Engine(VirtualClock(start=0))

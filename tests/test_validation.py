@@ -184,3 +184,27 @@ def test_an_unknown_field_names_the_provider_s_own_field_for_the_same_thing(slug
     violations = schema_set(slug).validate(schema, {**body, field: "x"}).violations
     unknown = [v for v in violations if v.rule == "additionalProperties"]
     assert [(dotted_path(v.path), v.nearest) for v in unknown] == [(field, meant)]
+
+
+def test_a_body_wrong_in_thousands_of_places_pays_for_the_first_suggestions_only(
+        schemas: SchemaSet, monkeypatch: pytest.MonkeyPatch) -> None:
+    from simulator import field_names, validation
+
+    calls: list[str] = []
+    real = field_names.meant
+
+    def counted(name: str, documented: object) -> str | None:
+        calls.append(name)
+        return real(name, documented)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(field_names, "meant", counted)
+    circle = {"kind": "circle", "Radius": 2, **{f"zz{n:04d}": n for n in range(1500)}}
+    violations = schemas.validate("body", {"items": [circle, {"kind": "square", "Side": 1}]}).violations
+    assert len(violations) == 1 + 1500 + 1  # every one still reported, in path order
+    assert [dotted_path(v.path) for v in violations] == sorted(dotted_path(v.path) for v in violations)
+    assert len(calls) == validation.MAX_VIOLATIONS
+    assert violations[0].path == ("items", 0, "Radius") and violations[0].nearest == "radius"
+    assert violations[-1].path == ("items", 1, "Side") and violations[-1].nearest is None  # past the first 200
+    assert all(v.nearest is None for v in violations[validation.MAX_VIOLATIONS:])
+    # Under the bound, nothing changes: each unknown field gets its suggestion as before.
+    assert by_path(schemas, {"items": [{"kind": "square", "Side": 1}]})["items[0].Side"].nearest == "side"

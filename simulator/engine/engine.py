@@ -136,7 +136,8 @@ class Engine:
         return Timeline(accepted_at=now, queued_at=queued_at, started_at=started_at, finished_at=now + total)
 
     def add_task(self, task: Task) -> Task:
-        task.faults = task_faults.apply(task, self.seeds.stream(task.provider, "faults", task.seq))
+        if task_faults.any_active():  # the task's fault stream is drawn from only then: seeding it costs
+            task.faults = task_faults.apply(task, self.seeds.stream(task.provider, "faults", task.seq))
         self.tasks.add(task)
         for retired in self.tasks.retire(self.clock.now()):
             self.blobs.forget(retired)
@@ -156,6 +157,7 @@ class Engine:
         async def fire() -> None:
             if task.phase(self.clock.now()) is Phase.CANCELED:
                 return
+            task.touch()
             self._emit(task, phase, self.clock.now())
             if phase.terminal:
                 # Its last timer has fired: holding the handles (and these closures) would cost every finished
@@ -183,6 +185,7 @@ class Engine:
         if task.phase(now).terminal:
             return False
         task.canceled_at = now
+        task.touch()
         for timer in self._timers.pop(task.id, []):
             timer.cancel()
         self._emit(task, Phase.CANCELED, now)

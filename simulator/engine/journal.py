@@ -94,13 +94,14 @@ class JournalEntry:
     truncated: list[str]
 
     def __init__(self, *, size: int = 0, **values: Any) -> None:
-        for name in _SLOTS:
+        if not _SLOT_SET.issuperset(values):
+            raise TypeError(f"journal entries have no field(s) {sorted(set(values) - _SLOT_SET)}")
+        get = values.get
+        for name, slot, empty_is_none in _SLOT_PLAN:
             # An empty list or dict is kept as None and made when read: most entries have five of them, and
             # each would cost its own object (and the collector a visit) for every exchange kept.
-            value = values.pop(name, None)
-            object.__setattr__(self, f"_{name}", None if name in _DEFAULTS and not value else value)
-        if values:
-            raise TypeError(f"journal entries have no field(s) {sorted(values)}")
+            value = get(name)
+            _SET(self, slot, None if empty_is_none and not value else value)
         self.size = size
 
     def as_dict(self) -> dict[str, Any]:
@@ -136,9 +137,13 @@ def _field(name: str) -> property:
 for _name in _SLOTS:
     setattr(JournalEntry, _name, _field(_name))
 
+_SLOT_SET = frozenset(_SLOTS)
+_SLOT_PLAN = tuple((name, f"_{name}", name in _DEFAULTS) for name in _SLOTS)
+_SET = object.__setattr__
 _PUBLIC = _SLOTS
 # The fields a caller fills; seq, kind, at and the journal's own bookkeeping are not among them.
 _FIELDS = tuple(name for name in _PUBLIC if name not in ("seq", "kind", "at", "truncated"))
+_FIELD_SET = frozenset(_FIELDS)
 
 
 class Journal:
@@ -161,9 +166,8 @@ class Journal:
         return lambda: self._observers.remove(observer)
 
     def record(self, kind: str, at: float, **values: Any) -> JournalEntry:
-        unknown = set(values) - set(_FIELDS)
-        if unknown:
-            raise TypeError(f"journal entries have no field(s) {sorted(unknown)}")
+        if not _FIELD_SET.issuperset(values):
+            raise TypeError(f"journal entries have no field(s) {sorted(set(values) - _FIELD_SET)}")
         kept, truncated, size = self._bounded(values)
         entry = JournalEntry(seq=next(self._seq), kind=kind, at=at, **kept, truncated=truncated, size=size)
         self._entries.append(entry)
@@ -177,11 +181,12 @@ class Journal:
 
     def _bounded(self, values: dict[str, Any], force: bool = False) -> tuple[dict[str, Any], list[str], int]:
         """The values as the entry keeps them, the paths that had to change, and their size as JSON."""
+        size, extra = (-1, 0) if force else _simple_size(values)
+        if 0 <= size <= self.field_bytes:  # the common case: small scalars and fields kept as the exchange's bytes
+            return values, [], size + extra
         size = -1
         deferred = {name: value for name, value in values.items() if isinstance(value, Deferred)}
         plain = {name: value for name, value in values.items() if name not in deferred} if deferred else values
-        if not force:
-            size = _simple_size(plain)
         # Not plain JSON as it stands (NaN, a lone surrogate, a giant integer, an odd type): made so below.
         with contextlib.suppress(ValueError, TypeError, RecursionError):
             if not force and size < 0:
@@ -275,25 +280,36 @@ class Journal:
 _SIMPLE_STRING = 4096
 
 
-def _simple_size(values: dict[str, Any]) -> int:
+def _simple_size(values: dict[str, Any]) -> tuple[int, int]:
     """The JSON size of values that are all scalars, short ASCII strings or empty lists (most entries' small
-    fields), or -1: then the encoder measures them. Counting is cheaper than encoding an entry per request."""
+    fields), or -1: then the encoder measures them; and the size of the fields kept as bytes (Deferred), apart.
+    Counting is cheaper than encoding an entry per request."""
     size = 2
+    deferred = 0
     for name, value in values.items():
+        kind = type(value)
+        if kind in _DEFERRED_TYPES or (kind not in _PLAIN_TYPES and isinstance(value, Deferred)):
+            _DEFERRED_TYPES.add(kind)
+            deferred += value.size
+            continue
         size += len(name) + 4
         if value is None or value is True or value is False:
             size += 5
-        elif isinstance(value, str):
+        elif kind is str:
             if len(value) > _SIMPLE_STRING or not value.isascii() or '"' in value or "\\" in value:
-                return -1
+                return -1, 0
             size += len(value)
-        elif (type(value) is int and -(2**53) <= value <= 2**53) or (type(value) is float and math.isfinite(value)):
+        elif (kind is int and -(2**53) <= value <= 2**53) or (kind is float and math.isfinite(value)):
             size += 24
-        elif isinstance(value, list | dict) and not value:
+        elif (kind is list or kind is dict) and not value:
             size += 2
         else:
-            return -1
-    return size
+            return -1, 0
+    return size, deferred
+
+
+_PLAIN_TYPES = frozenset({type(None), bool, str, int, float, list, dict})
+_DEFERRED_TYPES: set[type] = set()
 
 
 class _Shrinker:

@@ -35,12 +35,14 @@ class Wallets:
         self._defaults: dict[str, float] = {}
         self._ledger: deque[dict[str, Any]] = deque(maxlen=LEDGER_CAPACITY)
         self._moves = 0
+        self._latest: dict[tuple[str, str], dict[str, Any]] = {}  # each wallet's latest movement, for `link`
 
     def _move(self, kind: str, provider: str, owner: str, amount: float, task_id: str | None) -> None:
         self._moves += 1
-        self._ledger.append({"seq": self._moves, "at": self._now(), "provider": provider, "owner": owner,
-                             "kind": kind, "amount": amount, "balance": self.balance(provider, owner),
-                             "task_id": task_id})
+        move = {"seq": self._moves, "at": self._now(), "provider": provider, "owner": owner, "kind": kind,
+                "amount": amount, "balance": self.balance(provider, owner), "task_id": task_id}
+        self._ledger.append(move)
+        self._latest[(provider, owner)] = move
 
     def set_default(self, provider: str, balance: float) -> None:
         self._defaults[provider] = check_balance(balance)
@@ -80,12 +82,10 @@ class Wallets:
 
     def link(self, provider: str, owner: str, task_id: str) -> None:
         """Name the task the wallet's latest unlinked debit paid for (a provider debits, then adds the task, with
-        nothing in between)."""
-        for move in reversed(self._ledger):
-            if move["provider"] == provider and move["owner"] == owner:
-                if move["kind"] == "debit" and move["task_id"] is None:
-                    move["task_id"] = task_id
-                return
+        nothing in between): one lookup, however long the ledger."""
+        move = self._latest.get((provider, owner))
+        if move is not None and move["kind"] == "debit" and move["task_id"] is None:
+            move["task_id"] = task_id
 
     def ledger(self, provider: str | None = None, owner: str | None = None) -> list[dict[str, Any]]:
         """Every movement kept, oldest first (copies: a reader cannot change the ledger)."""

@@ -44,6 +44,11 @@ def task_faults(actions: tuple[Mapping[str, Any], ...]) -> Iterator[None]:
         _ACTIVE.reset(token)
 
 
+def any_active() -> bool:
+    """Whether a fired rule has a task action for the request under way (most requests: none)."""
+    return bool(_ACTIVE.get())
+
+
 def active(action: str) -> Mapping[str, Any] | None:
     return next((do for do in _ACTIVE.get() if do.get("task") == action), None)
 

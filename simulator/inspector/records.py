@@ -218,7 +218,7 @@ def gallery(sim: Simulator) -> dict[str, Any]:
     for task in tasks:
         phase = task.phase(now)
         blocked = sum(1 for o in task.outputs if o.blocked)
-        requested = {k: v for k, v in _flat(task.request).items() if k in REQUESTED_KEYS}
+        requested = {k: v for k, v in _flat(task.requested()).items() if k in REQUESTED_KEYS}
         for output in task.outputs:
             link = links.get(output.blob_id)
             images.append({

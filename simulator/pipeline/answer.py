@@ -47,6 +47,8 @@ class Answer:
     # transport can send them one by one and the self-check and the journal can read each.
     events: tuple[Any, ...] | None = None
     _parsed: list[Any] = field(default_factory=lambda: [_NOT_PARSED], repr=False, compare=False)
+    # The kept rendering this answer was filled from (simulator.pipeline.settled), whose self-check verdict it shares.
+    template: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
     def json(cls, value: Any, status: int = 200, *, headers: Mapping[str, str] | None = None,

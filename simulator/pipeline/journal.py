@@ -53,10 +53,16 @@ class _Headers(Deferred):
     """Header lines as one block of `name: value` lines (bytes as received, or text as answered); read back as
     a dict, the last value of a name winning, as before."""
 
-    __slots__ = ("_block",)
+    __slots__ = ("_block", "_size")
 
     def __init__(self, block: bytes | str) -> None:
         self._block = block
+        lines = block.count(b"\n") if isinstance(block, bytes) else block.count("\n")
+        self._size = len(block) + 4 * lines + 6  # counted once: one block serves many entries
+
+    @property
+    def size(self) -> int:
+        return self._size
 
     @classmethod
     def received(cls, raw: list[tuple[bytes, bytes]]) -> _Headers | dict[str, str]:
@@ -80,12 +86,6 @@ class _Headers(Deferred):
                 _SHARED.clear()
             found = _SHARED[block] = cls(block)
         return found
-
-    @property
-    def size(self) -> int:
-        block = self._block
-        lines = block.count(b"\n") if isinstance(block, bytes) else block.count("\n")
-        return len(block) + 4 * lines + 6
 
     def value(self) -> dict[str, str]:
         block = self._block.decode("latin-1") if isinstance(self._block, bytes) else self._block

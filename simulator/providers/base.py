@@ -10,7 +10,8 @@ how this provider words a refusal. A handler refuses by raising `ProviderError`.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Collection
+import sys
+from collections.abc import Callable, Collection, Hashable
 from typing import Any, ClassVar
 
 from simulator.engine import Engine, Phase, RetryPolicy, Task
@@ -34,7 +35,11 @@ from simulator.pipeline import (
     Replay,
 )
 from simulator.pipeline.conversation import SocketTerms
+from simulator.pipeline.settled import Late, SettledAnswers
 from simulator.validation import SchemaSet, ValidationReport, Violation, schema_set
+
+# Keys and URL bases up to this long are interned: every stored task and journal entry names them.
+SHARED_TEXT = 256
 
 
 class Provider:
@@ -49,6 +54,7 @@ class Provider:
         self.schemas: SchemaSet = schema_set(self.slug)
         self.operations: dict[str, Operation] = operations(self.slug)
         self.valid_tokens: set[str] | None = None
+        self.settled = SettledAnswers()
         self.attach()
 
     def attach(self) -> None:
@@ -64,6 +70,7 @@ class Provider:
     def reset(self) -> None:
         self.options.reset()
         self.valid_tokens = None
+        self.settled.clear()
         self.attach()
 
     # -- to be provided by each provider -----------------------------------------------------------
@@ -122,6 +129,8 @@ class Provider:
         key = exchange.api_key
         if not key or (self.valid_tokens is not None and key not in self.valid_tokens):
             raise self.unauthorized(exchange)
+        if len(key) <= SHARED_TEXT:
+            key = sys.intern(key)  # one string for the thousands of tasks, moves and entries a key owns
         exchange.owner = key
         return key
 
@@ -202,6 +211,14 @@ class Provider:
         ]
 
     # -- shared helpers ------------------------------------------------------------------------------
+
+    def settled_answer(self, exchange: Exchange, task: Task, render: Callable[[Late], Answer],
+                       *key: Hashable) -> Answer:
+        """The answer `render` gives for a task whose reading no longer moves with the clock, rendered once per
+        state of the task and of the options (see simulator.pipeline.settled); `key` names whatever else the
+        rendering reads besides the task, the options, the operation and the base URL."""
+        return self.settled.answer(task, (exchange.operation, exchange.base_url, self.options.revision, *key),
+                                   self.engine.now(), render)
 
     def with_defaults(self, exchange: Exchange, body: Any) -> Any:
         """`body` with the defaults of the request schema the exchange's body was validated against."""

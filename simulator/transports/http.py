@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,12 +27,18 @@ from simulator.pipeline import DEFAULT_BODY_LIMIT, Answer, Exchange
 from simulator.pipeline.body import BodyReader
 from simulator.pipeline.pipeline import Pipeline
 from simulator.pipeline.routing import Router
+from simulator.providers.base import SHARED_TEXT
 
 Clock = Callable[[], float]
 
 
 def http_date(now: float) -> bytes:
-    return format_datetime(datetime.fromtimestamp(now, tz=UTC), usegmt=True).encode()
+    return _http_date(int(now))
+
+
+@lru_cache(maxsize=64)  # whole seconds: every answer of the same second carries the same Date
+def _http_date(second: int) -> bytes:
+    return format_datetime(datetime.fromtimestamp(second, tz=UTC), usegmt=True).encode()
 
 
 class HttpTransport:
@@ -151,7 +159,8 @@ def _base_url(scope: Scope, headers: Headers, prefix: str) -> str:
     if not host:
         server_host, server_port = scope.get("server") or ("127.0.0.1", 80)
         host = f"{server_host}:{server_port}"
-    return f"{scope.get('scheme', 'http')}://{host}{prefix}"
+    base = f"{scope.get('scheme', 'http')}://{host}{prefix}"
+    return sys.intern(base) if len(base) <= SHARED_TEXT else base  # each task keeps it: one string for them all
 
 
 def _with_length(start: Message, length: int) -> Message:

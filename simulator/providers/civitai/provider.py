@@ -15,6 +15,7 @@ from simulator.formats import parse_iso_utc
 from simulator.http.images import LinkState, check_link, image_response
 from simulator.images import InvalidImageReference, decode_image_reference
 from simulator.pipeline import Answer, BodyError, Endpoint, Exchange, ProviderError
+from simulator.pipeline.settled import Late
 from simulator.providers.base import Provider
 from simulator.providers.civitai.render import (
     BLOB_PATH,
@@ -172,8 +173,8 @@ class CivitaiProvider(Provider):
 
     # -- helpers -------------------------------------------------------------------------------------
 
-    def _view(self, base_url: str) -> View:
-        return View(self.engine, base_url, float(self.options["url_ttl_seconds"]))
+    def _view(self, base_url: str, late: Late | None = None) -> View:
+        return View(self.engine, base_url, float(self.options["url_ttl_seconds"]), late)
 
     def _owned(self, exchange: Exchange) -> Task | None:
         task = self.engine.tasks.get(exchange.params["workflow_id"])
@@ -195,9 +196,12 @@ class CivitaiProvider(Provider):
         return max(0, min(int(exchange.params["wait"]), int(self.options["wait_cap_seconds"])))
 
     def _workflow_answer(self, exchange: Exchange, task: Task) -> Answer:
-        body = render_workflow(self._view(exchange.base_url), task)
-        terminal = task.phase(self.engine.now()).terminal
-        return Answer.json(body, 200 if terminal else int(self.options["in_progress_status"]))
+        if not task.phase(self.engine.now()).terminal:
+            body = render_workflow(self._view(exchange.base_url), task)
+            return Answer.json(body, int(self.options["in_progress_status"]))
+        # Finished: the same workflow on every read but for its links, signed from the moment of each read.
+        return self.settled_answer(exchange, task, lambda late: Answer.json(
+            render_workflow(self._view(exchange.base_url, late), task)))
 
     # -- workflows ---------------------------------------------------------------------------------
 
@@ -333,6 +337,7 @@ class CivitaiProvider(Provider):
             task.tags = tags
         if "allowMatureContent" in body:
             task.extra["workflow"]["allowMatureContent"] = body["allowMatureContent"]
+        task.touch()
         return Answer.empty()
 
     def _cancel(self, task: Task) -> None:
@@ -346,11 +351,13 @@ class CivitaiProvider(Provider):
                 "type": "credit", "amount": debit["amount"], "id": f"{debit['id']}-refund",
                 "accountType": debit["accountType"],
             })
+            task.touch()
 
     async def delete_workflow(self, exchange: Exchange) -> Answer:
         task = self._workflow_of(exchange)
         self._cancel(task)
         task.deleted_at = self.engine.now()
+        task.touch()
         return Answer.empty()
 
     async def add_tag(self, exchange: Exchange) -> Answer:
@@ -360,16 +367,20 @@ class CivitaiProvider(Provider):
                 raise self._field_error("tags", f"At most {self.max_tags} tags can be assigned to a workflow.",
                                         "maxItems", tag)
             task.tags.append(tag)
+            task.touch()
         return Answer.empty()
 
     async def remove_all_tags(self, exchange: Exchange) -> Answer:
-        self._workflow_of(exchange).tags.clear()
+        task = self._workflow_of(exchange)
+        task.tags.clear()
+        task.touch()
         return Answer.empty()
 
     async def remove_tag(self, exchange: Exchange) -> Answer:
         task, tag = self._workflow_of(exchange), exchange.params["tag"]
         if tag in task.tags:
             task.tags.remove(tag)
+            task.touch()
         return Answer.empty()
 
     def _step_of(self, exchange: Exchange) -> tuple[Task, int]:
@@ -400,6 +411,7 @@ class CivitaiProvider(Provider):
     @staticmethod
     def _update_step(task: Task, index: int, body: Any) -> Answer:
         task.extra["steps"][index]["metadata"] = body["metadata"] or {}
+        task.touch()
         return Answer.empty()
 
     # -- blobs ---------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from typing import Any
 
 from simulator.engine import Engine, OutputImage, Phase, Task
 from simulator.formats import iso_utc
+from simulator.pipeline.settled import Late
 
 STATUS = {
     Phase.ACCEPTED: "unassigned",
@@ -29,21 +30,33 @@ def timestamp(t: float | None) -> str | None:
 
 @dataclass(frozen=True)
 class View:
-    """What a rendering needs besides the task: the clock, URL base, signing and TTL."""
+    """What a rendering needs besides the task: the clock, URL base, signing and TTL. With `late`, the links
+    (signed from the moment of each read) are left for each read to fill in (simulator.pipeline.settled)."""
 
     engine: Engine
     base_url: str
     url_ttl: float
+    late: Late | None = None
 
     @property
     def now(self) -> float:
         return self.engine.clock.now()
 
     def signed_url(self, blob_id: str) -> tuple[str, str]:
-        expires = timestamp(self.now + self.url_ttl) or ""
+        """A blob's link and its expiry, `url_ttl` seconds from now."""
+        if self.late is None:
+            return self._signed_at(blob_id, self.now), self._expiry(self.now)
+        return (self.late.slot(lambda now: self._signed_at(blob_id, now)),
+                self.late.slot(self._expiry))
+
+    def _expiry(self, now: float) -> str:
+        return timestamp(now + self.url_ttl) or ""
+
+    def _signed_at(self, blob_id: str, now: float) -> str:
+        expires = self._expiry(now)
         path = BLOB_PATH.format(blob_id=blob_id)
         signature = self.engine.signer.signature(path, expires)
-        return f"{self.base_url}{path}?sig={signature}&exp={expires}", expires
+        return f"{self.base_url}{path}?sig={signature}&exp={expires}"
 
 
 def step_phase(task: Task, step: dict[str, Any], now: float) -> Phase:

@@ -7,6 +7,7 @@ import hashlib
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from simulator.clock import to_datetime
@@ -16,6 +17,7 @@ from simulator.engine.rng import random_uuid
 from simulator.images import InvalidImageReference, decode_image_reference, nearest_ratio, pixel_size
 
 
+@lru_cache(maxsize=1024)
 def user_id(token: str) -> int:
     """A stable numeric account per API key, as real workflow IDs start with the user's ID."""
     return 1_000_000 + int(hashlib.sha256(token.encode()).hexdigest()[:12], 16) % 9_000_000
@@ -23,8 +25,9 @@ def user_id(token: str) -> int:
 
 def workflow_id(owner: str, millis: int) -> str:
     """`{userId}-{yyyyMMddHHmmssfff}` as observed (`millis` unique per user, see Engine.unique_millis)."""
-    moment = to_datetime(millis / 1000)
-    return f"{user_id(owner)}-{moment.strftime('%Y%m%d%H%M%S')}{millis % 1000:03d}"
+    m = to_datetime(millis / 1000)
+    return f"{user_id(owner)}-{m.year:04d}{m.month:02d}{m.day:02d}{m.hour:02d}{m.minute:02d}{m.second:02d}" \
+           f"{millis % 1000:03d}"
 
 
 @dataclass(frozen=True)

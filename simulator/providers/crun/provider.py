@@ -131,7 +131,9 @@ class CrunProvider(Provider):
             raise ProviderError("not_found", self.messages["taskNotFound"], status=404)
         exchange.task_id = task.id
         self.ledger.settle(task)
-        return self._ok(self._view(exchange.base_url).task(task))
+        if not task.phase(self.engine.now()).terminal:
+            return self._ok(self._view(exchange.base_url).task(task))
+        return self.settled_answer(exchange, task, lambda _: self._ok(self._view(exchange.base_url).task(task)))
 
     async def balance(self, exchange: Exchange) -> Answer:
         return self._ok({"balance": number(self.engine.wallets.balance(self.slug, exchange.caller))})

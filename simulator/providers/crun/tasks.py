@@ -112,6 +112,7 @@ class Ledger:
             task.extra["charged"] = 0.0
         else:
             task.extra["charged"] = task.cost
+        task.touch()
 
     @staticmethod
     def credits(task: Task) -> float:

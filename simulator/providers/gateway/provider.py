@@ -160,7 +160,10 @@ class GatewayProvider(Provider):
         if task.owner != exchange.owner:
             # Providers that document no 403 for a foreign task answer as if it did not exist.
             raise self._fail("task_forbidden" if self.errors.has("task_forbidden") else "task_not_found")
-        return Answer.json(self.renderer.body("detail", task, self.engine.now()))
+        now = self.engine.now()
+        if self.renderer.moving(task, now):
+            return Answer.json(self.renderer.body("detail", task, now))
+        return self.settled_answer(exchange, task, lambda _: Answer.json(self.renderer.body("detail", task, now)))
 
     async def credits(self, exchange: Exchange) -> Answer:
         owner = exchange.caller
@@ -178,5 +181,6 @@ class GatewayProvider(Provider):
         if failed and self.options["refund_failed_tasks"] and not task.extra["refunded"]:
             self.engine.wallets.credit(self.slug, task.owner, task.cost, task_id=task.id)
             task.extra["refunded"] = True
+            task.touch()
         self.callbacks.on_event(task, phase, at)
 

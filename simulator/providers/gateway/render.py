@@ -22,6 +22,11 @@ class TaskRenderer:
         """Body `name` (create, detail, …) for `task` at `now`; `settled` skips the results-lag rehearsal."""
         return self.card.bodies[name].fill(self.values(task, now, settled=settled))
 
+    def moving(self, task: Task, now: float) -> bool:
+        """Whether the task's detail can still change with the clock alone (running, or its results lagging)."""
+        lag = float(self.provider.options["results_lag_seconds"])
+        return not task.phase(now).terminal or now < task.timeline.finished_at + lag
+
     def failure(self, task: Task, phase: Phase) -> Failure | None:
         """Why the task reads as failed in `phase`, or None while it has not (or has succeeded).
 

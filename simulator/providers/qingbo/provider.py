@@ -252,7 +252,11 @@ class QingboProvider(Provider):
     # -- reading and cancelling ----------------------------------------------------------------------
 
     async def get_task(self, exchange: Exchange) -> Answer:
-        return Answer.json(task_object(self._view(exchange.base_url), self._task_of(exchange)))
+        task = self._task_of(exchange)
+        if not task.phase(self.engine.now()).terminal:
+            return Answer.json(task_object(self._view(exchange.base_url), task))
+        return self.settled_answer(exchange, task, lambda _: Answer.json(
+            task_object(self._view(exchange.base_url), task)))
 
     async def cancel(self, exchange: Exchange) -> Answer:
         task = self._task_of(exchange)
@@ -275,6 +279,7 @@ class QingboProvider(Provider):
         if refund > 0:
             self.engine.wallets.credit(self.slug, task.owner, refund, task_id=task.id)
             task.extra["refunded"] = int(task.extra["refunded"]) + refund
+            task.touch()
         url = task.extra.get("callback_url")
         event = STATUS[shown]
         if not url or event not in task.extra["callback_events"]:

@@ -1,0 +1,107 @@
+"""Answers about a settled task, built once per state and kept: a finished task polled a thousand times is
+rendered, encoded and self-checked once, not a thousand times.
+
+A provider asks `SettledAnswers.answer(task, key, render)` only for an answer that no longer moves with the
+clock (a finished task's read, say). The entry is kept under the task's revision (bumped by the engine at each
+phase change and by every handler that changes a task: `Task.touch`), the provider's options' revision and
+`key` (the operation, the base URL the links point at, whatever else the rendering reads), so any change of
+state renders afresh; the cache is bounded (least recently read dropped first) and emptied on reset.
+
+Values that must be made at the moment of each read, such as a link signed from now and its expiry, are *late*:
+the rendering puts `late.slot(fill)` where such a string goes, the encoded body is kept as bytes split at those
+places, and each read joins them with `fill(now)`: byte for byte what rendering the task afresh would give.
+The self-check validates the first answer of an entry in full and remembers the verdict on the entry
+(`Template.checked_for`): the other reads differ only in the late strings, which come from the same code each
+time. An entry whose answer broke its contract is never marked, so each read of it is checked (and reported)
+again.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import replace
+
+from simulator.engine import Task
+from simulator.pipeline.answer import Answer, encode_json
+
+Fill = Callable[[float], str]
+CAPACITY = 4096
+
+
+class Late:
+    """The late strings of one rendering: each `slot` stands for a string made at the moment of each read."""
+
+    def __init__(self) -> None:
+        # Random per rendering: no string a client sent (echoed in a body) can pass for a slot.
+        self.nonce = secrets.token_hex(8)
+        self.fills: list[Fill] = []
+
+    def slot(self, fill: Fill) -> str:
+        self.fills.append(fill)
+        return f"\x00{self.nonce}:{len(self.fills) - 1}\x00"
+
+    def pattern(self) -> re.Pattern[bytes]:
+        """A slot as compact JSON writes it: a whole string value."""
+        return re.compile(rb'"\\u0000' + self.nonce.encode() + rb':(\d+)\\u0000"')
+
+
+class Template:
+    """A rendered answer whose body is kept as the bytes between its late strings."""
+
+    __slots__ = ("answer", "checked_for", "fills", "order", "parts", "task")
+
+    def __init__(self, task: Task, answer: Answer, late: Late) -> None:
+        self.task = task  # the very task: an ID may come again after a reset, as another task
+        self.checked_for: tuple[str, str] | None = None  # (provider, operation) the self-check passed it for
+        self.fills = late.fills
+        if not late.fills:
+            self.parts: list[bytes] = [answer.body]
+            self.order: list[int] = []
+            self.answer = replace(answer, template=self)
+            return
+        pieces = late.pattern().split(answer.body)  # text, slot, text, slot, …, text
+        self.parts = pieces[0::2]
+        self.order = [int(index) for index in pieces[1::2]]
+        if any(late.nonce.encode() in part for part in self.parts):
+            raise ValueError("a late string was rendered inside another string, not as a value of its own")
+        # The answer's own value holds the slots' placeholders: no transport may send it.
+        self.answer = replace(answer, body=b"", value=None, template=self)
+
+    def fill(self, now: float) -> Answer:
+        if not self.fills:
+            return self.answer
+        values = [encode_json(fill(now)) for fill in self.fills]
+        pieces = [self.parts[0]]
+        for index, part in zip(self.order, self.parts[1:], strict=True):
+            pieces.append(values[index])
+            pieces.append(part)
+        return replace(self.answer, body=b"".join(pieces))
+
+
+class SettledAnswers:
+    def __init__(self, capacity: int = CAPACITY) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[Hashable, Template] = OrderedDict()
+
+    def answer(self, task: Task, key: tuple[Hashable, ...], now: float, render: Callable[[Late], Answer]) -> Answer:
+        """The answer `render` gives for `task` as it stands, made once per revision of the task and `key`."""
+        full_key = (task.id, task.revision, key)
+        entry = self._entries.get(full_key)
+        if entry is None or entry.task is not task:
+            late = Late()
+            entry = Template(task, render(late), late)
+            self._entries[full_key] = entry
+            if len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+        else:
+            self._entries.move_to_end(full_key)
+        return entry.fill(now)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
