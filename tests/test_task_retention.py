@@ -43,3 +43,22 @@ def test_a_reset_keeps_the_capacity() -> None:
     engine = Engine(VirtualClock(start=0), task_capacity=7)
     engine.reset()
     assert engine.tasks.capacity == 7
+
+
+def test_a_retired_tasks_idempotency_key_goes_with_it() -> None:
+    async def scenario() -> None:
+        engine = Engine(VirtualClock(start=0), task_capacity=2)
+        for n in range(2):
+            engine.add_task(make_task(engine, f"old{n}", TEN_SECONDS))
+            engine.tasks.remember_key("qingbo", "key", f"idem{n}", f"old{n}")
+        engine.tasks.remember_key("qingbo", "key", "idem0", "old1")  # a key used again now names the later task
+        await engine.advance(30)
+        engine.add_task(make_task(engine, "new0", TEN_SECONDS))
+        engine.tasks.remember_key("qingbo", "key", "idem-new", "new0")
+        assert engine.tasks.by_key("qingbo", "key", "idem0") is engine.tasks.get("old1")
+        assert engine.tasks.get("old0") is None
+        engine.add_task(make_task(engine, "new1", TEN_SECONDS))  # retires old1: both keys naming it go
+        assert engine.tasks.by_key("qingbo", "key", "idem0") is None
+        assert engine.tasks._keys.keys() == {("qingbo", "key", "idem-new")}
+
+    asyncio.run(scenario())

@@ -175,8 +175,19 @@ class TaskStore:
                 break
             del self._tasks[oldest.id]
             retired.append(oldest)
+        if retired:
+            self._forget_retired_keys()
         self.retired += len(retired)
         return retired
+
+    def _forget_retired_keys(self) -> None:
+        # Keys are kept in the order they were last remembered, which is submission order, and tasks retire
+        # oldest first: the keys of retired tasks are at the front, so this stops at the first live one.
+        while self._keys:
+            key, (task_id, _) = next(iter(self._keys.items()))
+            if task_id in self._tasks:
+                return
+            del self._keys[key]
 
     def get(self, task_id: str) -> Task | None:
         return self._tasks.get(task_id)
@@ -194,7 +205,9 @@ class TaskStore:
         self, provider: str, owner: str, key: str, task_id: str, expires_at: float | None = None
     ) -> None:
         """An idempotency key (Civitai externalId, qingbo Idempotency-Key, …), scoped to the API key."""
-        self._keys[(provider, owner, key)] = (task_id, expires_at)
+        scoped = (provider, owner, key)
+        self._keys.pop(scoped, None)  # a key used again moves to the back, beside the task it now names
+        self._keys[scoped] = (task_id, expires_at)
 
     def by_key(self, provider: str, owner: str, key: str, now: float | None = None) -> Task | None:
         found = self._keys.get((provider, owner, key))
