@@ -108,26 +108,28 @@ def check_idempotency_key(ev: Evidence, _: Any) -> Check:
 
 def check_retry_after(ev: Evidence, _: Any) -> Check:
     early, honoured = [], []
+    label = ev.guidance.wait_label  # Retry-After, or where the provider writes the wait (Google: RetryInfo)
     for index, entry in enumerate(ev.entries):
         hint = _retry_after(entry)
+        hint = ev.guidance.asked_wait(entry) if hint is None else hint
         if hint is None or int(entry.get("status") or 0) not in (429, 503):
             continue
         following = ev.entries[index + 1] if index + 1 < len(ev.entries) else None
         if following is None:
-            honoured.append(f"{entry['status']} (Retry-After {hint:g} s), not retried")
+            honoured.append(f"{entry['status']} ({label} {hint:g} s), not retried")
             continue
         gap = float(following["at"]) - float(entry["finished_at"])
         if gap + EPSILON < hint:
             early.append((entry, following, gap, hint))
         else:
-            honoured.append(f"{entry['status']} (Retry-After {hint:g} s), next request {gap:.2f} s later")
+            honoured.append(f"{entry['status']} ({label} {hint:g} s), next request {gap:.2f} s later")
     if early:
         entry, following, gap, hint = early[0]
         return Check("retry_after", False, f"sent the next request {gap:.2f} s after a {entry['status']} that "
-                     f"asked for Retry-After {hint:g} s ({len(early)} early retr{'ies' if len(early) > 1 else 'y'})",
+                     f"asked for {label} {hint:g} s ({len(early)} early retr{'ies' if len(early) > 1 else 'y'})",
                      excerpt(ev, [e for pair in early for e in pair[:2]]))
     if not honoured:
-        return Check("retry_after", False, "inconclusive: no answer with Retry-After reached the client "
+        return Check("retry_after", False, f"inconclusive: no answer with {label} reached the client "
                      "(did the adapter submit?)", excerpt(ev, ev.entries))
     return Check("retry_after", True, "; ".join(honoured[:3]))
 
