@@ -177,7 +177,7 @@ class Batches:
     async def list_batches(self, exchange: Exchange) -> Answer:
         owned = sorted((b for b in self.batches.values() if b.owner == exchange.caller),
                        key=lambda b: b.created, reverse=True)
-        chosen, following = self.provider.files.page(exchange, owned)
+        chosen, following = self.provider.page(exchange, owned)
         body: dict[str, Any] = {"operations": [await self.operation(b, exchange) for b in chosen]} if chosen else {}
         if following:
             body["nextPageToken"] = following
