@@ -54,7 +54,6 @@ class GeminiProvider(Provider):
     def reset(self) -> None:
         super().reset()
         self.files.reset()
-        self.batches.reset()
 
     @property
     def generator(self) -> Generator:
