@@ -14,6 +14,14 @@ Left out on purpose, with the reason:
 - `unsupported_method`, except for Civitai: a known path with a method it does not serve answers the
   provider's own 404 where no source says otherwise (Civitai answers 405 with `Allow`, and is checked).
 Bounded and deterministic: derandomized, a fixed number of examples per operation.
+
+Gemini's request bodies are the largest schemas here (every proto member has a snake_case twin, free-form
+`Struct` members, discriminated parts): Schemathesis's coverage phase enumerates every case such a schema
+defines (thousands per operation, minutes), and drawing one body takes about a second. So its body-carrying
+operations are fuzzed in one route form each (the Gemini API's, plus Vertex AI's project form of
+generateContent, which takes a Bearer token) with the examples and fuzzing phases and `BODY_EXAMPLES`
+examples; every other Gemini operation gets all phases, as the other providers do. The Vertex express forms
+share those handlers and schemas (the API tests cover their paths).
 """
 
 from __future__ import annotations
@@ -31,6 +39,10 @@ from simulator.sim import Simulator
 
 KEY = "sk-fuzz"
 EXAMPLES = 15
+BODY_EXAMPLES = 3
+# Vertex express forms, and the project forms other than generateContent: the same handlers and schemas.
+GEMINI_OTHER_FORMS = r"^/\{v\}/publishers/|^/\{v\}/projects/.*:(?!generateContent$)"
+GEMINI_BODIES = r":(generateContent|streamGenerateContent|countTokens|batchGenerateContent|predict)$"
 EXCLUDED = [negative_data_rejection, positive_data_acceptance]
 
 SIM = Simulator(clock=VirtualClock(autojump=True), self_check="strict")
@@ -43,13 +55,20 @@ def _auth(slug: str) -> dict[str, str]:
     return {header: KEY} if header else {"Authorization": f"Bearer {KEY}"}
 
 
-def _fuzz(slug: str) -> Callable[..., None]:
+def _fuzz(slug: str, *, include: str | None = None, exclude: str | None = None, examples: int = EXAMPLES,
+          phases: list[str] | None = None) -> Callable[..., None]:
     schema = schemathesis.openapi.from_asgi(f"/_sim/openapi/{slug}", SIM.app)
+    if include is not None:
+        schema = schema.include(path_regex=include)
+    if exclude is not None:
+        schema = schema.exclude(path_regex=exclude)
+    if phases is not None:
+        schema.config.phases.update(phases=phases)
 
     excluded = EXCLUDED if SIM.provider(slug).wrong_method_status() == 405 else [*EXCLUDED, unsupported_method]
 
     @schema.parametrize()
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
+    @settings(max_examples=examples, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))
     def test(case: Any) -> None:
         case.call_and_validate(headers=_auth(slug), excluded_checks=excluded)
@@ -64,3 +83,6 @@ test_crun = _fuzz("crun")
 test_foxapi = _fuzz("foxapi")
 test_evolink = _fuzz("evolink")
 
+test_gemini = _fuzz("gemini", exclude=GEMINI_BODIES)
+test_gemini_bodies = _fuzz("gemini", include=GEMINI_BODIES, exclude=GEMINI_OTHER_FORMS, examples=BODY_EXAMPLES,
+                           phases=["examples", "fuzzing"])

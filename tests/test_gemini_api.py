@@ -175,3 +175,69 @@ def test_predict_is_retired_unless_the_legacy_option(api: httpx.Client, control:
     predictions = api.post("/v1beta/models/imagen-4.0-generate-001:predict", json=body).json()["predictions"]
     assert [sorted(p) for p in predictions] == [["bytesBase64Encoded", "mimeType"]] * 2
     assert json.loads(json.dumps(control.balance("gemini", KEY))) == pytest.approx(300 - 0.08)
+
+
+@pytest.mark.parametrize(("do", "status", "name"), [
+    ({"task": "fail"}, 500, "INTERNAL"),
+    ({"task": "never_finish"}, 504, "DEADLINE_EXCEEDED"),
+])
+def test_an_error_after_the_stream_began_is_its_last_event(api: httpx.Client, control: ControlClient,
+                                                           do: dict[str, Any], status: int, name: str) -> None:
+    control.add_faults({"match": {"provider": "gemini"}, "do": do})
+    answer = api.post(f"{NB2}:streamGenerateContent", params={"alt": "sse"}, json=BODY)
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/event-stream")
+    assert answer.text.count("data: ") == 1 and answer.text.endswith("\r\n\r\n"), answer.text
+    error = json.loads(answer.text.removeprefix("data: "))["error"]
+    assert (error["code"], error["status"]) == (status, name) and error["message"]
+    assert control.balance("gemini", KEY) == 300.0  # nothing billed
+    # Before the stream begins (a refusal at the door) the error is the HTTP status, as for every call.
+    control.clear_faults()
+    control.add_faults({"match": {"provider": "gemini"}, "when": {"times": 1}, "do": {"error": "rate_limited"}})
+    error_of(api.post(f"{NB2}:streamGenerateContent", params={"alt": "sse"}, json=BODY), 429, "RESOURCE_EXHAUSTED")
+    # The option for the HTTP status throughout, and the JSON-array form, which is sent whole.
+    control.add_faults({"match": {"provider": "gemini"}, "do": do})
+    error_of(api.post(f"{NB2}:streamGenerateContent", json=BODY), status, name)
+    control.set_options("gemini", stream_errors="status")
+    error_of(api.post(f"{NB2}:streamGenerateContent", params={"alt": "sse"}, json=BODY), status, name)
+
+
+VERTEX_FORMS = ["/v1/publishers/google/models/gemini-3-pro-image:generateContent",
+                "/v1beta1/projects/p/locations/us-central1/publishers/google/models/gemini-3-pro-image:generateContent"]
+
+
+@pytest.mark.parametrize("path", VERTEX_FORMS, ids=["express", "project"])
+def test_vertex_words_its_429_its_own_way_with_or_without_the_legacy_errors(api: httpx.Client,
+                                                                             control: ControlClient, path: str) -> None:
+    headers = {"authorization": "Bearer token"}
+    control.add_faults({"match": {"provider": "gemini"}, "do": {"error": "rate_limited", "retry_after": 12.5}})
+    answer = api.post(path, json=BODY, headers=headers)
+    error = error_of(answer, 429, "RESOURCE_EXHAUSTED")
+    assert "retry-after" not in answer.headers
+    assert error["message"] == provider_data("gemini")["rateLimit"]["vertexMessage"]
+    assert error["message"].startswith("Resource exhausted. Please try again later.")
+    retry = [d for d in error["details"] if d["@type"].endswith("google.rpc.RetryInfo")]
+    assert retry == [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "12.5s"}]
+    assert "errors" not in error
+    control.set_options("gemini", vertex_legacy_errors=True)
+    legacy = error_of(api.post(path, json=BODY, headers=headers), 429, "RESOURCE_EXHAUSTED")
+    assert legacy["errors"] == [{"message": legacy["message"], "domain": "global", "reason": "rateLimitExceeded"}]
+    # The Gemini API's 429 is its own wording whatever the option says.
+    gemini = error_of(api.post(f"{NB2}:generateContent", json=BODY), 429, "RESOURCE_EXHAUSTED")
+    assert gemini["message"].startswith("You exceeded your current quota") and "errors" not in gemini
+    assert gemini["message"].endswith("Please retry in 12.5s.")
+
+
+def test_models_list_pages_with_google_s_next_page_token(api: httpx.Client) -> None:
+    everything = api.get("/v1beta/models").json()
+    assert "nextPageToken" not in everything
+    names, token, pages = [], None, 0
+    while True:
+        page = api.get("/v1beta/models", params={"pageSize": 2, **({"pageToken": token} if token else {})}).json()
+        assert len(page["models"]) <= 2
+        names += [model["name"] for model in page["models"]]
+        pages += 1
+        token = page.get("nextPageToken")
+        if not token:
+            break
+    assert names == [model["name"] for model in everything["models"]] and pages == -(-len(names) // 2)
+    error_of(api.get("/v1beta/models", params={"pageToken": "not-a-token"}), 400, "INVALID_ARGUMENT")

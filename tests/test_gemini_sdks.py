@@ -146,6 +146,28 @@ def test_python_429_carries_retry_info_and_no_retry_after_header(server: Served,
 
 
 @pytest.mark.usefixtures("python")
+@pytest.mark.parametrize("scenario", ["stream", "stream_async"])
+def test_python_raises_its_server_error_on_an_error_event_mid_stream(server: Served, control: ControlClient,
+                                                                      scenario: str) -> None:
+    control.add_faults({"match": {"provider": "gemini"}, "do": {"task": "fail"}})
+    error = run_python(gemini(server), scenario)["error"]
+    assert (error["type"], error["code"], error["status"]) == ("ServerError", 500, "INTERNAL")
+    assert error["message"].startswith("An internal error has occurred.")
+    entry = last_entry(control, "StreamGenerateContent")
+    assert entry["status"] == 200 and entry["response_body"]["events"][-1]["error"]["code"] == 500
+
+
+@pytest.mark.usefixtures("python")
+def test_python_pager_walks_models_list_page_by_page(server: Served, control: ControlClient) -> None:
+    every = ok(run_python(gemini(server), "models_list", page_size=50))["names"]
+    assert len(every) > 3 and len(set(every)) == len(every)
+    assert ok(run_python(gemini(server), "models_list", page_size=2))["names"] == every
+    lists = [entry for entry in control.journal() if entry.get("operation") == "ListModels"]
+    assert len(lists) == 1 + -(-len(every) // 2)
+    assert lists[-1]["query"]["pageToken"] and "nextPageToken" not in lists[-1]["response_body"]
+
+
+@pytest.mark.usefixtures("python")
 def test_python_empty_prepaid_credit_is_402(server: Served, control: ControlClient) -> None:
     control.set_balance("gemini", KEY, 0)
     error = run_python(gemini(server), "generate")["error"]
@@ -202,6 +224,14 @@ def test_python_vertex_modes(server: Served, control: ControlClient, scenario: s
 def test_js_generates(server: Served, control: ControlClient, scenario: str) -> None:
     result = ok(run_node("gemini_js.mjs", gemini(server), scenario, aspectRatio="3:2"))
     assert images(result) == [list(pixel_size("gemini-3.1-flash-image", "3:2", "1K"))]
+
+
+@pytest.mark.usefixtures("node")
+def test_js_raises_api_error_on_an_error_event_mid_stream(server: Served, control: ControlClient) -> None:
+    control.add_faults({"match": {"provider": "gemini"}, "do": {"task": "fail"}})
+    error = run_node("gemini_js.mjs", gemini(server), "stream")["error"]
+    assert (error["name"], error["status"]) == ("ApiError", 500)
+    assert error["message"].startswith('got status: INTERNAL. {"error":{"code":500,')
 
 
 @pytest.mark.usefixtures("node")

@@ -23,7 +23,7 @@ import pytest
 from support_envs import EnvironmentUnavailable, project_wheel, python_env
 
 ROOT = Path(__file__).resolve().parents[1]
-SLUGS = ("civitai", "qingbo", "runware", "crun", "foxapi", "evolink")
+SLUGS = ("civitai", "qingbo", "runware", "crun", "foxapi", "evolink", "gemini")
 TIMEOUT = 600
 pytestmark = pytest.mark.slow
 

@@ -334,9 +334,35 @@ def test_client_guidance_names_operations_the_provider_serves(slug: str) -> None
     card = json.loads((ROOT / "schemas" / slug / "provider.json").read_text(encoding="utf-8"))["clientGuidance"]
     for role in ("submit_ops", "poll_ops", "download_ops", "refresh_ops"):
         operations = getattr(guidance, role)
-        if role == "refresh_ops" and card["refreshUrl"] is None:
-            continue  # answers carry their images inline (Google): no link to refresh
+        if (role, card["refreshUrl"], card["download"]) in (("refresh_ops", None, card["download"]),
+                                                             ("download_ops", card["refreshUrl"], None)):
+            continue  # answers carry their images inline (Google): no link to fetch or refresh
         assert operations and set(operations) <= served, (role, operations)
     assert guidance.min_poll > 0 and guidance.poll_doc, "the minimum poll interval cites the provider's docs"
+    assert card["download"] is not None or card["downloadDoc"]
     for key in ("idempotency", "callbacks", "batch"):
         assert (card[key] is None and card[f"{key}Doc"]) or card[key]["doc"], f"{slug} {key}: cite the docs"
+
+
+def test_google_s_429_is_judged_by_retry_info_and_inline_images_make_url_rehearsals_not_applicable(
+        project: pytest.Pytester) -> None:
+    """Google sends no Retry-After: the wait is `RetryInfo.retryDelay` in the error's details, read through
+    `clientGuidance.retryAfter`; images come back inline, so the URL rehearsals say n/a with the reason."""
+    project.makepyfile(test_client=CAREFUL)
+    careful = _scorecard(project.runpytest_inprocess(*RUN, "--nanobanana-mode=inprocess",
+                                                     "--nanobanana-rehearse=gemini", "test_client.py"))
+    rows = _rows(careful)
+    assert {name for name, label in rows.items() if label == "SKIP"} == {
+        "download-before-expiry", "refresh-expired-url", "partial-batch", "webhook-duplicates"}
+    assert set(rows.values()) == {"PASS", "SKIP"}, rows
+    assert "429 (RetryInfo.retryDelay 7 s), next request 7.00 s later" in _section(careful, "retry-after-429")
+    assert "n/a for gemini: images come back inline" in _section(careful, "refresh-expired-url")
+    assert "raised ContentBlockedError: gemini: prompt blocked" in _section(careful, "no-retry-content-block")
+
+    project.makepyfile(test_naive=NAIVE)
+    naive = _scorecard(project.runpytest_inprocess(*RUN, "--nanobanana-mode=inprocess",
+                                                   "--nanobanana-rehearse=gemini", "test_naive.py"))
+    assert "✗ retry_after: sent the next request 0.00 s after a 429 that asked for RetryInfo.retryDelay 7 s" \
+        in _section(naive, "retry-after-429")
+    assert "✗ generations: 2 generations" in _section(naive, "idempotent-resubmit")
+    assert _rows(naive)["no-retry-400"] == "FAIL"

@@ -13,6 +13,7 @@ from typing import Any
 
 from simulator.clock import Clock, Timer, VirtualClock
 from simulator.engine.blobs import BlobStore, URLSigner
+from simulator.engine.jobs import Job
 from simulator.engine.journal import Journal
 from simulator.engine.moderation import Moderation
 from simulator.engine.rng import SeedSource
@@ -55,6 +56,7 @@ class Engine:
         self.signer = URLSigner(secret or secrets.token_bytes(32))
         self.journal = Journal(journal_capacity)
         self.tasks = TaskStore(task_capacity)
+        self.jobs: dict[str, Job] = {}
         self.wallets = Wallets(now=clock.now)
         self.webhooks = WebhookDispatcher(clock, self.journal)
         self.blobs = BlobStore(PlaceholderCache(image_cache_bytes))
@@ -79,6 +81,7 @@ class Engine:
             self.seed = seed
             self.seeds = SeedSource(seed)
         self.tasks = TaskStore(self.tasks.capacity)
+        self.jobs.clear()
         self.wallets = Wallets(now=self.clock.now)
         self.blobs.clear()
         self.journal.clear()
@@ -191,6 +194,25 @@ class Engine:
         self._emit(task, Phase.CANCELED, now)
         self._notify(task)
         return True
+
+    def add_job(self, job: Job) -> Job:
+        self.jobs[job.id] = job
+        return job
+
+    def cancel_job(self, job: Job) -> bool:
+        """Cancel a job and every task of it still running; False when the job had already ended."""
+        if job.phase(self.clock.now())[1] is not None:
+            return False
+        job.canceled_at = self.clock.now()
+        for task in job.tasks:
+            self.cancel(task)
+        return True
+
+    def delete_job(self, job: Job) -> None:
+        """Forget a job; tasks of it still running are canceled (nothing is left to deliver them to)."""
+        self.jobs.pop(job.id, None)
+        for task in job.tasks:
+            self.cancel(task)
 
     async def wait(self, task: Task, seconds: float) -> None:
         """Return when the task is terminal or `seconds` of clock time have passed, whichever is first."""

@@ -28,11 +28,13 @@ from simulator.example_clients.common import BaseClient, CallbackHandler
 from simulator.example_clients.crun import CrunCallbackHandler, CrunClient
 from simulator.example_clients.evolink import EvolinkCallbackHandler, EvolinkClient
 from simulator.example_clients.foxapi import FoxapiClient
+from simulator.example_clients.gemini import GeminiClient
 from simulator.example_clients.naive import (
     NaiveCivitaiClient,
     NaiveCrunClient,
     NaiveEvolinkClient,
     NaiveFoxapiClient,
+    NaiveGeminiClient,
     NaiveQingboClient,
     NaiveRunwareClient,
     NaiveRunwareSocketClient,
@@ -58,10 +60,11 @@ CAREFUL: dict[str, tuple[type[BaseClient], type[CallbackHandler] | None, str | N
     "crun": (CrunClient, CrunCallbackHandler, None, _callbacks("callback_url")),
     "foxapi": (FoxapiClient, None, None, None),  # no callbacks for these models
     "evolink": (EvolinkClient, EvolinkCallbackHandler, None, _callbacks("callback_url")),
+    "gemini": (GeminiClient, None, None, None),  # one image per request, inline; no callbacks
 }
 NAIVE: dict[str, type[BaseClient]] = {
     "qingbo": NaiveQingboClient, "runware": NaiveRunwareClient, "crun": NaiveCrunClient,
-    "foxapi": NaiveFoxapiClient, "evolink": NaiveEvolinkClient,
+    "foxapi": NaiveFoxapiClient, "evolink": NaiveEvolinkClient, "gemini": NaiveGeminiClient,
 }
 
 

@@ -226,6 +226,10 @@ class BaseClient:
     def error_class(self, status: int, code: str | None, message: str | None, body: Any) -> type[NanoBananaError]:
         return STATUS_ERRORS.get(status, UpstreamError if status >= 500 else NanoBananaError)
 
+    def retry_after(self, response: httpx.Response, body: Any) -> float | None:
+        """How long the provider asked to wait before a retry (`Retry-After`, unless it says it elsewhere)."""
+        return retry_after_seconds(response)
+
     # ---- the machinery
 
     def error(self, status: int, response: httpx.Response, body: Any) -> NanoBananaError:
@@ -234,7 +238,7 @@ class BaseClient:
         text = f"{self.provider}: {message or response.reason_phrase or 'error'} (HTTP {status}"
         exc = cls(text + (f", {code})" if code else ")"), status=status, code=code, body=body)
         if isinstance(exc, RateLimitedError):
-            exc.retry_after = retry_after_seconds(response)
+            exc.retry_after = self.retry_after(response, body)
         return exc
 
     @staticmethod
@@ -299,7 +303,7 @@ class BaseClient:
                 failure = self.error(status, response, body)
                 if not self.retryable(failure):
                     raise failure
-                wait = max(retry_after_seconds(response) or 0.0, backoff)  # 429, and 503 may carry one too
+                wait = max(self.retry_after(response, body) or 0.0, backoff)  # 429, and 503 may carry one too
             if attempt + 1 >= self.retry.attempts or waited + wait > self.retry.budget:
                 raise failure
             self.sleep(wait)

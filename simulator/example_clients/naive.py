@@ -11,10 +11,10 @@
 
 For the other providers, `Naive` takes the manners out of a careful client while keeping its knowledge of
 the protocol (`NaiveQingboClient`, `NaiveRunwareClient`, `NaiveRunwareSocketClient`, `NaiveCrunClient`,
-`NaiveFoxapiClient`, `NaiveEvolinkClient`): it never sleeps (no backoff, no `Retry-After`, polls without a
-pause), retries every refusal up to 20 times, resends a submit whose answer was lost, and never asks for a
-fresh URL. Whatever idempotency key the provider requires in the body stays, so those clients resubmit safely
-by accident.
+`NaiveFoxapiClient`, `NaiveEvolinkClient`, `NaiveGeminiClient`): it never sleeps (no backoff, no `Retry-After`,
+polls without a pause), retries every refusal up to 20 times, resends a submit whose answer was lost, and never
+asks for a fresh URL. Whatever idempotency key the provider requires in the body stays, so those clients
+resubmit safely by accident.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from simulator.example_clients.common import BaseClient, Image, NanoBananaError,
 from simulator.example_clients.crun import CrunClient
 from simulator.example_clients.evolink import EvolinkClient
 from simulator.example_clients.foxapi import FoxapiClient
+from simulator.example_clients.gemini import GeminiClient
 from simulator.example_clients.qingbo import QingboClient
 from simulator.example_clients.runware import RunwareClient
 from simulator.example_clients.runware_ws import RunwareSocketClient
@@ -130,4 +131,8 @@ class NaiveFoxapiClient(Naive, FoxapiClient):
 
 
 class NaiveEvolinkClient(Naive, EvolinkClient):
+    pass
+
+
+class NaiveGeminiClient(Naive, GeminiClient):
     pass

@@ -260,11 +260,17 @@ def vertex_project() -> dict[str, Any]:
     return describe(sdk.models.generate_content(model=MODEL, contents=PROMPT, config=config()))
 
 
+def models_list() -> dict[str, Any]:
+    sdk = client()
+    pager = sdk.models.list(config=types.ListModelsConfig(page_size=OPTIONS.get("page_size", 2)))
+    return {"names": [model.name for model in pager]}  # the pager fetches each following page as it goes
+
+
 SCENARIOS: dict[str, Callable[[], dict[str, Any]]] = {
     "generate": generate, "generate_async": generate_async, "stream": stream, "stream_async": stream_async,
     "edit_inline": edit_inline, "edit_with_file": edit_with_file, "files": files, "batch_inline": batch_inline,
     "batch_file": batch_file, "batch_cancel": batch_cancel, "vertex_express": vertex_express,
-    "vertex_project": vertex_project,
+    "vertex_project": vertex_project, "models_list": models_list,
 }
 
 

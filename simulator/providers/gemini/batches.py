@@ -1,10 +1,11 @@
-"""The Batch API: `batchGenerateContent` as a long-running operation whose state is read off the clock.
+"""The Batch API: `batchGenerateContent` as a long-running operation, an engine job read off the clock.
 
 A Batch waits in its queue (`batch_seconds`, drawn by seed), then each of its requests runs as an engine
-task, as a generateContent would; its state is PENDING → RUNNING → SUCCEEDED | FAILED, CANCELLED after
-`:cancel`, EXPIRED when still unfinished after `batch_expiry_seconds`. Results come back twice when done, in
-`metadata.output` and `response`: inline, or for file input as a generated JSONL file to download.
-Requests are priced at the Batch discount.
+task, as a generateContent would. The engine's job says where it stands (queued, processing, succeeded,
+failed, canceled after `:cancel`, expired when still unfinished after `batch_expiry_seconds`); this module
+maps that to Google's words (`BATCH_STATE_*`, `done`, `metadata`) and draws the Operation. Results come back
+twice when done, in `metadata.output` and `response`: inline, or for file input as a generated JSONL file to
+download. Requests are priced at the Batch discount.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from simulator.engine import Phase, Task
+from simulator.engine import Job, Phase, Task
 from simulator.engine.rng import random_token
 from simulator.pipeline import Answer, Exchange, Handler, ProviderError
 from simulator.providers.gemini.files import GENERATED, timestamp
@@ -40,62 +41,42 @@ class Item:
 
 @dataclass
 class Batch:
-    id: str
-    owner: str
+    """What Google's Batch adds to the engine's job: the model, the requests, the input and results files."""
+
+    job: Job
     model: Model
     display_name: str | None
-    created: float
-    starts: float
-    expires: float
     items: list[Item]
     input_file: str | None = None
-    cancelled: float | None = None
     results: str | None = None  # the generated results file, once written
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def id(self) -> str:
+        return self.job.id
+
+    @property
     def name(self) -> str:
         return f"batches/{self.id}"
-
-    def tasks(self) -> list[Task]:
-        return [item.task for item in self.items if item.task is not None]
-
-    def ended(self) -> float:
-        """When the last request finished (inf while one never does)."""
-        return max((task.terminal_at() for task in self.tasks()), default=self.starts)
 
 
 class Batches:
     def __init__(self, provider: GeminiProvider) -> None:
         self.provider = provider
         self.engine = provider.engine
-        self.batches: dict[str, Batch] = {}
-
-    def reset(self) -> None:
-        self.batches.clear()
 
     def handlers(self) -> dict[str, Handler]:
         return {"BatchGenerateContent": self.create, "GetBatch": self.get, "ListBatches": self.list_batches,
                 "CancelBatch": self.cancel, "DeleteBatch": self.delete}
 
-    # -- state on the clock -------------------------------------------------------------------------------
-
     def state(self, batch: Batch) -> tuple[str, float | None]:
-        """The state word and, once done, when it ended."""
-        now = self.engine.now()
-        words = self.provider.data["batch"]["states"]
-        if batch.cancelled is not None:
-            return words["canceled"], batch.cancelled
-        if now < batch.starts:
-            return words["queued"], None
-        ended = batch.ended()
-        if ended <= now:
-            failed = all(item.error is not None or item.task is None or item.task.phase(now) is not Phase.SUCCEEDED
-                         for item in batch.items)
-            return (words["failed"] if failed else words["succeeded"]), ended
-        if now >= batch.expires:
-            return words["expired"], batch.expires
-        return words["processing"], None
+        """Google's word for the job's phase and, once it is done, when it ended."""
+        phase, ended = batch.job.phase(self.engine.now())
+        return self.provider.data["batch"]["states"][phase.value], ended
+
+    def _batches(self, owner: str) -> list[Batch]:
+        return [job.detail for job in self.engine.jobs.values()
+                if job.provider == self.provider.slug and job.owner == owner]
 
     # -- handlers ---------------------------------------------------------------------------------------
 
@@ -115,12 +96,13 @@ class Batches:
         else:
             items = [self._item(exchange, request.get("request", {}), request.get("metadata"), None, model, starts)
                      for request in source["requests"]["requests"]]
-        batch = Batch(random_token(rng, ids["length"], ids["alphabet"]), exchange.caller, model,
-                      spec.get("displayName"), now, starts,
-                      now + float(provider.options["batch_expiry_seconds"]), items,
-                      input_file=source.get("fileName"))
+        job = Job(random_token(rng, ids["length"], ids["alphabet"]), provider.slug, exchange.caller, now, starts,
+                  now + float(provider.options["batch_expiry_seconds"]),
+                  [item.task for item in items if item.task is not None])
+        batch = Batch(job, model, spec.get("displayName"), items, input_file=source.get("fileName"))
+        job.detail = batch
         self._charge(exchange, batch)
-        self.batches[batch.id] = batch
+        self.engine.add_job(job)
         exchange.task_id = batch.name
         return Answer.json(await self.operation(batch, exchange))
 
@@ -158,26 +140,26 @@ class Batches:
         return items
 
     def _charge(self, exchange: Exchange, batch: Batch) -> None:
-        price = sum(self.provider.generator.price(task) for task in batch.tasks())
+        price = sum(self.provider.generator.price(task) for task in batch.job.tasks)
         if price and not self.engine.wallets.debit(self.provider.slug, exchange.caller, price):
-            for task in batch.tasks():
+            for task in batch.job.tasks:
                 self.engine.cancel(task)
             raise self.provider.forced(exchange, {"error": "insufficient_credits"})
         batch.extra["price"] = price
 
     def _owned(self, exchange: Exchange) -> Batch:
-        found = self.batches.get(exchange.params["batch"])
-        if found is None or found.owner != exchange.caller:
+        job = self.engine.jobs.get(exchange.params["batch"])
+        if job is None or job.provider != self.provider.slug or job.owner != exchange.caller:
             raise self.provider.wording.refusal("batch_not_found")
-        return found
+        batch: Batch = job.detail
+        return batch
 
     async def get(self, exchange: Exchange) -> Answer:
         return Answer.json(await self.operation(self._owned(exchange), exchange))
 
     async def list_batches(self, exchange: Exchange) -> Answer:
-        owned = sorted((b for b in self.batches.values() if b.owner == exchange.caller),
-                       key=lambda b: b.created, reverse=True)
-        chosen, following = self.provider.files.page(exchange, owned)
+        owned = sorted(self._batches(exchange.caller), key=lambda b: b.job.created, reverse=True)
+        chosen, following = self.provider.page(exchange, owned)
         body: dict[str, Any] = {"operations": [await self.operation(b, exchange) for b in chosen]} if chosen else {}
         if following:
             body["nextPageToken"] = following
@@ -185,19 +167,12 @@ class Batches:
 
     async def cancel(self, exchange: Exchange) -> Answer:
         batch = self._owned(exchange)
-        state, ended = self.state(batch)
-        if ended is not None:
-            raise self.provider.wording.refusal("batch_not_cancellable", batch=batch.name, state=state)
-        batch.cancelled = self.engine.now()
-        for task in batch.tasks():
-            self.engine.cancel(task)
+        if not self.engine.cancel_job(batch.job):
+            raise self.provider.wording.refusal("batch_not_cancellable", batch=batch.name, state=self.state(batch)[0])
         return Answer.json({})
 
     async def delete(self, exchange: Exchange) -> Answer:
-        batch = self._owned(exchange)
-        for task in batch.tasks():
-            self.engine.cancel(task)
-        del self.batches[batch.id]
+        self.engine.delete_job(self._owned(exchange).job)
         return Answer.json({})
 
     # -- the Operation --------------------------------------------------------------------------------------
@@ -212,11 +187,11 @@ class Batches:
             metadata["displayName"] = batch.display_name
         if batch.input_file:
             metadata["inputConfig"] = {"fileName": batch.input_file}
-        metadata |= {"createTime": timestamp(batch.created), "updateTime": timestamp(min(now, ended or now))}
+        metadata |= {"createTime": timestamp(batch.job.created), "updateTime": timestamp(min(now, ended or now))}
         done = ended is not None
         succeeded = [item for item in batch.items if item.task is not None and item.task.phase(now) is Phase.SUCCEEDED]
         counts = {"requestCount": len(batch.items)}
-        if done and batch.cancelled is None:
+        if done and batch.job.canceled_at is None:
             failed = len(batch.items) - len(succeeded)
             counts |= {"successfulRequestCount": len(succeeded), "failedRequestCount": failed}
         else:
@@ -228,7 +203,7 @@ class Batches:
             return body
         metadata["endTime"] = timestamp(ended or now)
         body["done"] = True
-        if batch.cancelled is not None or state == data["states"]["expired"]:
+        if batch.job.canceled_at is not None or state == data["states"]["expired"]:
             return body
         output = await self._output(batch, exchange)
         metadata["output"] = output
@@ -243,7 +218,7 @@ class Batches:
             lines = "".join(json.dumps({"key": item.key, **result} if item.key is not None else result,
                                        ensure_ascii=False, separators=(",", ":")) + "\n"
                             for item, result in zip(batch.items, results, strict=True))
-            stored = self.provider.files.add(batch.owner, f"batch-{batch.id}", lines.encode(), RESULTS_MIME,
+            stored = self.provider.files.add(batch.job.owner, f"batch-{batch.id}", lines.encode(), RESULTS_MIME,
                                              source=GENERATED, display_name=f"batch-{batch.id}")
             batch.results = stored.name
         return {"responsesFile": batch.results}

@@ -18,7 +18,6 @@ from simulator.engine.rng import random_token
 from simulator.formats import iso_utc
 from simulator.images import InvalidImageReference, decode_image_reference
 from simulator.pipeline import Answer, Exchange, Handler
-from simulator.pipeline.pages import page, position
 from simulator.providers.gemini.proto import normalise
 
 if TYPE_CHECKING:
@@ -194,20 +193,11 @@ class Files:
     async def list_files(self, exchange: Exchange) -> Answer:
         owned = sorted((f for f in self.stored.values() if self.find(f.id, exchange.caller)),
                        key=lambda f: f.created, reverse=True)
-        chosen, following = self.page(exchange, owned)
+        chosen, following = self.provider.page(exchange, owned)
         body: dict[str, Any] = {"files": [self.resource(f, exchange) for f in chosen]} if chosen else {}
         if following:
             body["nextPageToken"] = following
         return Answer.json(body)
-
-    def page(self, exchange: Exchange, items: list[Any]) -> tuple[list[Any], str | None]:
-        """pageSize (option defaults, clamped to the maximum) items from where pageToken says."""
-        options = self.provider.options
-        size = exchange.params.get("pageSize") or int(options["page_size_default"])
-        start = position(exchange.params.get("pageToken"))
-        if start is None:
-            raise self.provider.wording.refusal("invalid_argument")
-        return page(items, min(int(size), int(options["page_size_max"])), start)
 
     async def delete(self, exchange: Exchange) -> Answer:
         del self.stored[self._owned(exchange).id]

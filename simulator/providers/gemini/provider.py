@@ -14,6 +14,7 @@ from simulator.engine import Engine, Phase, Task
 from simulator.faults.errors import error_spec, fault_headers
 from simulator.images import InvalidImageReference, decode_image_reference
 from simulator.pipeline import INVALID, Answer, BodyError, Endpoint, Exchange, Handler, ProviderError
+from simulator.pipeline.pages import page, position
 from simulator.pipeline.routing import UNKNOWN_ROUTE
 from simulator.providers.base import Provider
 from simulator.providers.gemini import imagen
@@ -53,7 +54,6 @@ class GeminiProvider(Provider):
     def reset(self) -> None:
         super().reset()
         self.files.reset()
-        self.batches.reset()
 
     @property
     def generator(self) -> Generator:
@@ -148,7 +148,8 @@ class GeminiProvider(Provider):
         html = error.details.get("html")
         if html and self.options["front_end_html_errors"]:
             return Answer.content(html, "text/html", error.status or 404)
-        answer = self.wording.answer(error.status or 500, error.message, error.code, error.details.get("details", ()))
+        answer = self.wording.answer(error.status or 500, error.message, error.code, error.details.get("details", ()),
+                                     error.details.get("legacy", ()))
         return answer.with_headers(error.headers) if error.headers else answer
 
     def forced(self, exchange: Exchange, do: Mapping[str, Any]) -> ProviderError:
@@ -188,9 +189,11 @@ class GeminiProvider(Provider):
             {"@type": "Help", "links": table["help"]},
             {"@type": "RetryInfo", "retryDelay": f"{delay}s"},
         ]
-        message = table["vertexMessage"] if self.is_vertex(exchange) else fill(
+        vertex = self.is_vertex(exchange)
+        message = table["vertexMessage"] if vertex else fill(
             table["message"], {"metric": table["metric"], "limit": limit, "model": model, "retry": delay})
-        return ProviderError("rate_limited", str(message), status=429, details=details(entries, {}))
+        legacy = table["vertexLegacyErrors"] if vertex and self.options["vertex_legacy_errors"] else ()
+        return ProviderError("rate_limited", str(message), status=429, details=details(entries, {}), legacy=legacy)
 
     def render_fault(self, exchange: Exchange, do: dict[str, Any]) -> Answer:
         if do.get("error") == "content_blocked" and exchange.operation in GENERATE_OPERATIONS:
@@ -259,15 +262,16 @@ class GeminiProvider(Provider):
             raise self.wording.refusal("image_unreadable") from None
         return Reference((image.width, image.height) if image.width and image.height else None)
 
-    async def run(self, exchange: Exchange, deadline: float) -> dict[str, Any]:
-        """Generate on the clock and answer as the model does (a refusal is raised)."""
+    async def run(self, exchange: Exchange, deadline: float) -> Task:
+        """Generate on the clock: the task, once it is over or the server's deadline has passed (a refusal
+        before the generation starts is raised)."""
         ask = self.ask(exchange, exchange.body, exchange.schema or "request/generate-content")
         owner = exchange.caller
         task = self.generator.plan(owner, ask)
         exchange.task_id = task.id
         self.charge(exchange, task)
         await self.engine.wait(task, deadline)
-        return await self.finished(exchange, task)
+        return task
 
     def charge(self, exchange: Exchange, task: Task) -> None:
         price = self.generator.price(task)
@@ -288,10 +292,20 @@ class GeminiProvider(Provider):
         raise self.wording.refusal("deadline")
 
     async def generate(self, exchange: Exchange) -> Answer:
-        return Answer.json(await self.run(exchange, UNARY_DEADLINE))
+        task = await self.run(exchange, UNARY_DEADLINE)
+        return Answer.json(await self.finished(exchange, task))
 
     async def stream(self, exchange: Exchange) -> Answer:
-        return self._answer_body(exchange, await self.run(exchange, STREAM_DEADLINE))
+        task = await self.run(exchange, STREAM_DEADLINE)
+        try:
+            body = await self.finished(exchange, task)
+        except ProviderError as error:
+            # The generation had begun, so the 200 and its headers were out: the error can only be an event of
+            # the stream, after which it ends (option stream_errors; the JSON-array form is sent whole).
+            if exchange.query.get("alt") != "sse" or self.options["stream_errors"] != "event":
+                raise
+            return Answer.sse([self.render_error(exchange, error).value])
+        return self._answer_body(exchange, body)
 
     def _answer_body(self, exchange: Exchange, body: dict[str, Any]) -> Answer:
         """A GenerateContentResponse as its operation sends it: JSON, SSE events, or the stream as one array."""
@@ -326,7 +340,20 @@ class GeminiProvider(Provider):
 
     async def list_models(self, exchange: Exchange) -> Answer:
         found = [find_model(self.data, self.options, name) for name in self.data["models"] if name != "$comment"]
-        return Answer.json({"models": [self.model_resource(model) for model in found if model is not None]})
+        chosen, following = self.page(exchange, [model for model in found if model is not None])
+        body: dict[str, Any] = {"models": [self.model_resource(model) for model in chosen]}
+        if following:
+            body["nextPageToken"] = following
+        return Answer.json(body)
+
+    def page(self, exchange: Exchange, items: list[Any]) -> tuple[list[Any], str | None]:
+        """A list method's page: pageSize items (option defaults, clamped to the maximum) from where pageToken
+        says, and Google's nextPageToken (None on the last page); a token no listing gave is a 400."""
+        size = exchange.params.get("pageSize") or int(self.options["page_size_default"])
+        start = position(exchange.params.get("pageToken"))
+        if start is None:
+            raise self.wording.refusal("invalid_argument")
+        return page(items, min(int(size), int(self.options["page_size_max"])), start)
 
     # -- Imagen :predict (retired) ----------------------------------------------------------------------------
 

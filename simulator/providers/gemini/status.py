@@ -67,15 +67,18 @@ class Wording:
                              html=fill(spec["html"], values) if "html" in spec else None)
 
     def body(self, status: int, message: str, name: str | None = None,
-             detail_list: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+             detail_list: Sequence[Mapping[str, Any]] = (), legacy: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+        """`legacy`: Vertex AI's `errors` list of the older API error format, which some of its 429s still carry."""
         error: dict[str, Any] = {"code": status, "message": message, "status": name or self.status_name(status)}
+        if legacy:
+            error["errors"] = list(legacy)
         if detail_list:
             error["details"] = list(detail_list)
         return {"error": error}
 
     def answer(self, status: int, message: str, name: str | None = None,
-               detail_list: Sequence[Mapping[str, Any]] = ()) -> Answer:
-        return Answer.json(self.body(status, message, name, detail_list), status)
+               detail_list: Sequence[Mapping[str, Any]] = (), legacy: Sequence[Mapping[str, Any]] = ()) -> Answer:
+        return Answer.json(self.body(status, message, name, detail_list, legacy), status)
 
     # -- validation: the proto JSON parser's words ----------------------------------------------------------
 

@@ -58,9 +58,9 @@ def _retry_after(entry: Mapping[str, Any]) -> float | None:
 
 
 def _retry_hint(ev: Evidence, entry: Mapping[str, Any]) -> tuple[float, str] | None:
-    """How long a 429/503 asked the client to wait, and how it said so. A WebSocket frame has no headers (the
-    journal may still hold the ones the HTTP rendering made; the client never saw them), so there the
-    provider's guidance stands in: `socket.retryWithoutHint` seconds, its doc quoted."""
+    """How long a 429/503 asked the client to wait, and how it said so: Retry-After, else the place in the body
+    the guidance names. A WebSocket frame has no headers (the journal may still hold the ones the HTTP rendering
+    made; the client never saw them), so there the guidance stands in: `socket.retryWithoutHint` seconds."""
     if int(entry.get("status") or 0) not in (429, 503):
         return None
     g = ev.guidance
@@ -69,7 +69,10 @@ def _retry_hint(ev: Evidence, entry: Mapping[str, Any]) -> tuple[float, str] | N
             return None
         return g.socket_retry, f"no Retry-After on a WebSocket frame; guidance ≥ {g.socket_retry:g} s"
     hint = _retry_after(entry)
-    return None if hint is None else (hint, f"Retry-After {hint:g} s")
+    if hint is not None:
+        return hint, f"Retry-After {hint:g} s"
+    asked = g.asked_wait(entry)  # where a provider writes the wait in the body (Google: RetryInfo.retryDelay)
+    return None if asked is None else (asked, f"{g.wait_label} {asked:g} s")
 
 
 def check_outcome(ev: Evidence, want: str) -> Check:
@@ -124,6 +127,7 @@ def check_idempotency_key(ev: Evidence, _: Any) -> Check:
 
 def check_retry_after(ev: Evidence, _: Any) -> Check:
     early, honoured = [], []
+    label = ev.guidance.wait_label  # Retry-After, or where the provider writes the wait (Google: RetryInfo)
     for index, entry in enumerate(ev.entries):
         found = _retry_hint(ev, entry)
         if found is None:
@@ -147,7 +151,7 @@ def check_retry_after(ev: Evidence, _: Any) -> Check:
                      f"({len(early)} early retr{'ies' if len(early) > 1 else 'y'}){doc}",
                      excerpt(ev, [e for pair in early for e in pair[:2]]))
     if not honoured:
-        return Check("retry_after", False, "inconclusive: no answer with Retry-After reached the client "
+        return Check("retry_after", False, f"inconclusive: no answer with {label} reached the client "
                      "(did the adapter submit?)", excerpt(ev, ev.entries))
     return Check("retry_after", True, "; ".join(honoured[:3]))
 

@@ -3,7 +3,7 @@
     # <header comment: what happens, and when a client passes>
     name: retry-after-429
     title: retries a 429 no sooner than Retry-After         # the scorecard's line
-    requires: [batch]                                       # batch / callbacks / idempotency, else n/a
+    requires: [batch]                                       # batch / callbacks / downloads / idempotency
     scenario: expired-urls                                  # shipped scenario(s) to load
     options: {civitai: {url_ttl_seconds: 15}}               # provider options
     faults: [{match: {operation: $submit}, when: {times: 1}, do: {error: rate_limited, retry_after: 7}}]

@@ -1,5 +1,6 @@
 """A provider's guidance for clients (`submitOperations` and `clientGuidance` of its provider.json): which
-requests submit, poll, download or fetch a fresh URL, its minimum poll interval and its idempotency key."""
+requests submit, poll, download or fetch a fresh URL, its minimum poll interval, its idempotency key, and where
+an answer says how long to wait when that is not the `Retry-After` header (Google's `RetryInfo`)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,7 @@ class Guidance:
     callbacks: bool
     batch: bool
     notes: Mapping[str, str]  # why a capability is missing, for the scorecard
+    wait_hint: Mapping[str, Any]  # clientGuidance.retryAfter: the wait an answer asks for, written in its body
     housekeeping: tuple[Mapping[str, Any], ...] = ()  # WebSocket frames that are no request of the client's own
     socket_retry: float | None = None  # seconds to wait after a refusal frame, which has no Retry-After
     socket_retry_doc: str = ""
@@ -67,15 +69,39 @@ class Guidance:
                 "idempotency": str(guide.get("idempotencyDoc", "no idempotency mechanism")),
                 "callbacks": str(guide.get("callbacksDoc", "no callbacks")),
                 "batch": str(guide.get("batchDoc", "no batches")),
+                "downloads": str(guide.get("downloadDoc", "no result URLs")),
             },
+            wait_hint=guide.get("retryAfter") or {},
             housekeeping=tuple(socket.get("housekeeping", ())),
             socket_retry=socket.get("retryWithoutHint"),
             socket_retry_doc=str(socket.get("retryWithoutHintDoc", "")),
         )
 
     def lacks(self, requirement: str) -> str | None:
-        has = {"batch": self.batch, "callbacks": self.callbacks, "idempotency": self.idempotency_key is not None}
+        has = {"batch": self.batch, "callbacks": self.callbacks, "idempotency": self.idempotency_key is not None,
+               "downloads": bool(self.download_ops)}
         return None if has[requirement] else self.notes[requirement]
+
+    @property
+    def wait_label(self) -> str:
+        return str(self.wait_hint.get("label", "Retry-After"))
+
+    def asked_wait(self, entry: Mapping[str, Any]) -> float | None:
+        """Seconds an answer's body asked the client to wait (`clientGuidance.retryAfter`: the entry of a list
+        whose members match, and its field, in seconds or as a protobuf Duration `"7.5s"`), or None."""
+        hint = self.wait_hint
+        if not hint:
+            return None
+        items = lookup(entry.get("response_body"), str(hint["list"]))
+        wanted = hint.get("match") or {}
+        for item in items if isinstance(items, list) else ():
+            if isinstance(item, Mapping) and all(item.get(k) == v for k, v in wanted.items()):
+                value = item.get(str(hint["field"]))
+                try:
+                    return max(0.0, float(str(value).removesuffix("s")))
+                except ValueError:
+                    return None
+        return None
 
     # Journal entries by role. A request is only one role, but Runware's one route carries all of them, told
     # apart by the task type in the body.
