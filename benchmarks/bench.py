@@ -194,7 +194,8 @@ def images(report: Report, args: argparse.Namespace) -> None:
 
 
 def waiters(report: Report, args: argparse.Namespace) -> None:
-    with servers.simulator() as sim:
+    # Each waiter holds a connection: past serve's connection cap (1,000 by default) the rest would be refused.
+    with servers.simulator("--max-connections", str(args.waiters + 100)) as sim:
         seconds, rate = (1.0, 50.0) if args.smoke else (8.0, 200.0)
         found = capacity.waiters(sim, args.waiters, seconds, rate)
     name = "waiters"
