@@ -35,6 +35,7 @@ from simulator.pipeline import (
     Replay,
 )
 from simulator.pipeline.conversation import SocketTerms
+from simulator.pipeline.settled import CAPACITY as SETTLED_CAPACITY
 from simulator.pipeline.settled import Late, SettledAnswers
 from simulator.validation import SchemaSet, ValidationReport, Violation, schema_set
 
@@ -54,7 +55,9 @@ class Provider:
         self.schemas: SchemaSet = schema_set(self.slug)
         self.operations: dict[str, Operation] = operations(self.slug)
         self.valid_tokens: set[str] | None = None
-        self.settled = SettledAnswers()
+        # Never more kept answers than stored tasks: an entry holds its task, so a larger cache would keep
+        # retired tasks alive and a long run under a small --task-capacity would grow until it filled.
+        self.settled = SettledAnswers(min(SETTLED_CAPACITY, engine.tasks.capacity))
         self.attach()
 
     def attach(self) -> None:
