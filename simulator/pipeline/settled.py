@@ -18,7 +18,6 @@ again.
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -43,9 +42,18 @@ class Late:
         self.fills.append(fill)
         return f"\x00{self.nonce}:{len(self.fills) - 1}\x00"
 
-    def pattern(self) -> re.Pattern[bytes]:
-        """A slot as compact JSON writes it: a whole string value."""
-        return re.compile(rb'"\\u0000' + self.nonce.encode() + rb':(\d+)\\u0000"')
+    def split(self, body: bytes) -> tuple[list[bytes], list[int]]:
+        """`body`'s text between its slots, and which slot stands in each gap. A slot is a whole string value as
+        compact JSON writes it, `"\\u0000{nonce}:{index}\\u0000"`; plain splits rather than a pattern, since a
+        pattern per rendering would fill the regex cache and cost a compilation each time."""
+        opening, closing = b'"\\u0000' + self.nonce.encode() + b":", b'\\u0000"'
+        first, *rest = body.split(opening)
+        parts, order = [first], []
+        for piece in rest:
+            index, _, after = piece.partition(closing)
+            order.append(int(index))
+            parts.append(after)
+        return parts, order
 
 
 class Template:
@@ -62,9 +70,7 @@ class Template:
             self.order: list[int] = []
             self.answer = replace(answer, template=self)
             return
-        pieces = late.pattern().split(answer.body)  # text, slot, text, slot, …, text
-        self.parts = pieces[0::2]
-        self.order = [int(index) for index in pieces[1::2]]
+        self.parts, self.order = late.split(answer.body)
         if any(late.nonce.encode() in part for part in self.parts):
             raise ValueError("a late string was rendered inside another string, not as a value of its own")
         # The answer's own value holds the slots' placeholders: no transport may send it.
