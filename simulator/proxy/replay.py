@@ -156,10 +156,8 @@ class Player:
 
     def _answer(self, recorded: Recorded, now: float) -> Answer:
         response = recorded["response"]
-        for token in ids_in(body_value(response["body"])):
-            if token not in self.ids.to_right:  # an id the provider minted: the live run keeps it as recorded
-                self.ids.bind({token: token})
-                self.born.setdefault(token, now)
+        for token in self._adopt_minted(response["body"]):
+            self.born.setdefault(token, now)
         answer = recorded_answer(response, self.cassette.blobs, self.ids.rightwards)
         if answer is None:
             kept = response["body"] or {}
@@ -167,6 +165,14 @@ class Player:
                                 f"{kept.get('media_type')} that were not kept (record with --keep-images to "
                                 "replay them)", status=404, code="not_found")
         return replace(answer, headers={name: self.ids.rightwards(value) for name, value in answer.headers.items()})
+
+    def _adopt_minted(self, body: Any) -> list[str]:
+        """The ids in a recorded answer that the provider minted (no live id stands for them): the live run keeps
+        them as recorded. Returns those newly adopted."""
+        minted = [token for token in ids_in(body_value(body)) if token not in self.ids.to_right]
+        for token in minted:
+            self.ids.bind({token: token})
+        return minted
 
     def _miss(self, live: Recorded, nearest: tuple[int, Recorded, list[Difference]] | None) -> UpstreamError:
         if nearest is None:
@@ -207,9 +213,7 @@ class Player:
         await self.engine.clock.sleep_until(due)
         if socket.closed:
             return
-        for token in ids_in(body_value(reply["body"])):
-            if token not in self.ids.to_right:  # minted by the provider: kept as recorded
-                self.ids.bind({token: token})
+        self._adopt_minted(reply["body"])
         value = body_value(reply["body"])
         text = (json.dumps(self.ids.rightwards(value), ensure_ascii=False) if value is not None
                 else (decode_body(reply["body"], None) or b"").decode("utf-8", "replace"))
