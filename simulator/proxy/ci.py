@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
-from simulator.proxy.drift import summarize
+from simulator.proxy.drift import fails, summarize
 
 IDENTITY = ("provider", "kind", "operation", "location", "severity")
 
@@ -61,10 +61,6 @@ def against_baseline(found: dict[str, Any], previous: dict[str, Any], source: st
             "baseline": {"report": source, "known": len(found["findings"]) - len(new)}}
 
 
-def _fails(finding: dict[str, Any], strict: bool) -> bool:
-    return finding["severity"] == "error" or (strict and finding["severity"] == "warning")
-
-
 def _describe(finding: dict[str, Any]) -> str:
     return (f"{finding['kind']} at {finding['location']} (moved: {finding['side']})\n"
             f"documented: {finding['fact']}\n"
@@ -87,12 +83,12 @@ def junit(found: dict[str, Any], *, strict: bool = False) -> str:
                 suite, "testcase", classname=f"drift.{Path(cassette).stem}",
                 name=f"#{seq} {interaction['operation']} {interaction['request']}")
             shown = [finding for finding in findings if finding["exchanges"][0] == seq]
-            failing = [finding for finding in shown if _fails(finding, strict)]
+            failing = [finding for finding in shown if fails(finding, strict=strict)]
             for finding in failing:
                 failure = ElementTree.SubElement(case, "failure", type=finding["kind"],
                                                  message=f"{finding['kind']}: {finding['location']}")
                 failure.text = _describe(finding)
-            others = [finding for finding in shown if not _fails(finding, strict)]
+            others = [finding for finding in shown if not fails(finding, strict=strict)]
             if others:
                 ElementTree.SubElement(case, "system-out").text = "\n\n".join(
                     f"{finding['severity']}: {_describe(finding)}" for finding in others)

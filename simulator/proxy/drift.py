@@ -93,9 +93,13 @@ def summarize(findings: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+def fails(finding: dict[str, Any], *, strict: bool = False) -> bool:
+    """Whether a finding fails the job: an error, or with `strict` a warning."""
+    return finding["severity"] == "error" or (strict and finding["severity"] == "warning")
+
+
 def exit_status(found: dict[str, Any], *, strict: bool = False) -> int:
-    summary = found["summary"]
-    return 1 if summary["error"] or (strict and summary["warning"]) else 0
+    return 1 if any(fails(finding, strict=strict) for finding in found["findings"]) else 0
 
 
 class _Findings:
