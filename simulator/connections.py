@@ -73,6 +73,13 @@ def guarded(base: type[asyncio.Protocol], limits: Limits) -> type[asyncio.Protoc
             self._disarm()
             super().connection_lost(exc)
 
+        def handle_websocket_upgrade(self, *event: Any) -> None:
+            super().handle_websocket_upgrade(*event)
+            # The socket belongs to the WebSocket protocol now, and this one never hears `connection_lost`, where
+            # uvicorn lets go of the httptools parser, which holds this protocol's methods: a cycle that outlives
+            # the connection once `serve` has frozen it (simulator.heap).
+            self.parser = None
+
         def _arm(self, seconds: float, *, reset: bool) -> None:
             if self._deadline is not None and not reset:
                 return

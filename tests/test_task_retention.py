@@ -8,7 +8,7 @@ import asyncio
 from test_engine import TEN_SECONDS, make_task
 
 from simulator.clock import VirtualClock
-from simulator.engine import Engine
+from simulator.engine import Engine, Job
 
 
 def test_past_capacity_the_oldest_finished_tasks_are_retired_with_their_blobs() -> None:
@@ -62,3 +62,29 @@ def test_a_retired_tasks_idempotency_key_goes_with_it() -> None:
         assert engine.tasks._keys.keys() == {("qingbo", "key", "idem-new")}
 
     asyncio.run(scenario())
+
+
+def test_past_capacity_the_oldest_ended_job_is_forgotten_and_a_running_one_never() -> None:
+    async def scenario() -> None:
+        engine = Engine(VirtualClock(start=0), task_capacity=2)
+        for n in range(2):
+            engine.add_job(Job(f"done{n}", "test", "k", 0, 0, 100, [make_task(engine, f"d{n}", TEN_SECONDS)]))
+        await engine.advance(30)
+        engine.add_job(Job("running", "test", "k", 30, 30, 100, [make_task(engine, "r", TEN_SECONDS)]))
+        assert list(engine.jobs) == ["done1", "running"]  # a job holds its tasks: kept forever, it kept them all
+        engine.add_job(Job("new", "test", "k", 30, 30, 100, [make_task(engine, "n", TEN_SECONDS)]))
+        assert list(engine.jobs) == ["running", "new"]
+        engine.add_job(Job("newer", "test", "k", 30, 30, 100, [make_task(engine, "m", TEN_SECONDS)]))
+        assert list(engine.jobs) == ["running", "new", "newer"]  # none has ended: over capacity rather than lose one
+
+    asyncio.run(scenario())
+
+
+def test_the_ledger_keeps_no_more_movements_than_the_journal_keeps_exchanges() -> None:
+    engine = Engine(VirtualClock(start=0), journal_capacity=5)
+    for _ in range(8):
+        engine.wallets.debit("test", "k", 1.0)
+    engine.reset()  # and a reset keeps the bound
+    for _ in range(8):
+        engine.wallets.credit("test", "k", 1.0)
+    assert [move["balance"] for move in engine.wallets.ledger()] == [1_000_004.0 + n for n in range(5)]

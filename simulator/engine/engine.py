@@ -18,7 +18,7 @@ from simulator.engine.journal import Journal
 from simulator.engine.moderation import Moderation
 from simulator.engine.rng import SeedSource
 from simulator.engine.tasks import Phase, Task, TaskStore, Timeline
-from simulator.engine.wallets import Wallets
+from simulator.engine.wallets import LEDGER_CAPACITY, Wallets
 from simulator.engine.webhooks import Delivery, WebhookDispatcher
 from simulator.faults import tasks as task_faults
 from simulator.faults.actions import check_action
@@ -57,7 +57,9 @@ class Engine:
         self.journal = Journal(journal_capacity)
         self.tasks = TaskStore(task_capacity)
         self.jobs: dict[str, Job] = {}
-        self.wallets = Wallets(now=clock.now)
+        # The ledger keeps no more movements than the journal keeps exchanges (each movement has one).
+        self._ledger_capacity = min(LEDGER_CAPACITY, journal_capacity)
+        self.wallets = Wallets(now=clock.now, ledger_capacity=self._ledger_capacity)
         self.webhooks = WebhookDispatcher(clock, self.journal)
         self.blobs = BlobStore(PlaceholderCache(image_cache_bytes))
         self.moderation = Moderation()
@@ -82,7 +84,7 @@ class Engine:
             self.seeds = SeedSource(seed)
         self.tasks = TaskStore(self.tasks.capacity)
         self.jobs.clear()
-        self.wallets = Wallets(now=self.clock.now)
+        self.wallets = Wallets(now=self.clock.now, ledger_capacity=self._ledger_capacity)
         self.blobs.clear()
         self.journal.clear()
         self.webhooks.reset()
@@ -196,7 +198,14 @@ class Engine:
         return True
 
     def add_job(self, job: Job) -> Job:
+        """Keep `job`; past the task store's capacity the oldest ended job is forgotten, as the oldest finished
+        task is (a job holds its tasks: kept forever, jobs would keep every retired task alive)."""
         self.jobs[job.id] = job
+        if len(self.jobs) > self.tasks.capacity:
+            now = self.clock.now()
+            ended = next((old for old in self.jobs.values() if old.phase(now)[1] is not None), None)
+            if ended is not None:
+                del self.jobs[ended.id]
         return job
 
     def cancel_job(self, job: Job) -> bool:

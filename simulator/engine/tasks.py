@@ -70,7 +70,7 @@ class OutputImage:
     quality: int | None = None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, weakref_slot=True)  # a Runware job holds its image tasks weakly
 class Task:
     id: str
     provider: str

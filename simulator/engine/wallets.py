@@ -28,12 +28,13 @@ class Wallet:
 class Wallets:
     """Balances, and a ledger of every movement (debit, credit, balance set) on the clock, linked to its task."""
 
-    def __init__(self, default_balance: float = 1_000_000.0, now: Callable[[], float] = lambda: 0.0) -> None:
+    def __init__(self, default_balance: float = 1_000_000.0, now: Callable[[], float] = lambda: 0.0,
+                 ledger_capacity: int = LEDGER_CAPACITY) -> None:
         self.default_balance = default_balance
         self._now = now
         self._wallets: dict[tuple[str, str], Wallet] = {}
         self._defaults: dict[str, float] = {}
-        self._ledger: deque[dict[str, Any]] = deque(maxlen=LEDGER_CAPACITY)
+        self._ledger: deque[dict[str, Any]] = deque(maxlen=ledger_capacity)
         self._moves = 0
         self._latest: dict[tuple[str, str], dict[str, Any]] = {}  # each wallet's latest movement, for `link`
 

@@ -88,6 +88,10 @@ class Answer:
         """The same answer with `extra` headers added (or replacing those of the same name)."""
         return replace(self, headers={**self.headers, **_lower(extra)}, _parsed=self._parsed)
 
+    def with_body(self, body: bytes, **changes: Any) -> Answer:
+        """The same answer with another body, read back afresh when someone reads it (never the old body's value)."""
+        return replace(self, body=body, _parsed=[_NOT_PARSED], **changes)
+
     @property
     def content_type(self) -> str | None:
         given = self.headers.get("content-type")

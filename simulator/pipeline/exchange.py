@@ -93,6 +93,9 @@ class Exchange:
                 # does); json.loads on bytes would also take UTF-16 and UTF-32.
                 self._loaded = (json.loads(self.raw_body.decode("utf-8-sig"), parse_int=hook), None)
             except (ValueError, RecursionError) as exc:
+                # Kept without its traceback or the exception it interrupted: their frames lead back to this
+                # exchange, and the cycle would outlive it (simulator.heap freezes what survives a full collection).
+                exc.__traceback__ = exc.__context__ = exc.__cause__ = None
                 self._loaded = (None, exc)
         return self._loaded
 

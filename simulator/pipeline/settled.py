@@ -68,23 +68,26 @@ class Template:
         if not late.fills:
             self.parts: list[bytes] = [answer.body]
             self.order: list[int] = []
-            self.answer = replace(answer, template=self)
+            self.answer = answer
             return
         self.parts, self.order = late.split(answer.body)
         if any(late.nonce.encode() in part for part in self.parts):
             raise ValueError("a late string was rendered inside another string, not as a value of its own")
         # The answer's own value holds the slots' placeholders: no transport may send it.
-        self.answer = replace(answer, body=b"", value=None, template=self)
+        self.answer = replace(answer, body=b"", value=None)
 
     def fill(self, now: float) -> Answer:
+        # Each answer handed out names its template (the self-check shares the verdict through it); the kept
+        # answer does not, since the pair would be a reference cycle, freed only by a full collection, which
+        # `serve` stops walking once the pair has been frozen (simulator.heap).
         if not self.fills:
-            return self.answer
+            return replace(self.answer, template=self)
         values = [encode_json(fill(now)) for fill in self.fills]
         pieces = [self.parts[0]]
         for index, part in zip(self.order, self.parts[1:], strict=True):
             pieces.append(values[index])
             pieces.append(part)
-        return replace(self.answer, body=b"".join(pieces))
+        return self.answer.with_body(b"".join(pieces), template=self)
 
 
 class SettledAnswers:

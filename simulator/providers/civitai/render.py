@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 from simulator.engine import Engine, OutputImage, Phase, Task
@@ -46,8 +47,10 @@ class View:
         """A blob's link and its expiry, `url_ttl` seconds from now."""
         if self.late is None:
             return self._signed_at(blob_id, self.now), self._expiry(self.now)
-        return (self.late.slot(lambda now: self._signed_at(blob_id, now)),
-                self.late.slot(self._expiry))
+        # The fills are kept with the rendering, so they hold a view without `late`: one holding this view
+        # would make a cycle through `late` (see simulator.heap).
+        plain = replace(self, late=None)
+        return self.late.slot(partial(plain._signed_at, blob_id)), self.late.slot(plain._expiry)
 
     def _expiry(self, now: float) -> str:
         return timestamp(now + self.url_ttl) or ""

@@ -11,6 +11,7 @@ download. Requests are priced at the Batch discount.
 from __future__ import annotations
 
 import json
+import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -43,13 +44,21 @@ class Item:
 class Batch:
     """What Google's Batch adds to the engine's job: the model, the requests, the input and results files."""
 
-    job: Job
+    # The engine's job, which holds this batch as its `detail`: held weakly, since a cycle of the two outlives them
+    # once `serve` has frozen it (simulator.heap). A batch is only ever reached through its job.
+    held_job: weakref.ref[Job]
     model: Model
     display_name: str | None
     items: list[Item]
     input_file: str | None = None
     results: str | None = None  # the generated results file, once written
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def job(self) -> Job:
+        job = self.held_job()
+        assert job is not None, "a batch outlived its job"
+        return job
 
     @property
     def id(self) -> str:
@@ -99,7 +108,7 @@ class Batches:
         job = Job(random_token(rng, ids["length"], ids["alphabet"]), provider.slug, exchange.caller, now, starts,
                   now + float(provider.options["batch_expiry_seconds"]),
                   [item.task for item in items if item.task is not None])
-        batch = Batch(job, model, spec.get("displayName"), items, input_file=source.get("fileName"))
+        batch = Batch(weakref.ref(job), model, spec.get("displayName"), items, input_file=source.get("fileName"))
         job.detail = batch
         self._charge(exchange, batch)
         self.engine.add_job(job)

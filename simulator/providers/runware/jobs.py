@@ -10,6 +10,7 @@ job (the client's taskUUID). The engine task ID is the image's imageUUID.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,10 +38,17 @@ class Job:
     request: dict[str, Any]
     base_url: str
     unit_cost: float
-    images: list[Task] = field(default_factory=list)
+    # Each image task names its job, so the job holds its images weakly: a cycle of the two would be freed only
+    # by a full collection, which `serve` no longer walks once it has frozen the pair (simulator.heap). The task
+    # store holds the images; an image retired for the store's capacity leaves the job as it leaves the store.
+    _images: list[weakref.ref[Task]] = field(default_factory=list)
     timeout_at: float = math.inf  # a sync job's timeout on the clock, and the timer that enforces it
     deadline: Timer | None = None
     failure_posted: bool = False  # a failed job is posted to webhookURL once, not once per image
+
+    @property
+    def images(self) -> list[Task]:
+        return [image for ref in self._images if (image := ref()) is not None]
 
     @property
     def output_types(self) -> list[str]:
@@ -63,7 +71,9 @@ class JobBuilder:
         self.engine = engine
         self.models = models
 
-    def build(self, owner: str, request: dict[str, Any], plan: SizePlan, base_url: str, unit_cost: float) -> Job:
+    def build(self, owner: str, request: dict[str, Any], plan: SizePlan, base_url: str,
+              unit_cost: float) -> tuple[Job, list[Task]]:
+        """The job and its image tasks (the job holds them weakly: the caller stores them)."""
         seq, rng = self.engine.next_rng(SLUG)
         card = self.models[request["model"]]
         count = int(request["numberResults"])
@@ -75,6 +85,7 @@ class JobBuilder:
         # A blocked prompt is refused once, for every image at the same moment.
         shared = self.engine.plan_timeline(rng, durations) if verdict is not None else None
         job = Job(request["taskUUID"], owner, request, base_url, unit_cost)
+        images: list[Task] = []
         for index, image_seed in enumerate(seeds):
             image_uuid = random_uuid(rng)
             image = OutputImage(
@@ -82,10 +93,11 @@ class JobBuilder:
                 width=plan.width, height=plan.height, format=image_format, seed=image_seed,
                 blocked=verdict is not None, blocked_reason=verdict.message if verdict else None,
             )
-            job.images.append(Task(
+            images.append(Task(
                 id=image_uuid, provider=SLUG, owner=owner, model=request["model"],
                 prompt=request["positivePrompt"], timeline=shared or self.engine.plan_timeline(rng, durations),
                 outcome=Phase.FAILED if verdict else Phase.SUCCEEDED, outputs=[image], failure=verdict,
                 request=request, cost=unit_cost, seq=seq, extra={"job": job, "index": index},
             ))
-        return job
+            job._images.append(weakref.ref(images[-1]))
+        return job, images

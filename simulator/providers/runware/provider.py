@@ -12,6 +12,7 @@ one frame per image as each is ready instead of held for one answer, and a refus
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -342,20 +343,24 @@ class RunwareProvider(Provider):
             error = self.errors.named(self.options["insufficient_credits_code"], "credits", task,
                                       template="insufficientCredits", cost=f"{total:.5f}", balance=f"{balance:.5f}")
             return Outcome(errors=[error])
-        job = JobBuilder(self.engine, self.data["models"]).build(owner, task, plan, exchange.base_url, cost)
-        for image in job.images:
+        job, images = JobBuilder(self.engine, self.data["models"]).build(owner, task, plan, exchange.base_url, cost)
+        for image in images:
             self.engine.add_task(image)
         if self.options["partial_block_style"] == "nsfw_flag" and job.flags_content():
             flag_instead_of_block(job)
-        self.engine.tasks.remember_key(SLUG, ANY_OWNER, task_uuid, job.images[0].id)
+        self.engine.tasks.remember_key(SLUG, ANY_OWNER, task_uuid, images[0].id)
         if task["deliveryMethod"] == "async":
             return Outcome(data=[self.renderer.pending(job, polled=False)])
         job.timeout_at = self.engine.now() + float(self.options["sync_timeout_seconds"])
-        job.deadline = self.engine.clock.call_at(job.timeout_at, lambda: self._time_out(job))
+        # The timer holds the job weakly: the job holds the timer, and the pair would be a cycle.
+        job.deadline = self.engine.clock.call_at(job.timeout_at, partial(self._time_out, weakref.ref(job)))
         return Outcome(wait_for=job)
 
-    def _time_out(self, job: Job) -> None:
+    def _time_out(self, held: weakref.ref[Job]) -> None:
         """The sync timeout: generations still running fail with timeoutProvider (shown on getResponse too)."""
+        job = held()
+        if job is None:
+            return
         now = self.engine.now()
         for image in job.images:
             if not image.phase(now).terminal:
