@@ -111,6 +111,9 @@ class _Query(Deferred):
     def value(self) -> dict[str, list[str]]:
         return parse_qs(self._raw.decode("latin-1"), keep_blank_values=True)
 
+    def fingerprint(self) -> bytes:
+        return self._raw
+
 
 class _Body(Deferred):
     """A request or response body: JSON as its own copy (a handler may keep and later change parts of the value
