@@ -108,7 +108,7 @@ async def measure(slugs: list[str], requests: int, profile: str | None) -> None:
                         await raw.send(slug, provider, request)
                     profiler.disable()
                     where = os.environ.get("PROFILE_FILTER", "simulator/")  # "" for every module's share
-                    pstats.Stats(profiler).sort_stats("cumulative").print_stats(where, 45)
+                    pstats.Stats(profiler).sort_stats(os.environ.get("PROFILE_SORT", "cumulative")).print_stats(where, 45)
                     continue
                 spent = []
                 for _ in range(ROUNDS):  # the least of a few rounds: other processes' share of the core out

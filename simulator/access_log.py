@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Hashable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from simulator.clock import to_datetime
 from simulator.engine.journal import Deferred, JournalEntry, entry_head, entry_troubles
+from simulator.formats import iso_utc_finite
 from simulator.logs import ACCESS
 
 SHOWN_VIOLATIONS = 3
@@ -31,22 +30,8 @@ ACTIONS = ("error", "task", "network", "webhook")
 
 
 def clock_text(t: float) -> str:
-    """`2026-01-01T00:00:00.000Z`: the clock time `t`, to the millisecond (as `datetime` rounds it)."""
-    fraction, whole = math.modf(t)
-    micro = round(fraction * 1e6)  # as datetime.fromtimestamp rounds: half to even, at the microsecond
-    second = int(whole)
-    if not 0 <= micro < 1_000_000:
-        second, micro = second + micro // 1_000_000, micro % 1_000_000
-    text = _UTC_SECONDS.get(second)
-    if text is None:
-        if len(_UTC_SECONDS) >= 256:
-            _UTC_SECONDS.clear()
-        text = _UTC_SECONDS[second] = to_datetime(second).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{text}.{micro // 1000:03d}Z"
-
-
-# A line per request, the same second for hundreds of them: strftime once a second.
-_UTC_SECONDS: dict[int, str] = {}
+    """`2026-01-01T00:00:00.000Z`: the clock time `t`, to the millisecond."""
+    return iso_utc_finite(t)
 
 
 def _value(value: Any) -> str:

@@ -88,6 +88,11 @@ class Answer:
         """The same answer with `extra` headers added (or replacing those of the same name)."""
         return replace(self, headers={**self.headers, **_lower(extra)}, _parsed=self._parsed)
 
+    def with_body(self, body: bytes) -> Answer:
+        """The same answer with another body: its JSON value unknown (read back from `body` when asked for)."""
+        return Answer(self.status, body, self.media_type, self.headers, None, self.events, [_NOT_PARSED],
+                      self.template)
+
     @property
     def content_type(self) -> str | None:
         given = self.headers.get("content-type")

@@ -59,32 +59,40 @@ class Late:
 class Template:
     """A rendered answer whose body is kept as the bytes between its late strings."""
 
-    __slots__ = ("answer", "checked_for", "fills", "order", "parts", "task")
+    __slots__ = ("answer", "checked_for", "fills", "first", "task", "then")
 
     def __init__(self, task: Task, answer: Answer, late: Late) -> None:
         self.task = task  # the very task: an ID may come again after a reset, as another task
         self.checked_for: tuple[str, str] | None = None  # (provider, operation) the self-check passed it for
         self.fills = late.fills
         if not late.fills:
-            self.parts: list[bytes] = [answer.body]
-            self.order: list[int] = []
+            self.first, self.then = answer.body, ()
             self.answer = replace(answer, template=self)
             return
-        self.parts, self.order = late.split(answer.body)
-        if any(late.nonce.encode() in part for part in self.parts):
+        parts, order = late.split(answer.body)
+        if any(late.nonce.encode() in part for part in parts):
             raise ValueError("a late string was rendered inside another string, not as a value of its own")
+        # The body is `first`, then for each (slot, part) of `then` the slot's string and the part.
+        self.first, self.then = parts[0], tuple(zip(order, parts[1:], strict=True))
         # The answer's own value holds the slots' placeholders: no transport may send it.
         self.answer = replace(answer, body=b"", value=None, template=self)
 
     def fill(self, now: float) -> Answer:
         if not self.fills:
             return self.answer
-        values = [encode_json(fill(now)) for fill in self.fills]
-        pieces = [self.parts[0]]
-        for index, part in zip(self.order, self.parts[1:], strict=True):
-            pieces.append(values[index])
-            pieces.append(part)
-        return replace(self.answer, body=b"".join(pieces))
+        values = [_json_string(fill(now)) for fill in self.fills]
+        pieces = [self.first]
+        for index, part in self.then:
+            pieces += (values[index], part)
+        return self.answer.with_body(b"".join(pieces))
+
+
+def _json_string(text: str) -> bytes:
+    """`text` as a JSON string, as encode_json writes it: printable ASCII without quotes or backslashes (links,
+    timestamps) needs no escaping, so it is not run through the encoder."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return b'"' + text.encode() + b'"'
+    return encode_json(text)
 
 
 class SettledAnswers:
