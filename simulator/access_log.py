@@ -156,6 +156,11 @@ def facts(entry: JournalEntry) -> dict[str, Any]:
     return fields
 
 
+def describe(entry: JournalEntry) -> tuple[str, dict[str, Any]]:
+    """The entry's log line (without the time) and its facts as JSON-ready fields."""
+    return line(entry), facts(entry)
+
+
 class AccessLog:
     """A journal observer: logs each entry on `nanobanana_sim.access` and counts the requests served."""
 
