@@ -5,7 +5,7 @@ process time, the least of five rounds.
 
 Served req/s on a shared machine swings 2-3x between runs; the CPU one request costs the server does not, so
 this is the figure to decide a change by. The simulator runs as `serve --speed 1000` does (a real clock sped
-up, the default self-check), so a poll mints its signed URLs and timestamps afresh as it does when served.
+up, the default self-check, the collector's settings), so a poll mints its signed URLs and timestamps afresh as it does when served.
 `--profile provider.route` prints a cProfile of that route instead (top 40 by cumulative time).
 """
 
@@ -28,6 +28,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from routes import PROVIDERS, Provider, Request  # noqa: E402
 
+from simulator import heap  # noqa: E402
 from simulator.clock import RealClock  # noqa: E402
 from simulator.sim import Simulator  # noqa: E402
 
@@ -87,6 +88,7 @@ async def _finished_poll(sim: Simulator, client: httpx.AsyncClient, slug: str, p
 
 async def measure(slugs: list[str], requests: int, profile: str | None) -> None:
     sim = Simulator(clock=RealClock(speed=1000), providers=slugs)
+    heap.keep_collections_short()  # the collector as `serve` sets it
     transport = httpx.ASGITransport(app=sim.app)
     raw = RawClient(sim.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
