@@ -33,13 +33,14 @@ PROGRESS = f"{ROOT}.progress"
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
-def _stamp(record: logging.LogRecord) -> tuple[str, int, str]:
+def _stamp(record: logging.LogRecord) -> tuple[str, str, int]:
     """The record's local time as its date and time to the second, its milliseconds, and its UTC offset (each
     second's text worked out once: a busy server logs hundreds of lines in it)."""
     fraction, whole = math.modf(record.created)
     micro = round(fraction * 1e6)  # as datetime.fromtimestamp rounds it
     second = int(whole) + (micro >= 1_000_000) - (micro < 0)
-    return (*_local_second(second), (micro % 1_000_000) // 1000)  # type: ignore[return-value]
+    text, offset = _local_second(second)
+    return text, offset, (micro % 1_000_000) // 1000
 
 
 @lru_cache(maxsize=64)

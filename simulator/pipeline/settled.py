@@ -66,7 +66,8 @@ class Template:
         self.checked_for: tuple[str, str] | None = None  # (provider, operation) the self-check passed it for
         self.fills = late.fills
         if not late.fills:
-            self.first, self.then = answer.body, ()
+            self.first: bytes = answer.body
+            self.then: tuple[tuple[int, bytes], ...] = ()
             self.answer = replace(answer, template=self)
             return
         parts, order = late.split(answer.body)
