@@ -5,8 +5,9 @@ process time, the least of five rounds.
 
 Served req/s on a shared machine swings 2-3x between runs; the CPU one request costs the server does not, so
 this is the figure to decide a change by. The simulator runs as `serve --speed 1000` does (a real clock sped
-up, the default self-check), so a poll mints its signed URLs and timestamps afresh as it does when served.
-`--profile provider.route` prints a cProfile of that route instead (top 40 by cumulative time).
+up, the default self-check, the collector's settings), so a poll mints its signed URLs and timestamps afresh
+as it does when served. `--profile provider.route` prints a cProfile of that route instead (top 45 by
+cumulative time, or PROFILE_SORT=tottime; PROFILE_FILTER="" shows every module, not only the simulator's).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from routes import PROVIDERS, Provider, Request  # noqa: E402
 
+from simulator import heap  # noqa: E402
 from simulator.clock import RealClock  # noqa: E402
 from simulator.sim import Simulator  # noqa: E402
 
@@ -73,7 +75,7 @@ class RawClient:
 
 
 async def _finished_poll(sim: Simulator, client: httpx.AsyncClient, slug: str, provider: Provider) -> Request:
-    sent = provider.submit.with_uuid()
+    sent = provider.starts.with_uuid()
     accepted = await _send(client, slug, provider, sent)
     assert accepted.status_code < 300, accepted.text
     poll = provider.poll(accepted.json(), sent)
@@ -87,6 +89,7 @@ async def _finished_poll(sim: Simulator, client: httpx.AsyncClient, slug: str, p
 
 async def measure(slugs: list[str], requests: int, profile: str | None) -> None:
     sim = Simulator(clock=RealClock(speed=1000), providers=slugs)
+    heap.keep_collections_short()  # the collector as `serve` sets it
     transport = httpx.ASGITransport(app=sim.app)
     raw = RawClient(sim.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
@@ -108,7 +111,8 @@ async def measure(slugs: list[str], requests: int, profile: str | None) -> None:
                         await raw.send(slug, provider, request)
                     profiler.disable()
                     where = os.environ.get("PROFILE_FILTER", "simulator/")  # "" for every module's share
-                    pstats.Stats(profiler).sort_stats("cumulative").print_stats(where, 45)
+                    order = os.environ.get("PROFILE_SORT", "cumulative")
+                    pstats.Stats(profiler).sort_stats(order).print_stats(where, 45)
                     continue
                 spent = []
                 for _ in range(ROUNDS):  # the least of a few rounds: other processes' share of the core out

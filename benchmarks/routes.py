@@ -42,6 +42,13 @@ class Provider:
     # How to read a task: from the accepted submit's JSON to the poll request, and whether that answer is final.
     poll: Callable[[dict[str, Any], Request], Request]
     finished: Callable[[dict[str, Any]], bool]
+    # What makes the task `poll` reads, where that is not `submit` (Gemini answers generateContent at once, and
+    # polls the long-running operation of a batch).
+    creates: Request | None = None
+
+    @property
+    def starts(self) -> Request:
+        return self.creates or self.submit
 
 
 def _json(method: str, path: str, body: Any) -> Request:
@@ -57,6 +64,12 @@ def _status(*words: str) -> Callable[[dict[str, Any]], bool]:
 
 
 PROMPT = "A banana astronaut floating above the rings of Saturn, cinematic"
+GEMINI = "gemini-3.1-flash-image-preview"
+
+
+def _gemini(ratio: str) -> dict[str, Any]:
+    return {"contents": [{"parts": [{"text": PROMPT}]}],
+            "generationConfig": {"responseModalities": ["IMAGE"], "imageConfig": {"aspectRatio": ratio}}}
 
 PROVIDERS: dict[str, Provider] = {
     "civitai": Provider(
@@ -107,6 +120,16 @@ PROVIDERS: dict[str, Provider] = {
         poll=lambda answer, _: _get(f"/v1/tasks/{answer['id']}"),
         finished=_status("completed"),
     ) for slug, ratio in (("foxapi", "aspect_ratio"), ("evolink", "size"))},
+    # Google's own API: generateContent answers with the image itself; what is polled is a batch's operation.
+    "gemini": Provider(
+        "gemini", {"x-goog-api-key": "sk-bench"},
+        submit=_json("POST", f"/v1beta/models/{GEMINI}:generateContent", _gemini("1:1")),
+        invalid=_json("POST", f"/v1beta/models/{GEMINI}:generateContent", _gemini("16:10")),
+        creates=_json("POST", f"/v1beta/models/{GEMINI}:batchGenerateContent", {"batch": {"inputConfig": {
+            "requests": {"requests": [{"request": _gemini("1:1"), "metadata": {"key": "bench"}}]}}}}),
+        poll=lambda answer, _: _get(f"/v1beta/{answer['name']}"),
+        finished=lambda answer: answer.get("done") is True,
+    ),
 }
 
 
@@ -117,7 +140,7 @@ def send(client: httpx.Client, base: str, provider: Provider, request: Request) 
 
 def finished_task(client: httpx.Client, base: str, provider: Provider, timeout: float = 60) -> Request:
     """Submit once and poll until the task is finished; the poll request of that finished task."""
-    sent = provider.submit.with_uuid()
+    sent = provider.starts.with_uuid()
     accepted = send(client, base, provider, sent)
     if accepted.status_code >= 300:
         raise RuntimeError(f"{provider.slug} submit: {accepted.status_code} {accepted.text[:300]}")

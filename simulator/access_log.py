@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from simulator.clock import to_datetime
-from simulator.engine.journal import JournalEntry
+from simulator.engine.journal import Deferred, JournalEntry, entry_head, entry_troubles
+from simulator.formats import iso_utc_finite
 from simulator.logs import ACCESS
 
 SHOWN_VIOLATIONS = 3
@@ -30,7 +30,8 @@ ACTIONS = ("error", "task", "network", "webhook")
 
 
 def clock_text(t: float) -> str:
-    return to_datetime(t).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    """`2026-01-01T00:00:00.000Z`: the clock time `t`, to the millisecond."""
+    return iso_utc_finite(t)
 
 
 def _value(value: Any) -> str:
@@ -38,9 +39,33 @@ def _value(value: Any) -> str:
 
 
 def _target(entry: JournalEntry) -> str:
-    query = urlencode(entry.query, doseq=True)
+    query = _query_text(entry)
     target = f"{entry.path}?{query}" if query else str(entry.path)
     return target if len(target) <= MAX_TARGET else target[:MAX_TARGET] + "…"
+
+
+def _query_text(entry: JournalEntry) -> str:
+    kept = entry.kept("query")
+    if not kept:
+        return ""
+    if isinstance(kept, Deferred):
+        fingerprint = kept.fingerprint()
+        if fingerprint is not None:  # a client polling one task sends the same query again and again
+            return _encoded_query(kept, fingerprint)
+    return urlencode(entry.query, doseq=True)
+
+
+_QUERIES: dict[Hashable, str] = {}
+_KEPT_QUERIES = 1024
+
+
+def _encoded_query(kept: Deferred, fingerprint: Hashable) -> str:
+    text = _QUERIES.get(fingerprint)
+    if text is None:
+        if len(_QUERIES) >= _KEPT_QUERIES:
+            _QUERIES.clear()
+        text = _QUERIES[fingerprint] = urlencode(kept.value(), doseq=True)
+    return text
 
 
 def _violation(violation: dict[str, Any]) -> str:
@@ -67,53 +92,73 @@ def _proxied(proxied: dict[str, Any]) -> str:
     return text + (f" answer outside the contract: {len(findings)} finding(s)" if findings else "")
 
 
-def describe(entry: JournalEntry) -> tuple[str, dict[str, Any]]:
-    """The entry's log line (without the time, which the formatter adds) and its facts as JSON-ready fields."""
-    took = (entry.finished_at - entry.at) if entry.finished_at is not None else 0.0
-    clock = clock_text(entry.at)
-    fields: dict[str, Any] = {
-        "kind": entry.kind, "seq": entry.seq, "provider": entry.provider, "operation": entry.operation,
-        "method": entry.method, "path": entry.path, "query": urlencode(entry.query, doseq=True) or None,
-        "status": entry.status, "task_id": entry.task_id, "clock": clock,
-        "clock_seconds": round(took, 3),
-    }
-    where = f"{entry.provider or '-'}"
-    if entry.kind == "webhook":
+def line(entry: JournalEntry) -> str:
+    """The entry's log line, without the time (which the formatter adds)."""
+    kind, provider, operation, method, path, status, task_id, at, finished_at = entry_head(entry)
+    where = provider or "-"
+    if kind == "http" or kind == "ws":  # a WebSocket frame: method WS (from the client) or PUSH (from the server)
+        text = f"{where} {operation or '-'} {method} {_target(entry)} -> {status}"
+    elif kind == "webhook":
         detail = entry.detail
-        fields.update(event=detail.get("event"), attempt=detail.get("attempt"), outcome=detail.get("outcome"))
-        answer = entry.status if entry.status is not None else "no answer"
-        line = (f"{where} webhook {detail.get('event')} {entry.method} {entry.path} -> {answer} "
+        answer = status if status is not None else "no answer"
+        text = (f"{where} webhook {detail.get('event')} {method} {path} -> {answer} "
                 f"{detail.get('outcome')} attempt={detail.get('attempt')}")
-    elif entry.kind in ("http", "ws"):  # a WebSocket frame: method WS (from the client) or PUSH (from the server)
-        line = f"{where} {entry.operation or '-'} {entry.method} {_target(entry)} -> {entry.status}"
     else:
-        line = f"{where} {entry.kind}"
-    if entry.task_id:
-        line += f" task={entry.task_id}"
-    line += f" clock={clock}"
+        text = f"{where} {kind}"
+    if task_id:
+        text += f" task={task_id}"
+    text += f" clock={clock_text(at)}"
+    took = (finished_at - at) if finished_at is not None else 0.0
     if took >= 0.001:
-        line += f" took={took:.3f}s"
-    parts = []
+        text += f" took={took:.3f}s"
+    if not any(entry_troubles(entry)):
+        return text  # most lines: nothing went wrong
+    parts = [text]
     if entry.violations:
         shown = "; ".join(_violation(v) for v in entry.violations[:SHOWN_VIOLATIONS])
         more = len(entry.violations) - SHOWN_VIOLATIONS
         parts.append(f"rejected: {shown}" + (f" (+{more} more)" if more > 0 else ""))
+    if entry.faults:
+        parts.append("fault: " + "; ".join(_fault(fired) for fired in entry.faults))
+    if entry.self_check:
+        parts.append(f"self-check: {len(entry.self_check)} finding(s), a simulator bug (see the journal)")
+    if entry.proxied is not None:
+        parts.append(_proxied(entry.proxied))
+    if entry.note:
+        parts.append(f"note: {entry.note}")
+    return " ".join(parts)
+
+
+def facts(entry: JournalEntry) -> dict[str, Any]:
+    """The entry's facts as JSON-ready fields (the keys of its line under `--log-format json`)."""
+    took = (entry.finished_at - entry.at) if entry.finished_at is not None else 0.0
+    fields: dict[str, Any] = {
+        "kind": entry.kind, "seq": entry.seq, "provider": entry.provider, "operation": entry.operation,
+        "method": entry.method, "path": entry.path, "query": _query_text(entry) or None,
+        "status": entry.status, "task_id": entry.task_id, "clock": clock_text(entry.at),
+        "clock_seconds": round(took, 3),
+    }
+    if entry.kind == "webhook":
+        detail = entry.detail
+        fields.update(event=detail.get("event"), attempt=detail.get("attempt"), outcome=detail.get("outcome"))
+    if entry.violations:
         fields["violations"] = [
             {key: v.get(key) for key in ("path", "rule", "message", "nearest")} for v in entry.violations
         ]
     if entry.faults:
-        parts.append("fault: " + "; ".join(_fault(fired) for fired in entry.faults))
         fields["faults"] = entry.faults
     if entry.self_check:
-        parts.append(f"self-check: {len(entry.self_check)} finding(s), a simulator bug (see the journal)")
         fields["self_check"] = entry.self_check
     if entry.proxied is not None:
-        parts.append(_proxied(entry.proxied))
         fields["proxied"] = entry.proxied
     if entry.note:
-        parts.append(f"note: {entry.note}")
         fields["note"] = entry.note
-    return " ".join([line, *parts]), fields
+    return fields
+
+
+def describe(entry: JournalEntry) -> tuple[str, dict[str, Any]]:
+    """The entry's log line (without the time) and its facts as JSON-ready fields."""
+    return line(entry), facts(entry)
 
 
 class AccessLog:
@@ -125,32 +170,39 @@ class AccessLog:
 
     def __call__(self, entry: JournalEntry) -> None:
         self.requests += entry.kind == "http"
-        if self.logger.isEnabledFor(logging.INFO):
+        logger = self.logger
+        if logger.isEnabledFor(logging.INFO):
             described = _Described(entry)
-            self.logger.info(described, extra={"fields": described})
+            # What `logger.info` does, less its search of the stack for the calling source line (a frame walk
+            # per request, for a file and line number no access line shows).
+            logger.handle(logger.makeRecord(logger.name, logging.INFO, __file__, 0, described, (), None,
+                                            extra={"fields": described}))
 
 
 class _Described(Mapping[str, Any]):
-    """An entry's log line (its str) and facts (its items), worked out when a handler formats the record:
-    under `serve` that is the log's writer thread, not the event loop serving requests."""
+    """An entry's log line (its str) and facts (its items), each worked out when a handler formats the record
+    (under `serve`, the log's writer thread, not the event loop serving requests), and only the one it asks for:
+    a text log never builds the facts."""
+
+    __slots__ = ("_entry", "_facts")
 
     def __init__(self, entry: JournalEntry) -> None:
         self._entry = entry
-        self._described: tuple[str, dict[str, Any]] | None = None
+        self._facts: dict[str, Any] | None = None
 
-    def _facts(self) -> tuple[str, dict[str, Any]]:
-        if self._described is None:
-            self._described = describe(self._entry)
-        return self._described
+    def _fields(self) -> dict[str, Any]:
+        if self._facts is None:
+            self._facts = facts(self._entry)
+        return self._facts
 
     def __str__(self) -> str:
-        return self._facts()[0]
+        return line(self._entry)
 
     def __getitem__(self, key: str) -> Any:
-        return self._facts()[1][key]
+        return self._fields()[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._facts()[1])
+        return iter(self._fields())
 
     def __len__(self) -> int:
-        return len(self._facts()[1])
+        return len(self._fields())

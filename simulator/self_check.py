@@ -61,12 +61,12 @@ def _is_json(media_type: str) -> bool:
 
 def check_answer(provider: Provider, operation: str, answer: Answer) -> list[dict[str, Any]]:
     """Findings for one answer of `provider`'s `operation` (empty when it is what the table says)."""
-    template = answer.template
-    if template is not None and template.checked_for == (provider.slug, operation):
+    verdict = answer.verdict
+    if verdict is not None and verdict.checked_for == (provider.slug, operation):
         return []  # an answer filled from a kept rendering already found valid (see simulator.pipeline.settled)
     findings = _answer_findings(provider, operation, answer)
-    if template is not None and not findings:
-        template.checked_for = (provider.slug, operation)
+    if verdict is not None and not findings:
+        verdict.checked_for = (provider.slug, operation)
     return findings
 
 

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import re
 import socket
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import httpx
 import pytest
 from support_cli import Served, served
 
-from simulator.access_log import AccessLog
-from simulator.clock import VirtualClock
-from simulator.logs import ACCESS, PROGRESS, Progress
+from simulator.access_log import AccessLog, clock_text
+from simulator.clock import VirtualClock, to_datetime
+from simulator.logs import ACCESS, PROGRESS, ROOT, JsonFormatter, Progress, TextFormatter, _Handover, configure
 from simulator.sim import Simulator
 from simulator.testing.receiver import WebhookReceiver
 
@@ -153,6 +155,48 @@ def test_unsubscribing_stops_the_lines() -> None:
     unsubscribe()
     sim.engine.journal.record("http", 0.0)
     assert access.requests == 1
+
+
+def test_clock_text_is_the_clock_time_as_datetime_prints_it_to_the_millisecond() -> None:
+    # The line's clock is worked out once a second plus the milliseconds: the same text as strftime, also where
+    # the microseconds round up into the next millisecond, second or year.
+    moments = [0.0, 1.0005, 1767225599.9999996, 1767225599.9995, 1767225600.0000004, 1767225600.123456,
+               32503679999.999999, 1767225599.4999995, *(1767225600 + n / 7 for n in range(2000))]
+    for t in moments:
+        assert clock_text(t) == to_datetime(t).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z", t
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_the_log_stamp_is_the_local_time_datetime_gives(fmt: str) -> None:
+    formatter = JsonFormatter() if fmt == "json" else TextFormatter()
+    record = logging.makeLogRecord({"name": ACCESS, "msg": "a line", "levelno": logging.INFO, "levelname": "INFO"})
+    for created in (1767225599.9999996, 1767225599.9995, 1767225600.25, *(1.7e9 + n / 3 for n in range(300))):
+        record.created = created
+        moment = datetime.fromtimestamp(created).astimezone()
+        formatted = formatter.format(record)
+        if fmt == "json":
+            assert json.loads(formatted)["time"] == moment.isoformat(timespec="milliseconds")
+        else:
+            assert formatted == moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + " a line"
+
+
+def test_the_background_writer_writes_every_line_in_order_and_all_of_them_when_stopped() -> None:
+    stream = io.StringIO()
+    handler = configure("info", "text", stream, background=True)
+    try:
+        logger = logging.getLogger(ACCESS)
+        for n in range(500):  # more than one batch: the writer wakes for the first and takes what follows
+            logger.info("line %d", n)
+            if n == 250:
+                time.sleep(0.05)
+    finally:
+        assert isinstance(handler, _Handover)
+        handler.stop()  # what happens at exit: nothing waiting is lost
+        for name in (ROOT, "uvicorn"):
+            logging.getLogger(name).handlers = []
+            logging.getLogger(name).propagate = True
+    lines = stream.getvalue().splitlines()
+    assert [line.split(" ", 2)[2] for line in lines] == [f"line {n}" for n in range(500)]
 
 
 # -- progress of long work -----------------------------------------------------------------------------------------

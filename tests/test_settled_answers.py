@@ -177,3 +177,77 @@ def test_a_kept_answer_is_checked_once_not_on_every_read(monkeypatch: pytest.Mon
         assert checked == ["GetTask"]
 
     _run(scenario)
+
+
+# -- Runware: a getResponse poll of a finished job is an answer kept like the others ---------------------------
+
+RUNWARE = "http://127.0.0.1/runware/v1"
+
+
+def _runware_job(task_uuid: str, **extra: Any) -> list[dict[str, Any]]:
+    return [{"taskType": "imageInference", "taskUUID": task_uuid, "model": "google:4@3", "positivePrompt": "a banana",
+             "width": 1024, "height": 1024, "deliveryMethod": "async", "numberResults": 2, **extra}]
+
+
+def _fresh_poll(sim: Simulator, task_uuid: str) -> bytes:
+    """The getResponse answer rendered afresh, as it was before anything was kept."""
+    from simulator.providers.runware.jobs import job_of
+    from simulator.providers.runware.provider import ANY_OWNER, RunwareProvider
+
+    provider = sim.provider("runware")
+    found = sim.engine.tasks.by_key("runware", ANY_OWNER, task_uuid)
+    assert isinstance(provider, RunwareProvider) and found is not None
+    job = job_of(found)
+    assert job is not None
+    return provider._respond(*provider.renderer.state(job, sim.engine.now(), polled=True)).body
+
+
+def test_a_runware_poll_of_a_finished_job_is_rendered_once_per_state_and_reads_as_a_fresh_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from simulator.providers.runware.render import Renderer
+
+    rendered: list[str] = []
+    real = Renderer.state
+
+    def counting(self: Renderer, job: Any, now: float, *, polled: bool) -> Any:
+        rendered.append(job.task_uuid)
+        return real(self, job, now, polled=polled)
+
+    monkeypatch.setattr(Renderer, "state", counting)
+
+    async def scenario(sim: Simulator, client: httpx.AsyncClient) -> None:
+        kept, inline = "6a1c2f5e-0000-4000-8000-000000000001", "6a1c2f5e-0000-4000-8000-000000000002"
+        for task_uuid, extra in ((kept, {}), (inline, {"outputType": "base64Data"})):
+            accepted = await client.post(RUNWARE, json=_runware_job(task_uuid, **extra))
+            assert accepted.status_code == 200, accepted.text
+        poll = [{"taskType": "getResponse", "taskUUID": kept}]
+        # While a generation runs, each read is rendered as it stands.
+        running = await client.post(RUNWARE, json=poll)
+        assert running.json()["data"][0]["status"] == "processing", running.text
+        await sim.engine.advance(600)
+        rendered.clear()
+        reads = []
+        for _ in range(4):
+            reads.append(await client.post(RUNWARE, json=poll))
+            await sim.engine.advance(30)
+        assert rendered == [kept]  # once, then kept
+        assert all(read.content == reads[0].content == _fresh_poll(sim, kept) for read in reads)
+        assert [item["status"] for item in reads[0].json()["data"]] == ["success", "success"]
+        # Anything else in the request (a second task, inline images) is answered afresh, as before.
+        rendered.clear()
+        both = await client.post(RUNWARE, json=[*poll, {"taskType": "ping"}])
+        assert both.json()["data"][-1] == {"taskType": "ping", "pong": True} and rendered == [kept]
+        inline_reads = [await client.post(RUNWARE, json=[{"taskType": "getResponse", "taskUUID": inline}])
+                        for _ in range(2)]
+        assert rendered == [kept, inline, inline]
+        assert all(read.content == _fresh_poll(sim, inline) for read in inline_reads)
+        assert "imageBase64Data" in inline_reads[0].json()["data"][0]
+        assert not [entry for entry in sim.engine.journal.entries() if entry.self_check]
+
+    async def main() -> None:
+        sim = Simulator(clock=VirtualClock(start=1_800_000_000), providers=["runware"], self_check="strict")
+        transport = httpx.ASGITransport(app=sim.app)
+        async with httpx.AsyncClient(transport=transport, headers=AUTH) as client:
+            await scenario(sim, client)
+
+    asyncio.run(main())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 from dataclasses import dataclass
 
@@ -18,7 +17,7 @@ class URLSigner:
         self._secret = secret
 
     def signature(self, path: str, expires: str) -> str:
-        digest = hmac.new(self._secret, f"{path}\n{expires}".encode(), hashlib.sha256).digest()
+        digest = hmac.digest(self._secret, f"{path}\n{expires}".encode(), "sha256")  # one C call, as hmac.new
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
     def verify(self, path: str, expires: str, signature: str) -> bool:

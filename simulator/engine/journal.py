@@ -14,9 +14,10 @@ import contextlib
 import itertools
 import json
 import math
+import operator
 import re
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
 from simulator.json_text import deeper_than
@@ -47,6 +48,11 @@ class Deferred:
 
     def value(self) -> Any:
         raise NotImplementedError
+
+    def fingerprint(self) -> Hashable | None:
+        """What identifies the value (equal fingerprints, equal values), for memoizing what is worked out of
+        it; None where nothing cheaper than the value itself does."""
+        return None
 
 
 _SLOTS = ("seq", "kind", "at", "provider", "operation", "method", "path", "query", "owner", "request_headers",
@@ -93,16 +99,30 @@ class JournalEntry:
     proxied: dict[str, Any] | None
     truncated: list[str]
 
-    def __init__(self, *, size: int = 0, **values: Any) -> None:
-        if not _SLOT_SET.issuperset(values):
-            raise TypeError(f"journal entries have no field(s) {sorted(set(values) - _SLOT_SET)}")
-        get = values.get
-        for name, slot, empty_is_none in _SLOT_PLAN:
-            # An empty list or dict is kept as None and made when read: most entries have five of them, and
-            # each would cost its own object (and the collector a visit) for every exchange kept.
-            value = get(name)
-            _SET(self, slot, None if empty_is_none and not value else value)
+    def __init__(self, *, seq: int = 0, kind: str = "", at: float = 0.0, provider: str | None = None,
+                 operation: str | None = None, method: str | None = None, path: str | None = None, query: Any = None,
+                 owner: str | None = None, request_headers: Any = None, request_body: Any = None,
+                 status: int | None = None, response_headers: Any = None, response_body: Any = None,
+                 finished_at: float | None = None, task_id: str | None = None, note: str | None = None,
+                 violations: Any = None, ignored: Any = None, faults: Any = None, self_check: Any = None,
+                 detail: Any = None, proxied: Any = None, truncated: Any = None, size: int = 0) -> None:
+        # Written out, not looped over: an entry is made for every exchange. An empty list or dict is kept as
+        # None and made when read (`_DEFAULTS`): most entries have five of them, and each would cost its own
+        # object (and the collector a visit) for every exchange kept.
+        self._seq, self._kind, self._at = seq, kind, at
+        self._provider, self._operation, self._method, self._path = provider, operation, method, path
+        self._query, self._owner = query or None, owner
+        self._request_headers, self._request_body = request_headers or None, request_body
+        self._status, self._response_headers, self._response_body = status, response_headers or None, response_body
+        self._finished_at, self._task_id, self._note = finished_at, task_id, note
+        self._violations, self._ignored, self._faults = violations or None, ignored or None, faults or None
+        self._self_check, self._detail, self._proxied = self_check or None, detail or None, proxied
+        self._truncated = truncated or None
         self.size = size
+
+    def kept(self, name: str) -> Any:
+        """Field `name` as the entry keeps it: a `Deferred` not yet read, None for an empty list or dict."""
+        return getattr(self, f"_{name}")
 
     def as_dict(self) -> dict[str, Any]:
         # Shallow: the values are the journal's own and nothing that reads them changes them.
@@ -137,9 +157,11 @@ def _field(name: str) -> property:
 for _name in _SLOTS:
     setattr(JournalEntry, _name, _field(_name))
 
-_SLOT_SET = frozenset(_SLOTS)
-_SLOT_PLAN = tuple((name, f"_{name}", name in _DEFAULTS) for name in _SLOTS)
-_SET = object.__setattr__
+# An entry's head (what a log line of it says first) and its troubles (each None or empty unless something went
+# wrong), as kept, in one C-speed call each: the access log reads them for every exchange. None is deferred.
+entry_head = operator.attrgetter("_kind", "_provider", "_operation", "_method", "_path", "_status", "_task_id",
+                                 "_at", "_finished_at")
+entry_troubles = operator.attrgetter("_violations", "_faults", "_self_check", "_proxied", "_note")
 _PUBLIC = _SLOTS
 # The fields a caller fills; seq, kind, at and the journal's own bookkeeping are not among them.
 _FIELDS = tuple(name for name in _PUBLIC if name not in ("seq", "kind", "at", "truncated"))
@@ -287,22 +309,23 @@ def _simple_size(values: dict[str, Any]) -> tuple[int, int]:
     size = 2
     deferred = 0
     for name, value in values.items():
-        kind = type(value)
-        if kind in _DEFERRED_TYPES or (kind not in _PLAIN_TYPES and isinstance(value, Deferred)):
-            _DEFERRED_TYPES.add(kind)
-            deferred += value.size
+        if value is None:  # most often first: an entry's fields are mostly unset
+            size += len(name) + 9
             continue
-        size += len(name) + 4
-        if value is None or value is True or value is False:
-            size += 5
-        elif kind is str:
+        kind = type(value)
+        if kind is str:
             if len(value) > _SIMPLE_STRING or not value.isascii() or '"' in value or "\\" in value:
                 return -1, 0
-            size += len(value)
+            size += len(name) + 4 + len(value)
+        elif kind in _DEFERRED_TYPES or (kind not in _PLAIN_TYPES and isinstance(value, Deferred)):
+            _DEFERRED_TYPES.add(kind)
+            deferred += value.size
+        elif value is True or value is False:
+            size += len(name) + 9
         elif (kind is int and -(2**53) <= value <= 2**53) or (kind is float and math.isfinite(value)):
-            size += 24
+            size += len(name) + 28
         elif (kind is list or kind is dict) and not value:
-            size += 2
+            size += len(name) + 6
         else:
             return -1, 0
     return size, deferred

@@ -47,8 +47,9 @@ class Answer:
     # transport can send them one by one and the self-check and the journal can read each.
     events: tuple[Any, ...] | None = None
     _parsed: list[Any] = field(default_factory=lambda: [_NOT_PARSED], repr=False, compare=False)
-    # The kept rendering this answer was filled from (simulator.pipeline.settled), whose self-check verdict it shares.
-    template: Any = field(default=None, repr=False, compare=False)
+    # The self-check's verdict on the kept rendering this answer was filled from (simulator.pipeline.settled.Verdict),
+    # shared by every answer filled from it.
+    verdict: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
     def json(cls, value: Any, status: int = 200, *, headers: Mapping[str, str] | None = None,
@@ -88,9 +89,10 @@ class Answer:
         """The same answer with `extra` headers added (or replacing those of the same name)."""
         return replace(self, headers={**self.headers, **_lower(extra)}, _parsed=self._parsed)
 
-    def with_body(self, body: bytes, **changes: Any) -> Answer:
-        """The same answer with another body, read back afresh when someone reads it (never the old body's value)."""
-        return replace(self, body=body, _parsed=[_NOT_PARSED], **changes)
+    def with_body(self, body: bytes) -> Answer:
+        """The same answer with another body: its JSON value unknown (read back from `body` when asked for)."""
+        return Answer(self.status, body, self.media_type, self.headers, None, self.events, [_NOT_PARSED],
+                      self.verdict)
 
     @property
     def content_type(self) -> str | None:

@@ -34,7 +34,7 @@ def record(journal: Journal, exchange: Exchange, answer: Answer | None, finished
         query=_Query(exchange.query_string) if exchange.query_string else {},
         owner=exchange.owner,
         request_headers=_Headers.received(exchange.headers.raw),
-        request_body=_request_body(exchange, exchange.headers.get("content-type", "")),
+        request_body=_request_body(exchange),
         status=answer.status if answer is not None else None,
         response_headers=_Headers.answered(answer.wire_headers()) if answer is not None else {},
         response_body=_response_body(answer) if answer is not None else None,
@@ -66,15 +66,17 @@ class _Headers(Deferred):
 
     @classmethod
     def received(cls, raw: list[tuple[bytes, bytes]]) -> _Headers | dict[str, str]:
-        if any(b"\n" in name or b"\n" in value for name, value in raw):  # not over HTTP: kept as it is
+        block = b"\n".join([name + b": " + value for name, value in raw])
+        if raw and block.count(b"\n") != len(raw) - 1:  # a line break in a name or value (not over HTTP): as is
             return {name.decode("latin-1"): value.decode("latin-1") for name, value in raw}
-        return cls.shared(b"\n".join(name + b": " + value for name, value in raw))
+        return cls.shared(block)
 
     @classmethod
     def answered(cls, pairs: list[tuple[str, str]]) -> _Headers | dict[str, str]:
-        if any("\n" in name or "\n" in value for name, value in pairs):
+        block = "\n".join([f"{name}: {value}" for name, value in pairs])
+        if pairs and block.count("\n") != len(pairs) - 1:
             return dict(pairs)
-        return cls.shared("\n".join(f"{name}: {value}" for name, value in pairs))
+        return cls.shared(block)
 
     @classmethod
     def shared(cls, block: bytes | str) -> _Headers:
@@ -111,6 +113,9 @@ class _Query(Deferred):
     def value(self) -> dict[str, list[str]]:
         return parse_qs(self._raw.decode("latin-1"), keep_blank_values=True)
 
+    def fingerprint(self) -> bytes:
+        return self._raw
+
 
 class _Body(Deferred):
     """A request or response body: JSON as its own copy (a handler may keep and later change parts of the value
@@ -140,13 +145,13 @@ class _Body(Deferred):
         return self._raw.decode("utf-8", "replace")
 
 
-def _request_body(exchange: Exchange, content_type: str) -> Any:
+def _request_body(exchange: Exchange) -> Any:
     raw = exchange.raw_body
     if not raw:
         return None
     if len(raw) > MAX_JOURNALED_BODY:
         return {"bytes": len(raw)}
-    return _kept(raw, content_type, checked=True)
+    return _kept(raw, exchange.headers.get("content-type", ""), checked=True)
 
 
 def _response_body(answer: Answer) -> Any:

@@ -41,6 +41,9 @@ class Target:
     path_params: dict[str, str] = field(default_factory=dict)
 
 
+SEEN_HOSTS = 256  # Host headers whose provider is remembered (a hostile client may send a new one each time)
+
+
 class Router:
     def __init__(self, providers: Mapping[str, Provider], default: str | None = None) -> None:
         self.default = default
@@ -51,16 +54,22 @@ class Router:
                               for pattern in provider.data.get("hostPatterns", [])]
         self.endpoints = {slug: provider.routes() for slug, provider in providers.items()}
         self.fallbacks = {slug: self._fallback(provider) for slug, provider in providers.items()}
+        self._seen_hosts: dict[str, str | None] = {}
 
     def slug_for_host(self, host: str | None) -> str | None:
         """The provider whose real hostname this is (`Host` header, port dropped)."""
         if not host:
             return None
-        host = host.lower()
-        name = host if host.startswith("[") else host.split(":", 1)[0]
+        if host in self._seen_hosts:  # a client sends the same Host on every request: its patterns matched once
+            return self._seen_hosts[host]
+        lowered = host.lower()
+        name = lowered if lowered.startswith("[") else lowered.split(":", 1)[0]
         found = self.hosts.get(name)
         if found is None:
             found = next((slug for pattern, slug in self.host_patterns if pattern.fullmatch(name)), None)
+        if len(self._seen_hosts) >= SEEN_HOSTS:
+            self._seen_hosts.clear()
+        self._seen_hosts[host] = found
         return found
 
     def resolve(self, method: str, path: str, host: str | None, query: bytes | str = b"") -> Target | None:
@@ -81,11 +90,14 @@ class Router:
         rest = path[len(slug) + 1:]
         if not rest.startswith("/"):  # `/civitai` alone is not under the provider's prefix
             return Target(path, prefix, slug)
-        params = QueryParams(query)
+        params: QueryParams | None = None  # read only for an endpoint that a query parameter selects
         for endpoint in self.endpoints[slug]:
             found = endpoint.pattern.match(rest)
-            if found is not None and endpoint.serves(method, params):
-                return Target(path, prefix, slug, endpoint, found.groupdict())
+            if found is not None:
+                if endpoint.query is not None and params is None:
+                    params = QueryParams(query)
+                if endpoint.serves(method, params):
+                    return Target(path, prefix, slug, endpoint, found.groupdict())
         return Target(path, prefix, slug, self.fallbacks[slug], {"path": rest[1:]})
 
     def unknown(self, path: str) -> Answer:

@@ -11,7 +11,7 @@ Values that must be made at the moment of each read, such as a link signed from 
 the rendering puts `late.slot(fill)` where such a string goes, the encoded body is kept as bytes split at those
 places, and each read joins them with `fill(now)`: byte for byte what rendering the task afresh would give.
 The self-check validates the first answer of an entry in full and remembers the verdict on the entry
-(`Template.checked_for`): the other reads differ only in the late strings, which come from the same code each
+(`Verdict.checked_for`): the other reads differ only in the late strings, which come from the same code each
 time. An entry whose answer broke its contract is never marked, so each read of it is checked (and reported)
 again.
 """
@@ -56,38 +56,55 @@ class Late:
         return parts, order
 
 
+class Verdict:
+    """The self-check's verdict on a kept rendering, named by every answer filled from it. Kept apart from the
+    `Template`: a kept answer naming the template that keeps it would be a reference cycle, freed only by a full
+    collection, which `serve` no longer walks once the pair has been frozen (simulator.heap)."""
+
+    __slots__ = ("checked_for",)
+
+    def __init__(self) -> None:
+        self.checked_for: tuple[str, str] | None = None  # (provider, operation) the self-check passed it for
+
+
 class Template:
     """A rendered answer whose body is kept as the bytes between its late strings."""
 
-    __slots__ = ("answer", "checked_for", "fills", "order", "parts", "task")
+    __slots__ = ("answer", "fills", "first", "task", "then", "verdict")
 
     def __init__(self, task: Task, answer: Answer, late: Late) -> None:
         self.task = task  # the very task: an ID may come again after a reset, as another task
-        self.checked_for: tuple[str, str] | None = None  # (provider, operation) the self-check passed it for
+        self.verdict = Verdict()
         self.fills = late.fills
         if not late.fills:
-            self.parts: list[bytes] = [answer.body]
-            self.order: list[int] = []
-            self.answer = answer
+            self.first: bytes = answer.body
+            self.then: tuple[tuple[int, bytes], ...] = ()
+            self.answer = replace(answer, verdict=self.verdict)
             return
-        self.parts, self.order = late.split(answer.body)
-        if any(late.nonce.encode() in part for part in self.parts):
+        parts, order = late.split(answer.body)
+        if any(late.nonce.encode() in part for part in parts):
             raise ValueError("a late string was rendered inside another string, not as a value of its own")
+        # The body is `first`, then for each (slot, part) of `then` the slot's string and the part.
+        self.first, self.then = parts[0], tuple(zip(order, parts[1:], strict=True))
         # The answer's own value holds the slots' placeholders: no transport may send it.
-        self.answer = replace(answer, body=b"", value=None)
+        self.answer = replace(answer, body=b"", value=None, verdict=self.verdict)
 
     def fill(self, now: float) -> Answer:
-        # Each answer handed out names its template (the self-check shares the verdict through it); the kept
-        # answer does not, since the pair would be a reference cycle, freed only by a full collection, which
-        # `serve` stops walking once the pair has been frozen (simulator.heap).
         if not self.fills:
-            return replace(self.answer, template=self)
-        values = [encode_json(fill(now)) for fill in self.fills]
-        pieces = [self.parts[0]]
-        for index, part in zip(self.order, self.parts[1:], strict=True):
-            pieces.append(values[index])
-            pieces.append(part)
-        return self.answer.with_body(b"".join(pieces), template=self)
+            return self.answer
+        values = [_json_string(fill(now)) for fill in self.fills]
+        pieces = [self.first]
+        for index, part in self.then:
+            pieces += (values[index], part)
+        return self.answer.with_body(b"".join(pieces))
+
+
+def _json_string(text: str) -> bytes:
+    """`text` as a JSON string, as encode_json writes it: printable ASCII without quotes or backslashes (links,
+    timestamps) needs no escaping, so it is not run through the encoder."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return b'"' + text.encode() + b'"'
+    return encode_json(text)
 
 
 class SettledAnswers:

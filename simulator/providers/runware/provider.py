@@ -199,13 +199,18 @@ class RunwareProvider(Provider):
             uuid = random_uuid(self.engine.seeds.stream(SLUG, "session", owner))
             data.append({"taskType": "authentication", "connectionSessionUUID": uuid})
         outcomes = []
-        for task in tasks:
+        for index, task in enumerate(tasks):
+            if index:
+                await asyncio.sleep(0)  # one request's tasks must not hold up every other route
             outcomes.append(self._run(exchange, owner, task))
-            await asyncio.sleep(0)  # one request's tasks must not hold up every other route
         if session is not None:
             outcomes = self._pushed_later(exchange, session, outcomes)
         await self._settle(outcomes)
         now = self.engine.now()
+        if not data:
+            kept = self._settled_poll(exchange, outcomes, now)
+            if kept is not None:
+                return kept
         errors: list[TaskError] = []
         for outcome in outcomes:
             data.extend(outcome.data)
@@ -215,6 +220,22 @@ class RunwareProvider(Provider):
                 data.extend(items)
                 errors.extend(failures)
         return self._respond(data, errors)
+
+    def _settled_poll(self, exchange: Exchange, outcomes: list[Outcome], now: float) -> Answer | None:
+        """The answer to a request that only polls one job whose generations have all ended (what the SDKs send
+        while they wait), rendered once per state of its images and kept (simulator.pipeline.settled), as every
+        provider's read of a finished task is; None for any other request. A job whose images come inline is
+        rendered afresh each time: its answer holds every image's bytes, too large to keep."""
+        if len(outcomes) != 1:
+            return None
+        outcome = outcomes[0]
+        job = outcome.show
+        if job is None or outcome.data or outcome.errors or job.output_types != ["URL"] \
+                or not all(image.phase(now).terminal for image in job.images):
+            return None
+        return self.settled_answer(exchange, job.images[0],
+                                   lambda _: self._respond(*self.renderer.state(job, now, polled=True)),
+                                   *(image.revision for image in job.images))
 
     def _session(self, exchange: Exchange, owner: str, leading: dict[str, Any] | None) -> Session | None:
         """On a WebSocket: the session a leading authentication task opens (or resumes), else the socket's own."""
@@ -283,11 +304,14 @@ class RunwareProvider(Provider):
     async def _settle(self, outcomes: list[Outcome]) -> None:
         """Hold the response until every sync job is done or timed out (on the clock), then encode inline images."""
         jobs = [o.wait_for for o in outcomes if o.wait_for is not None]
-        await asyncio.gather(*(self._ready(job, image) for job in jobs for image in job.images))
+        if jobs:
+            await asyncio.gather(*(self._ready(job, image) for job in jobs for image in job.images))
         for job in jobs:
             if job.deadline is not None:
                 job.deadline.cancel()
-        await asyncio.gather(*(self._encoded(o.show, image) for o in outcomes if o.show for image in o.show.images))
+        shown = [(o.show, image) for o in outcomes if o.show for image in o.show.images if self._inline(o.show, image)]
+        if shown:  # a poll of URLs only (the common one) costs no task and no turn of the event loop
+            await asyncio.gather(*(self._encoded(job, image) for job, image in shown))
 
     async def _ready(self, job: Job, image: Task) -> None:
         """Until the generation is terminal or the sync job timed out (on the clock), its inline bytes encoded."""
@@ -296,10 +320,14 @@ class RunwareProvider(Provider):
         await self._encoded(job, image)
 
     async def _encoded(self, job: Job, image: Task) -> None:
-        if job.output_types != ["URL"] and image.phase(self.engine.now()) is Phase.SUCCEEDED \
-                and not self.renderer.withheld(image):
+        if self._inline(job, image):
             # Encoding a 4K placeholder takes a fraction of a second: keep it off the event loop.
             await asyncio.to_thread(self.renderer.image_bytes, image)
+
+    def _inline(self, job: Job, image: Task) -> bool:
+        """Whether the image's bytes go in the answer (and must be encoded first)."""
+        return job.output_types != ["URL"] and image.phase(self.engine.now()) is Phase.SUCCEEDED \
+            and not self.renderer.withheld(image)
 
     # -- task types ------------------------------------------------------------------------------------
 
