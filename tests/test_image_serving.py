@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import random
 import re
 import struct
 import threading
@@ -25,9 +26,9 @@ from support_civitai import VERIFY_TLS, first_image, submit
 
 from simulator.control_client import ControlClient
 from simulator.http.images import content_disposition
-from simulator.images import PlaceholderCache, PlaceholderSpec, render_placeholder, spec_etag
+from simulator.images import PlaceholderCache, PlaceholderSpec, jpeg, render_placeholder, spec_etag
 from simulator.images import cache as cache_module
-from simulator.images.design import layout
+from simulator.images.design import PANEL, layout
 from simulator.images.render import _palette_canvas
 from simulator.logs import PROGRESS
 
@@ -86,6 +87,20 @@ def test_jpeg_flat_regions_are_exact_colours() -> None:
     image, expected = decoded(render_placeholder(item)), reference(item)
     corner = (3, 3)
     assert all(abs(a - b) <= 2 for a, b in zip(image.getpixel(corner), expected.getpixel(corner), strict=True))
+
+
+@pytest.mark.parametrize("quality", [1, 10, 50, 85, 100])
+def test_a_flat_mcu_written_by_hand_is_what_libjpeg_writes(quality: int) -> None:
+    rng = random.Random(quality)
+    colours = [(0, 0, 0), (255, 255, 255), (128, 128, 128), PANEL,
+               *(tuple(rng.randrange(256) for _ in range(3)) for _ in range(200))]
+    swatches = Image.new("RGB", (16 * len(colours), 16))
+    for n, colour in enumerate(colours):
+        swatches.paste(colour, (16 * n, 0, 16 * (n + 1), 16))
+    header, segments = jpeg.encode(swatches, quality)
+    table = jpeg.tables(quality)
+    assert jpeg.with_size(table.header, swatches.width, 16) == header
+    assert [table.flat(colour) for colour in colours] == segments  # type: ignore[arg-type]
 
 
 def test_webp_is_lossless() -> None:

@@ -91,7 +91,8 @@ class _Component:
     def _flat_blocks(self) -> dict[int, Code]:
         """Every quantised DC this component can have -> the bits of its blocks in one flat MCU."""
         found = {}
-        for dc in range(-2048 // self.dc_quant - 1, 2048 // self.dc_quant + 2):
+        largest = self._quantised(-128)  # the sample farthest from the level shift
+        for dc in range(largest, -largest + 1):
             bits = _MsbBits()
             for block in range(self.blocks):
                 diff = dc if block == 0 else 0  # the predictor restarts at zero in every restart interval
@@ -105,11 +106,14 @@ class _Component:
 
     def flat(self, sample: int) -> Code:
         """The bits of this component's blocks in an MCU of one flat `sample` value."""
+        return self._flat_blocks[self._quantised(sample - 128)]
+
+    def _quantised(self, shifted: int) -> int:
         # libjpeg's islow DCT gives a flat block's DC as 64 x the level-shifted sample, and quantises it by
         # 8 x the table's entry, rounding halves away from zero (jcdctmgr.c).
-        shifted, divisor = sample - 128, self.dc_quant * 8
+        divisor = self.dc_quant * 8
         dc = (64 * abs(shifted) + divisor // 2) // divisor
-        return self._flat_blocks[-dc if shifted < 0 else dc]
+        return -dc if shifted < 0 else dc
 
 
 @dataclass(frozen=True)
