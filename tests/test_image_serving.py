@@ -103,8 +103,9 @@ def test_a_flat_mcu_written_by_hand_is_what_libjpeg_writes(quality: int) -> None
     assert [table.flat(colour) for colour in colours] == segments  # type: ignore[arg-type]
 
 
-def test_webp_is_lossless() -> None:
-    item = spec(format="webp")
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_webp_is_lossless(width: int, height: int) -> None:
+    item = spec(format="webp", width=width, height=height)
     assert ImageChops.difference(decoded(render_placeholder(item)).convert("RGB"), reference(item)).getbbox() is None
 
 
