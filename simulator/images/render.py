@@ -98,6 +98,17 @@ def render_placeholder(spec: PlaceholderSpec) -> bytes:
                        [raw[n * card.width: (n + 1) * card.width] for n in range(rows.height)], counts, strips)
 
 
+# What a render costs on one core of the 2-core VM the benchmarks run on, new seed, caption lines seen before:
+# (ms, ms per megapixel). Only the order of magnitude matters: it decides where a render runs
+# (simulator.images.cache).
+_COSTS: dict[ImageFormat, tuple[float, float]] = {"jpeg": (1.2, 0.15), "png": (3.5, 0.8), "webp": (5.0, 1.2)}
+
+
+def estimated_ms(spec: PlaceholderSpec) -> float:
+    fixed, per_megapixel = _COSTS[spec.format]
+    return fixed + per_megapixel * spec.width * spec.height / 1e6
+
+
 def spec_etag(spec: PlaceholderSpec) -> str:
     """A strong ETag for the bytes `spec` renders to, known without rendering them."""
     text = "\x1f".join(map(repr, (DESIGN_VERSION, *astuple(spec))))
