@@ -209,9 +209,11 @@ def _draw_line(size: tuple[int, int], line: str, font_size: int) -> bytes:
     ascent, descent = face.getmetrics()
     x = (size[0] - sum(advance for advance, _, _ in glyphs)) // 2
     baseline = (size[1] + ascent - descent) // 2
-    for advance, offset, glyph in glyphs:
+    canvas = mask.im  # Pillow's core image: Image.paste checks and converts per call, a glyph needs neither
+    for advance, (left, top), glyph in glyphs:
         if glyph is not None:
-            mask.paste(255, (x + offset[0], baseline + offset[1]), glyph)
+            canvas.paste(255, (x + left, baseline + top, x + left + glyph.width, baseline + top + glyph.height),
+                         glyph.im)
         x += advance
     return mask.tobytes().translate(_LEVELS)
 

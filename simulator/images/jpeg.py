@@ -88,11 +88,15 @@ class _Component:
     eob: Code  # the AC table's end-of-block code: a flat block has no AC coefficient
 
     @cached_property
-    def _flat_blocks(self) -> dict[int, Code]:
-        """Every quantised DC this component can have -> the bits of its blocks in one flat MCU."""
-        found = {}
-        largest = self._quantised(-128)  # the sample farthest from the level shift
-        for dc in range(largest, -largest + 1):
+    def by_sample(self) -> list[Code]:
+        """For each sample value 0…255, the bits of this component's blocks in an MCU of that flat value."""
+        found = []
+        for sample in range(256):
+            # libjpeg's islow DCT gives a flat block's DC as 64 x the level-shifted sample, and quantises it by
+            # 8 x the table's entry, rounding halves away from zero (jcdctmgr.c).
+            shifted, divisor = sample - 128, self.dc_quant * 8
+            dc = (64 * abs(shifted) + divisor // 2) // divisor
+            dc = -dc if shifted < 0 else dc
             bits = _MsbBits()
             for block in range(self.blocks):
                 diff = dc if block == 0 else 0  # the predictor restarts at zero in every restart interval
@@ -101,19 +105,8 @@ class _Component:
                 if size:
                     bits.put(diff if diff > 0 else diff + (1 << size) - 1, size)
                 bits.put(*self.eob)
-            found[dc] = (bits.value, bits.size)
+            found.append((bits.value, bits.size))
         return found
-
-    def flat(self, sample: int) -> Code:
-        """The bits of this component's blocks in an MCU of one flat `sample` value."""
-        return self._flat_blocks[self._quantised(sample - 128)]
-
-    def _quantised(self, shifted: int) -> int:
-        # libjpeg's islow DCT gives a flat block's DC as 64 x the level-shifted sample, and quantises it by
-        # 8 x the table's entry, rounding halves away from zero (jcdctmgr.c).
-        divisor = self.dc_quant * 8
-        dc = (64 * abs(shifted) + divisor // 2) // divisor
-        return -dc if shifted < 0 else dc
 
 
 @dataclass(frozen=True)
@@ -128,7 +121,7 @@ class Tables:
         red, green, blue = colour
         bits = _MsbBits()
         for component, (wr, wg, wb), offset in zip(self.components, _WEIGHTS, _OFFSETS, strict=True):
-            bits.put(*component.flat((wr * red + wg * green + wb * blue + offset) >> _SCALE))
+            bits.put(*component.by_sample[(wr * red + wg * green + wb * blue + offset) >> _SCALE])
         return bits.getvalue()
 
 

@@ -14,6 +14,7 @@ import hashlib
 from bisect import bisect_left
 from collections.abc import Callable
 from dataclasses import astuple, dataclass
+from functools import lru_cache
 from typing import Literal, get_args
 
 from PIL import Image
@@ -109,6 +110,7 @@ def estimated_ms(spec: PlaceholderSpec) -> float:
     return fixed + per_megapixel * spec.width * spec.height / 1e6
 
 
+@lru_cache(maxsize=4096)  # asked on every fetch of an image, repeated or not
 def spec_etag(spec: PlaceholderSpec) -> str:
     """A strong ETag for the bytes `spec` renders to, known without rendering them."""
     text = "\x1f".join(map(repr, (DESIGN_VERSION, *astuple(spec))))

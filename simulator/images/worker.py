@@ -2,7 +2,7 @@
 
 The encoders are mostly Python and hold the interpreter lock while they run; in a child they share neither
 the lock nor, on a busy machine, the event loop's share of the CPU (the child is `nice`d). A child is started
-with `python -m simulator.images.worker`, not through multiprocessing, so it never imports the program that
+with `python -c` calling `main` below, not through multiprocessing, so it never imports the program that
 embeds the simulator (spawn re-runs an unguarded `__main__`; fork copies the locks other threads hold).
 
 The protocol, on the child's stdin and stdout: a request is a length (4 bytes, big-endian) and the spec's
@@ -29,6 +29,8 @@ from typing import IO
 from simulator.images.render import PlaceholderSpec, render_placeholder
 
 NICENESS = 10
+# Not `-m simulator.images.worker`: the package imports this module first, and runpy would warn of it.
+CHILD = "from simulator.images.worker import main; main()"
 _LENGTH = struct.Struct(">I")
 _OK, _FAILED = 0, 1
 
@@ -42,7 +44,7 @@ class Worker:
         package_root = str(Path(__file__).resolve().parents[2])
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
         try:
-            self._process = subprocess.Popen([sys.executable, "-m", "simulator.images.worker"], stdin=subprocess.PIPE,
+            self._process = subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE,
                                              stdout=subprocess.PIPE, env=env)
         except OSError as exc:
             raise WorkerGone(f"cannot start a render worker: {exc}") from exc
@@ -164,7 +166,8 @@ def serve(requests: IO[bytes], answers: IO[bytes]) -> None:
         answers.flush()
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """The child's entry point."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
     os.nice(NICENESS)
     # The answers get standard output to themselves: anything else printed goes to standard error.
