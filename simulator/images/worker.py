@@ -90,6 +90,8 @@ class Workers:
         self._lock = threading.Lock()
         self._warmed = False
         atexit.register(self.close)
+        # A forked child must not talk to its parent's workers on the same pipes: it starts its own.
+        os.register_at_fork(after_in_child=self._forget)
 
     @property
     def warm_started(self) -> bool:
@@ -135,6 +137,12 @@ class Workers:
                 self._started.append(worker)
                 return worker
         return self._idle.get()
+
+    def _forget(self) -> None:
+        self._idle = queue.SimpleQueue()
+        self._started = []
+        self._lock = threading.Lock()
+        self._warmed = False
 
     def close(self) -> None:
         with self._lock:
