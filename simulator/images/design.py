@@ -6,7 +6,7 @@ caption is flat colour on a 16-pixel grid, the JPEG MCU: an encoder meets whole 
 (simulator.images.jpeg) or long runs that deflate to almost nothing (PNG, WebP lossless), so the cost
 of a picture is its caption, not its size. The caption's look does not depend on the seed (the panel and
 ink colours are fixed), so the lines an image shares with another (model, size, prompt) render the same
-pixels and their encoded form can be reused (simulator.images.jpeg.line_segments).
+pixels and their encoded form can be reused (simulator.images.jpeg.STRIPS, simulator.images.webp.STRIPS).
 
 Every colour and position is a function of the spec, through string-seeded `random.Random` (SHA-512 of
 the text, so PYTHONHASHSEED and the platform do not matter).

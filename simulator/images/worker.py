@@ -28,7 +28,7 @@ from typing import IO
 
 from simulator.images.render import PlaceholderSpec, render_placeholder
 
-NICENESS = 10
+NICENESS = 5
 # Not `-m simulator.images.worker`: the package imports this module first, and runpy would warn of it.
 CHILD = "from simulator.images.worker import main; main()"
 _LENGTH = struct.Struct(">I")
