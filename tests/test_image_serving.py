@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
+import random
 import re
 import struct
 import threading
 import zlib
 from collections.abc import Iterator
+from dataclasses import astuple
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -25,9 +28,10 @@ from support_civitai import VERIFY_TLS, first_image, submit
 
 from simulator.control_client import ControlClient
 from simulator.http.images import content_disposition
-from simulator.images import PlaceholderCache, PlaceholderSpec, render_placeholder, spec_etag
+from simulator.images import PlaceholderCache, PlaceholderSpec, jpeg, render_placeholder, spec_etag
 from simulator.images import cache as cache_module
-from simulator.images.design import layout
+from simulator.images import worker as worker_module
+from simulator.images.design import PANEL, layout
 from simulator.images.render import _palette_canvas
 from simulator.logs import PROGRESS
 
@@ -88,8 +92,23 @@ def test_jpeg_flat_regions_are_exact_colours() -> None:
     assert all(abs(a - b) <= 2 for a, b in zip(image.getpixel(corner), expected.getpixel(corner), strict=True))
 
 
-def test_webp_is_lossless() -> None:
-    item = spec(format="webp")
+@pytest.mark.parametrize("quality", [1, 10, 50, 85, 100])
+def test_a_flat_mcu_written_by_hand_is_what_libjpeg_writes(quality: int) -> None:
+    rng = random.Random(quality)
+    colours = [(0, 0, 0), (255, 255, 255), (128, 128, 128), PANEL,
+               *(tuple(rng.randrange(256) for _ in range(3)) for _ in range(200))]
+    swatches = Image.new("RGB", (16 * len(colours), 16))
+    for n, colour in enumerate(colours):
+        swatches.paste(colour, (16 * n, 0, 16 * (n + 1), 16))
+    header, segments = jpeg.encode(swatches, quality)
+    table = jpeg.tables(quality)
+    assert jpeg.with_size(table.header, swatches.width, 16) == header
+    assert [table.flat(colour) for colour in colours] == segments  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("width", "height"), SIZES)
+def test_webp_is_lossless(width: int, height: int) -> None:
+    item = spec(format="webp", width=width, height=height)
     assert ImageChops.difference(decoded(render_placeholder(item)).convert("RGB"), reference(item)).getbbox() is None
 
 
@@ -194,6 +213,69 @@ def test_a_failed_render_is_reported_to_every_waiter_and_retried_next_time(monke
     with pytest.raises(MemoryError):
         asyncio.run(cache.fetch(spec()))
     assert cache.get(spec()) == render_placeholder(spec())
+
+
+def test_a_render_cheaper_than_a_hand_off_runs_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    where: list[str] = []
+
+    def render(item: PlaceholderSpec) -> bytes:
+        where.append(threading.current_thread().name)
+        return render_placeholder(item)
+
+    monkeypatch.setattr(cache_module, "render_placeholder", render)
+    small, larger = spec(width=1024, height=1024, format="jpeg"), spec(width=1024, height=1024, format="png")
+    cache = PlaceholderCache()
+
+    async def scenario() -> None:
+        await cache.fetch(small)
+        await cache.fetch(larger)
+
+    asyncio.run(scenario())
+    assert where[0] == threading.main_thread().name
+    assert where[1].startswith("nanobanana-render")
+
+
+def test_large_renders_run_in_a_worker_process_and_give_the_same_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    def not_here(item: PlaceholderSpec) -> bytes:
+        raise AssertionError("a large render ran in the server's process")
+
+    large = [spec(width=4096, height=4096, format="png", seed=11), spec(width=12288, height=1536, format="webp")]
+    expected = [render_placeholder(item) for item in large]
+    monkeypatch.setattr(cache_module, "render_placeholder", not_here)
+    cache = PlaceholderCache()
+
+    async def scenario() -> list[bytes]:
+        return list(await asyncio.gather(*(cache.fetch(item) for item in large for _ in range(3))))
+
+    assert asyncio.run(scenario()) == [data for data in expected for _ in range(3)]
+    assert cache.renders == 2
+
+
+def test_a_dead_worker_costs_a_render_here_and_is_replaced() -> None:
+    cache = PlaceholderCache()
+    first, second, third = (spec(width=4096, height=4096, format="webp", seed=seed) for seed in (21, 22, 23))
+    asyncio.run(cache.fetch(first))
+    for worker in list(cache_module._WORKERS._started):
+        worker._process.kill()  # as the out-of-memory killer would
+    assert asyncio.run(cache.fetch(second)) == render_placeholder(second)
+    assert asyncio.run(cache.fetch(third)) == render_placeholder(third)
+    assert all(worker.alive for worker in cache_module._WORKERS._started)
+
+
+def test_the_worker_reports_a_failed_render_and_keeps_serving() -> None:
+    def request(fields: list[Any]) -> bytes:
+        body = json.dumps(fields).encode()
+        return struct.pack(">I", len(body)) + body
+
+    good = spec(width=64, height=48)
+    requests = io.BytesIO(request([0, 0, "png", 1, "m", "p", 0, "", None]) + request(list(astuple(good))))
+    answers = io.BytesIO()
+    worker_module.serve(requests, answers)
+    data = answers.getvalue()
+    failed_length = struct.unpack(">I", data[1:5])[0]
+    assert data[0] == 1 and b"ValueError" in data[5: 5 + failed_length]
+    rest = data[5 + failed_length:]
+    assert rest[0] == 0 and rest[5:] == render_placeholder(good)
 
 
 def test_large_renders_report_their_progress(caplog: pytest.LogCaptureFixture) -> None:

@@ -53,6 +53,12 @@ class BitWriter:
             self._acc >>= 8 * whole
             self._n -= 8 * whole
 
+    def getvalue_bits(self) -> tuple[int, int]:
+        """What was written as one (value, bit count), to write again elsewhere."""
+        self._flush()
+        data = b"".join(self._out)
+        return int.from_bytes(data, "little") | (self._acc << (8 * len(data))), 8 * len(data) + self._n
+
     def getvalue(self) -> bytes:
         self._flush()
         return b"".join(self._out) + (self._acc.to_bytes(1, "little") if self._n else b"")

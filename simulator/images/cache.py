@@ -1,9 +1,17 @@
 """Rendered placeholders, kept by spec within a byte budget; each spec rendered once at a time (single flight).
 
 A server fetches with `await cache.fetch(spec)`: a cached picture is returned at once, a missing one is
-rendered in the cache's worker thread so the event loop keeps serving, and any number of concurrent
-requests for the same spec, from any thread or event loop, wait for that one render. `get(spec)` is the
-blocking form for code outside an event loop; it joins a render already under way the same way.
+rendered where its cost says (below) so the event loop keeps serving, and any number of concurrent requests
+for the same spec, from any thread or event loop, wait for that one render. `get(spec)` is the blocking form
+for code outside an event loop; it renders in the calling thread and joins a render already under way.
+
+Where a render runs follows its estimated cost (simulator.images.render.estimated_ms). The encoders are
+mostly Python, which holds the interpreter lock: a render in a thread takes the lock from the event loop for
+as long as it runs, in slices of the switch interval (5 ms), so a thread does not spare the loop a render's
+cost, it only spreads it. So a render of a millisecond or two runs at once, on the loop (handing it to a thread
+costs half a millisecond more and holds the loop as long); a render of more than a few milliseconds runs in a
+worker process at low priority, where it shares neither the lock nor, on a busy machine, the loop's share of
+the CPU; the few in between run in a thread.
 """
 
 from __future__ import annotations
@@ -14,15 +22,19 @@ import threading
 from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from simulator.images.render import PlaceholderSpec, render_placeholder
+from simulator.images.render import PlaceholderSpec, estimated_ms, render_placeholder
+from simulator.images.worker import WorkerGone, Workers
 from simulator.logs import Progress
 
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 # Renders this large are announced when they start and end: they take long enough for someone to wonder.
 LOGGED_PIXELS = 4_000_000
-# Renders mostly run in Pillow and zlib, which release the GIL; more threads than spare cores would only
-# slow the event loop down. Each in-flight render holds one full-size canvas, so this also bounds memory.
-RENDER_THREADS = max(1, min(4, (os.cpu_count() or 2) - 1))
+# Each in-flight render holds its distinct rows and caption strips; more workers than spare cores would only
+# take CPU from the event loop.
+RENDER_WORKERS = max(1, min(4, (os.cpu_count() or 2) - 1))
+# Estimated cost (ms) up to which a render runs on the event loop, and from which it runs in a process.
+INLINE_MS = 2.0
+PROCESS_MS = 8.0
 
 
 class PlaceholderCache:
@@ -49,12 +61,18 @@ class PlaceholderCache:
         return found.result()
 
     async def fetch(self, spec: PlaceholderSpec) -> bytes:
-        """The bytes for `spec`; a render runs in the worker thread, never on the event loop."""
+        """The bytes for `spec`, rendered where its cost says (see the module's docstring)."""
         found, owner = self._claim(spec)
         if isinstance(found, bytes):
             return found
         if owner:
-            self._pool().submit(self._fulfil, spec, found)
+            if not _WORKERS.warm_started:
+                self._pool().submit(_WORKERS.warm)  # so that the first large render does not wait for a process
+            cost = estimated_ms(spec)
+            if cost <= INLINE_MS:
+                self._fulfil(spec, found)
+                return found.result()
+            self._pool().submit(self._fulfil, spec, found, cost >= PROCESS_MS)
         # Shielded: a client that hangs up must not cancel the render others are waiting for.
         return await asyncio.shield(asyncio.wrap_future(found))
 
@@ -77,11 +95,11 @@ class PlaceholderCache:
             self._pending[spec] = future
             return future, True
 
-    def _fulfil(self, spec: PlaceholderSpec, future: Future[bytes]) -> None:
+    def _fulfil(self, spec: PlaceholderSpec, future: Future[bytes], in_process: bool = False) -> None:
         what = f"render a {spec.width}x{spec.height} {spec.format} placeholder (seed {spec.seed})"
         try:
             with Progress(what, announce=spec.width * spec.height >= LOGGED_PIXELS) as progress:
-                data = render_placeholder(spec)
+                data = _render_elsewhere(spec) if in_process else render_placeholder(spec)
                 progress.outcome = f"{len(data)} bytes"
         except BaseException as exc:
             with self._lock:
@@ -106,7 +124,7 @@ class PlaceholderCache:
     def _pool(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._executor is None:
-                self._executor = ThreadPoolExecutor(RENDER_THREADS, thread_name_prefix="nanobanana-render")
+                self._executor = ThreadPoolExecutor(RENDER_WORKERS, thread_name_prefix="nanobanana-render")
             return self._executor
 
     def __len__(self) -> int:
@@ -126,3 +144,14 @@ class PlaceholderCache:
         with self._lock:
             self._entries.clear()
             self._size = 0
+
+
+
+_WORKERS = Workers(RENDER_WORKERS)
+
+
+def _render_elsewhere(spec: PlaceholderSpec) -> bytes:
+    try:
+        return _WORKERS.render(spec)
+    except WorkerGone:  # killed (out of memory, a signal) or not startable: render here; the next starts anew
+        return render_placeholder(spec)

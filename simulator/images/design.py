@@ -6,7 +6,7 @@ caption is flat colour on a 16-pixel grid, the JPEG MCU: an encoder meets whole 
 (simulator.images.jpeg) or long runs that deflate to almost nothing (PNG, WebP lossless), so the cost
 of a picture is its caption, not its size. The caption's look does not depend on the seed (the panel and
 ink colours are fixed), so the lines an image shares with another (model, size, prompt) render the same
-pixels and their encoded form can be reused (simulator.images.jpeg.line_segments).
+pixels and their encoded form can be reused (simulator.images.jpeg.STRIPS, simulator.images.webp.STRIPS).
 
 Every colour and position is a function of the spec, through string-seeded `random.Random` (SHA-512 of
 the text, so PYTHONHASHSEED and the platform do not matter).
@@ -20,9 +20,11 @@ import random
 import textwrap
 import threading
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from PIL import Image, ImageDraw, ImageFont
+
+from simulator.images.memo import Memo
 
 GRID = 16
 GOLDEN_RATIO_CONJUGATE = 0.618033988749895
@@ -38,6 +40,7 @@ COLUMNS_NARROW = 16
 MIN_FONT = 6
 MAX_FONT = 80
 LINE_PITCH = 1.35
+LINE_CACHE_ENTRIES = 128
 
 RGB = tuple[int, int, int]
 Box = tuple[int, int, int, int]
@@ -79,13 +82,19 @@ def caption_lines(model: str, width: int, height: int, seed: int, index: int, la
                   columns: int) -> list[str]:
     lines = [model or "model", f"{width}x{height}" + (f"  ·  {label}" if label else ""),
              f"seed {seed}  ·  image {index}"]
+    return [*lines, *_prompt_lines(prompt, columns)]
+
+
+@lru_cache(maxsize=256)
+def _prompt_lines(prompt: str, columns: int) -> tuple[str, ...]:
+    """The prompt as caption lines; every image of a prompt shares them."""
     text = " ".join(prompt.split())
     if len(text) > PROMPT_CHARS:
         text = text[: PROMPT_CHARS - 1].rstrip() + "…"
     wrapped = textwrap.wrap(text, columns, break_long_words=True) if text else []
     if len(wrapped) > PROMPT_LINES:
         wrapped = [*wrapped[: PROMPT_LINES - 1], wrapped[PROMPT_LINES - 1][: columns - 1].rstrip() + "…"]
-    return lines + wrapped
+    return tuple(wrapped)
 
 
 def layout(width: int, height: int, seed: int, index: int, model: str, prompt: str, label: str) -> Card:
@@ -183,27 +192,35 @@ def _printable(text: str, face: Font) -> str:
     return text.encode("latin-1", "replace").decode("latin-1")
 
 
-def ink_levels(size: tuple[int, int], line: str, font_size: int) -> Image.Image:
-    """One caption line, centred, as an "L" image of ink levels 0 (panel) … INK_LEVELS - 1 (ink).
+def ink_levels(size: tuple[int, int], line: str, font_size: int) -> bytes:
+    """One caption line, centred, as bytes of ink levels 0 (panel) … INK_LEVELS - 1 (ink), a row after another.
 
-    Glyphs are rasterised once per size and thread (simulator.images.design._glyph) and stamped: FreeType
-    takes milliseconds a line, a stamp microseconds.
+    Kept by content: the lines images share (model, size, prompt) are drawn once. Glyphs are rasterised once
+    per size and thread (simulator.images.design._glyph) and stamped: FreeType takes milliseconds a line, a
+    stamp microseconds.
     """
+    return _LINES.get((size, line, font_size), partial(_draw_line, size, line, font_size))
+
+
+def _draw_line(size: tuple[int, int], line: str, font_size: int) -> bytes:
     mask = Image.new("L", size, 0)
     face = font(font_size)
-    text = _printable(line, face)
+    glyphs = [_glyph(ch, font_size) for ch in _printable(line, face)]
     ascent, descent = face.getmetrics()
-    x = round((size[0] - face.getlength(text)) / 2)
+    x = (size[0] - sum(advance for advance, _, _ in glyphs)) // 2
     baseline = (size[1] + ascent - descent) // 2
-    for ch in text:
-        advance, offset, glyph = _glyph(ch, font_size)
+    canvas = mask.im  # Pillow's core image: Image.paste checks and converts per call, a glyph needs neither
+    for advance, (left, top), glyph in glyphs:
         if glyph is not None:
-            mask.paste(255, (x + offset[0], baseline + offset[1]), glyph)
+            canvas.paste(255, (x + left, baseline + top, x + left + glyph.width, baseline + top + glyph.height),
+                         glyph.im)
         x += advance
-    return mask.point(_LEVELS)
+    return mask.tobytes().translate(_LEVELS)
 
 
-_LEVELS = [round(value * (INK_LEVELS - 1) / 255) for value in range(256)]
+_LEVELS = bytes(round(value * (INK_LEVELS - 1) / 255) for value in range(256))
+# Caption lines kept drawn: a 4K line is about 200 KB.
+_LINES: Memo[bytes] = Memo(LINE_CACHE_ENTRIES)
 Glyph = tuple[int, tuple[int, int], Image.Image | None]
 
 

@@ -29,6 +29,7 @@ GREEN_SIZE = 256 + 24  # literals, then length prefixes (no colour cache)
 UP, LEFT = 1, 2  # distance codes of (0, 1) and (1, 0) in the distance map
 STRIP_CACHE_ENTRIES = 2048
 _RUN = re.compile(rb"(.)\1*", re.DOTALL)
+_NONZERO = re.compile(rb"[^\x00]+")
 CODE_LENGTH_ORDER = (17, 18, 0, 1, 2, 3, 4, 5, 16, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
 
 Bits = tuple[int, int]  # (value, count), least significant bit first
@@ -58,31 +59,18 @@ _GREEN_LENGTHS = [5] * PALETTE_SIZE + [0] * (256 - PALETTE_SIZE) + [5] * 6 + [6]
 GREEN = _canonical(tuple(_GREEN_LENGTHS))
 
 
-class _Symbols:
-    """Accumulates one stretch of pixels as bits, with the fixed codes."""
-
-    def __init__(self) -> None:
-        self.value = 0
-        self.size = 0
-
-    def put(self, value: int, size: int) -> None:
-        self.value |= value << self.size
-        self.size += size
-
-    def literal(self, index: int) -> None:
-        self.put(*GREEN[index])  # red, blue and alpha have one symbol each: no bits
-
-    def copy(self, distance_code: int, length: int) -> None:
-        while length > 0:
-            part = min(length, MAX_LENGTH)
-            prefix, extra, extra_bits = _prefix(part)
-            code, size = GREEN[256 + prefix]
-            self.put(code | (extra << size), size + extra_bits)
-            self.put(distance_code - 1, 1)  # the distance code's prefix: 0 for UP, 1 for LEFT, one bit each
-            length -= part
-
-    def bits(self) -> Bits:
-        return self.value, self.size
+def _copy(distance_code: int, length: int) -> Bits:
+    """A backward reference of `length` pixels (in pieces of at most 4,096) from the pixel above or to the left."""
+    value = size = 0
+    while length > 0:
+        part = min(length, MAX_LENGTH)
+        prefix, extra, extra_bits = _prefix(part)
+        code, code_size = GREEN[256 + prefix]
+        # The length's code and extra bits, then the distance code's prefix: 0 for UP, 1 for LEFT, one bit each.
+        value |= (code | (extra << code_size) | ((distance_code - 1) << (code_size + extra_bits))) << size
+        size += code_size + extra_bits + 1
+        length -= part
+    return value, size
 
 
 def _prefix(value: int) -> tuple[int, int, int]:
@@ -96,26 +84,47 @@ def _prefix(value: int) -> tuple[int, int, int]:
     return 2 * high + second, v - ((2 + second) << extra_bits), extra_bits
 
 
-def encode_row(out: _Symbols, row: bytes, above: bytes | None) -> None:
+def row_bits(row: bytes, above: bytes | None) -> Bits:
     """One row: spans equal to the row above are copied from it, other runs are a literal and a left copy."""
-    if above is not None and row == above:  # most of a card's rows, outside the caption
-        if row:
-            out.copy(UP, len(row))
-        return
-    pending = 0  # pixels equal to the row above, not yet written
-    for run in _RUN.finditer(row):
-        start, end = run.span()
-        if above is not None and row[start:end] == above[start:end]:
-            pending += end - start
-            continue
-        if pending:
-            out.copy(UP, pending)
-            pending = 0
-        out.literal(row[start])
-        if end - start > 1:
-            out.copy(LEFT, end - start - 1)
-    if pending:
-        out.copy(UP, pending)
+    if above is None:
+        changed = [(0, len(row))]
+    elif row == above:  # most of a card's rows, outside the caption
+        return _copy_bits(UP, len(row)) if row else (0, 0)
+    else:
+        # Where the two differ, found in C: the bytes of their XOR that are not zero.
+        difference = (int.from_bytes(row, "little") ^ int.from_bytes(above, "little")).to_bytes(len(row), "little")
+        changed = [match.span() for match in _NONZERO.finditer(difference)]
+    # Each symbol's bits as text, most significant first: the row is their concatenation read backwards (the
+    # stream is least significant bit first), turned into one int at the end instead of shifting one per symbol.
+    pieces = []
+    done = 0
+    for start, end in changed:
+        if start > done:
+            pieces.append(_copy_text(UP, start - done))
+        for run in _RUN.finditer(row, start, end):
+            first, last = run.span()
+            pieces.append(_GREEN_TEXT[row[first]])  # red, blue and alpha have one symbol each: no bits
+            if last - first > 1:
+                pieces.append(_copy_text(LEFT, last - first - 1))
+        done = end
+    if done < len(row):
+        pieces.append(_copy_text(UP, len(row) - done))
+    pieces.reverse()
+    text = "".join(pieces)
+    return (int(text, 2) if text else 0), len(text)
+
+
+def _text(bits: Bits) -> str:
+    value, size = bits
+    return format(value, f"0{size}b") if size else ""
+
+
+_GREEN_TEXT = [_text(code) for code in GREEN[:PALETTE_SIZE]]
+
+
+@lru_cache(maxsize=4096)
+def _copy_text(distance_code: int, length: int) -> str:
+    return _text(_copy_bits(distance_code, length))
 
 
 def _strip_bits_of(rows: Callable[[], list[bytes]]) -> list[Bits]:
@@ -127,9 +136,7 @@ def _strip_bits(rows: list[bytes]) -> list[Bits]:
     encoded = []
     above = None
     for row in rows:
-        symbols = _Symbols()
-        encode_row(symbols, row, above)
-        encoded.append(symbols.bits())
+        encoded.append(row_bits(row, above))
         above = row
     return encoded
 
@@ -137,10 +144,7 @@ def _strip_bits(rows: list[bytes]) -> list[Bits]:
 STRIPS: Memo[list[Bits]] = Memo(STRIP_CACHE_ENTRIES)
 
 
-def _copy_bits(distance_code: int, length: int) -> Bits:
-    symbols = _Symbols()
-    symbols.copy(distance_code, length)
-    return symbols.bits()
+_copy_bits = lru_cache(maxsize=4096)(_copy)
 
 
 _COPY_UP_MAX = _copy_bits(UP, MAX_LENGTH)
@@ -163,24 +167,21 @@ def encode(width: int, height: int, palette: list[RGB], rows: list[bytes], count
     bits.write(1, 1)  # a transform:
     bits.write(3, 2)  # colour indexing
     bits.write(PALETTE_SIZE - 1, 8)
-    _palette_image(bits, [*palette, *[palette[-1]] * (PALETTE_SIZE - len(palette))])
+    bits.write(*_constant(_palette_codes))
+    _palette_entries(bits, [*palette, *[palette[-1]] * (PALETTE_SIZE - len(palette))])
     bits.write(0, 1)  # no more transforms
     bits.write(0, 1)  # no colour cache
     bits.write(0, 1)  # one prefix-code group for the whole image
-    _main_codes(bits)
+    bits.write(*_constant(_main_codes))
     above: bytes | None = None
     for row, count, strip in zip(rows, counts, strip_rows, strict=True):
-        symbols = _Symbols()
         if strip is None:
-            encode_row(symbols, row, above)
+            bits.write(*row_bits(row, above))
         else:
             key, strip_rows_of, index, left, right = strip
-            encode_row(symbols, row[:left], above[:left] if above is not None else None)
-            bits.write(*symbols.bits())
+            bits.write(*row_bits(row[:left], above[:left] if above is not None else None))
             bits.write(*STRIPS.get(key, partial(_strip_bits_of, strip_rows_of))[index])
-            symbols = _Symbols()
-            encode_row(symbols, row[right:], above[right:] if above is not None else None)
-        bits.write(*symbols.bits())
+            bits.write(*row_bits(row[right:], above[right:] if above is not None else None))
         if count > 1:
             whole, rest = divmod((count - 1) * width, MAX_LENGTH)
             bits.repeat(*_COPY_UP_MAX, whole)
@@ -235,13 +236,25 @@ def _single(bits: BitWriter) -> None:
     bits.write(0, 1)  # symbol 0
 
 
-def _palette_image(bits: BitWriter, palette: list[RGB]) -> None:
-    """The colour table as a 1-row image, each entry the difference from the one before, 8-bit codes."""
+@lru_cache(maxsize=4)
+def _constant(write: Callable[[BitWriter], None]) -> Bits:
+    """The bits a writer of a picture-independent part (prefix codes) writes, written once."""
+    bits = BitWriter()
+    write(bits)
+    return bits.getvalue_bits()
+
+
+def _palette_codes(bits: BitWriter) -> None:
+    """The colour table is a 1-row image with 8-bit codes for every channel."""
     bits.write(0, 1)  # no colour cache
     eight_bit = [8] * 256
     for size in (GREEN_SIZE, 256, 256, 256):  # green, red, blue, alpha
         _code_lengths(bits, eight_bit + [0] * (size - 256), {8: 1, 18: 1})
     _single(bits)  # distance: unused
+
+
+def _palette_entries(bits: BitWriter, palette: list[RGB]) -> None:
+    """The colour table's pixels, each entry the difference from the one before."""
     flat = _canonical((8,) * 256)
     previous = (0, 0, 0, 0)
     for red, green, blue in palette:
