@@ -41,6 +41,12 @@ VALUE_RULES = frozenset({"enum", "const", "pattern", "format", "minLength", "max
 # and no client reads further (Runware reports only the first).
 MAX_VIOLATIONS = 200
 _PENDING: Any = object()  # a suggestion left for when the violation is known to be reported
+# Invalid bodies worded before, per schema set: a client that repeats one bad request (a retry loop, a load test,
+# an SDK sending a field the provider refuses) pays for the detailed validator once. Keyed by the body's repr,
+# which tells apart what JSON Schema tells apart (1, 1.0 and True; a list and a tuple) and keeps member order;
+# only bodies up to MAX_REMEMBERED_BODY characters, the last REMEMBERED_INVALID of them.
+REMEMBERED_INVALID = 256
+MAX_REMEMBERED_BODY = 16 * 1024
 # Rules whose nearest valid value is the limit itself.
 LIMIT_RULES = frozenset({
     "const", "maximum", "minimum", "exclusiveMaximum", "exclusiveMinimum", "maxLength", "minLength",
@@ -187,6 +193,7 @@ class SchemaSet:
             draft=jsonschema_rs.Draft202012)
         self._compiled: dict[str, Any] = {}
         self._lookups: Lookups = {}
+        self._worded: dict[tuple[str, str], tuple[Violation, ...]] = {}
 
     def names(self) -> list[str]:
         return sorted(self._documents)
@@ -221,13 +228,27 @@ class SchemaSet:
     def validate(self, name: str, instance: Any) -> ValidationReport:
         if name in self._documents and self.accepts(name, instance):
             return ValidationReport()
+        shape = repr(instance)
+        if len(shape) > MAX_REMEMBERED_BODY:
+            return ValidationReport(self._worded_violations(name, instance))
+        key = (name, shape)
+        worded = self._worded.pop(key, None)  # put back last: the dict's order is the order of use
+        if worded is None:
+            worded = tuple(self._worded_violations(name, instance))
+            if len(self._worded) >= REMEMBERED_INVALID:
+                del self._worded[next(iter(self._worded))]
+        self._worded[key] = worded
+        return ValidationReport(list(worded))
+
+    def _worded_violations(self, name: str, instance: Any) -> list[Violation]:
+        """The detailed validator's violations, in path order, each with its suggestion where one is due."""
         errors = self._validator(name).iter_errors(instance)
         violations = [v for error in errors for v in _violations(error, name)]
         violations.sort(key=lambda v: (dotted_path(v.path), v.rule))
         # Suggestions (the costly part) for the first MAX_VIOLATIONS in path order: those a client reads.
         kept = _dedupe(violations)
-        return ValidationReport([_suggested(v) if n < MAX_VIOLATIONS else replace(v, nearest=None)
-                                 if v.nearest is _PENDING else v for n, v in enumerate(kept)])
+        return [_suggested(v) if n < MAX_VIOLATIONS else replace(v, nearest=None) if v.nearest is _PENDING else v
+                for n, v in enumerate(kept)]
 
     def errors(self, name: str, instance: Any) -> list[ValidationError]:
         """jsonschema's own errors, alternatives and all (the drift report picks the closest alternative)."""
