@@ -193,6 +193,7 @@ class SchemaSet:
         self._compiled: dict[str, Any] = {}
         self._lookups: Lookups = {}
         self._fillers = _Fillers(self._lookups)
+        self._filler_of: dict[str, Filler | None] = {}
         self._worded: dict[tuple[str, str], tuple[Violation, ...]] = {}
 
     def names(self) -> list[str]:
@@ -264,8 +265,12 @@ class SchemaSet:
 
     def with_defaults(self, name: str, instance: Any) -> Any:
         """A copy of a valid instance with every schema `default` filled in where a value is absent."""
-        document = self._documents[name]
-        filler = self._fillers.of(document, self._registry.resolver(base_uri=document["$id"]))
+        if name in self._filler_of:
+            filler = self._filler_of[name]
+        else:
+            document = self._documents[name]
+            resolver = self._registry.resolver(base_uri=document["$id"])
+            filler = self._filler_of[name] = self._fillers.of(document, resolver)
         return instance if filler is None else filler(instance)
 
 
