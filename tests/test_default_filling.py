@@ -9,11 +9,9 @@ import json
 from typing import Any
 
 import pytest
+from support_examples import SLUGS, documented_bodies
 
-from simulator.resources import schemas_dir
 from simulator.validation import SchemaSet, _resolved
-
-SLUGS = sorted(p.parent.name for p in schemas_dir().glob("*/examples"))
 
 
 def _walk(schema: Any, instance: Any, resolver: Any, lookups: dict[Any, Any]) -> Any:
@@ -63,14 +61,12 @@ def _same_sharing(got: Any, expected: Any, original: Any, where: str = "") -> li
 def _cases(slug: str) -> list[tuple[str, str, Any]]:
     schemas = SchemaSet(slug)
     found = []
-    for path in sorted((schemas_dir() / slug / "examples").rglob("*.json")):
-        document = json.loads(path.read_text(encoding="utf-8"))
-        body = document["body"] if isinstance(document, dict) and "body" in document else document
+    for file, body in documented_bodies(slug):
         for name in schemas.names():
             if name.startswith("request/") and schemas.is_valid(name, body):
-                found.append((path.name, name, body))
+                found.append((file, name, body))
             elif name.startswith("request/") and isinstance(body, list):  # Runware: one task at a time
-                found += [(path.name, name, item) for item in body if schemas.is_valid(name, item)]
+                found += [(file, name, item) for item in body if schemas.is_valid(name, item)]
     return found
 
 

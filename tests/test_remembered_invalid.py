@@ -8,26 +8,18 @@ import json
 
 import httpx
 import pytest
+from support_examples import SLUGS, documented_bodies
 
 from simulator import validation
-from simulator.resources import schemas_dir
 from simulator.sim import Simulator
 from simulator.validation import SchemaSet, schema_set
-
-SLUGS = sorted(p.parent.name for p in schemas_dir().glob("*/examples"))
 
 
 def _invalid_examples(slug: str) -> list[tuple[str, str, object]]:
     """(file, schema, body) for each documented example some request schema refuses."""
     schemas = schema_set(slug)
-    found = []
-    for path in sorted((schemas_dir() / slug / "examples").rglob("*.json")):
-        document = json.loads(path.read_text(encoding="utf-8"))
-        body = document["body"] if isinstance(document, dict) and "body" in document else document
-        for name in schemas.names():
-            if name.startswith("request/") and not schemas.accepts(name, body):
-                found.append((path.name, name, body))
-    return found
+    return [(file, name, body) for file, body in documented_bodies(slug) for name in schemas.names()
+            if name.startswith("request/") and not schemas.accepts(name, body)]
 
 
 @pytest.mark.parametrize("slug", SLUGS)
