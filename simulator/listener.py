@@ -13,15 +13,19 @@ hands each to the loop as an accepted socket, with the protocol uvicorn would ha
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 from collections.abc import Callable
 
 ProtocolFactory = Callable[[], asyncio.Protocol]
+_OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 
 
 class Listener:
     """A listening socket served by `protocol_factory`: the `close()` / `wait_closed()` of an asyncio Server,
     which is all uvicorn asks of the servers it keeps."""
+
+    retry_delay = 1.0  # seconds before accepting again once the process is out of descriptors
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, protocol_factory: ProtocolFactory,
                  backlog: int) -> None:
@@ -45,8 +49,13 @@ class Listener:
                 conn, _address = self._sock.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:  # the peer gave up before being accepted (ECONNABORTED), or no descriptor was left
-                return
+            except OSError as exc:
+                if exc.errno in _OUT_OF_RESOURCES:
+                    # The socket stays readable: retried at once, it would spin. The connections wait in the
+                    # kernel's queue until descriptors are free again (asyncio's own servers do the same).
+                    self._loop.remove_reader(self._fd)
+                    self._loop.call_later(self.retry_delay, self._resume)
+                return  # otherwise one client gave up before being accepted (ECONNABORTED)
             conn.setblocking(False)
             if conn.family in (socket.AF_INET, socket.AF_INET6):
                 # Without it each answer waits for the client's delayed ACK (~40 ms).
@@ -54,6 +63,10 @@ class Listener:
             task = self._loop.create_task(self._adopt(conn))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
+
+    def _resume(self) -> None:
+        if not self._closed:
+            self._loop.add_reader(self._fd, self._accept)
 
     async def _adopt(self, conn: socket.socket) -> None:
         try:

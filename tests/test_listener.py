@@ -4,6 +4,7 @@ listening socket, on asyncio's loop and on uvloop's (whose own server takes one 
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -102,5 +103,48 @@ def test_a_closed_listener_accepts_nothing_more(new_loop: Any) -> None:
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(address, timeout=5)
         assert made == []
+
+    _run(new_loop, main())
+
+
+class OutOfDescriptors(socket.socket):
+    """A listening socket whose first accept finds the process out of file descriptors."""
+
+    failures = 1
+    accepts = 0
+
+    def accept(self) -> tuple[socket.socket, Any]:
+        self.accepts += 1
+        if self.failures:
+            self.failures -= 1
+            raise OSError(errno.EMFILE, "Too many open files")
+        return super().accept()
+
+
+@pytest.mark.parametrize("new_loop", _loops())
+def test_out_of_descriptors_it_waits_instead_of_spinning_and_then_accepts(new_loop: Any) -> None:
+    async def main() -> None:
+        sock = OutOfDescriptors(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        client = socket.create_connection(sock.getsockname())
+        made: list[Any] = []
+        listener = Listener(asyncio.get_running_loop(), sock, lambda: Recorder(made), backlog=16)
+        listener.retry_delay = 0.05
+        try:
+            for _ in range(50):  # the connection stays readable all along: a listener that spins accepts on
+                await asyncio.sleep(0)
+            assert sock.accepts == 1 and made == []
+            for _ in range(5000):  # accepted once the retry delay has passed
+                if made:
+                    break
+                await asyncio.sleep(0.001)
+            assert len(made) == 1
+        finally:
+            listener.close()
+            await listener.wait_closed()
+            for transport in made:
+                transport.close()
+            client.close()
 
     _run(new_loop, main())
