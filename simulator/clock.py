@@ -109,6 +109,10 @@ async def _run(callback: TimerCallback) -> None:
         await result
 
 
+async def _awaited(result: Awaitable[None]) -> None:
+    await result
+
+
 class RealClock(Clock):
     """Wall-clock time, optionally sped up: with speed 50 a 20 s queue passes in 0.4 s."""
 
@@ -138,9 +142,12 @@ class RealClock(Clock):
         loop = asyncio.get_running_loop()
 
         def fire() -> None:
-            task = loop.create_task(_run(callback))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            # Run at once; only what is left to await (a callback's coroutine) becomes a task of its own.
+            result = callback()
+            if inspect.isawaitable(result):
+                task = loop.create_task(_awaited(result))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
 
         handle = loop.call_later(self._real_delay(t), fire)
         return Timer(handle.cancel)

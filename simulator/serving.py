@@ -6,6 +6,7 @@ the command line and the tests and the pytest plugin run the same server.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import socket
@@ -15,6 +16,7 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from simulator.connections import DEFAULT_LIMITS, Limits, base_protocol, guarded
+from simulator.listener import Listener
 from simulator.sim import Simulator
 
 BACKLOG = 2048
@@ -61,6 +63,21 @@ class SimulatorServer(uvicorn.Server):
             await super().serve(sockets=sockets)
         finally:
             await self.sim.engine.webhooks.aclose()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        if sockets is None or self.config.ssl is not None:
+            await super().startup(sockets=sockets)
+            return
+        # The sockets are served by simulator.listener (every waiting connection accepted at once), not by the
+        # loop's own server, with the protocol uvicorn would have built.
+        await super().startup(sockets=[])
+        config, loop = self.config, asyncio.get_running_loop()
+
+        def protocol() -> asyncio.Protocol:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=self.server_state, app_state=self.lifespan.state)
+
+        self.servers = [Listener(loop, sock, protocol, config.backlog) for sock in sockets]  # type: ignore[misc]
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self.sim.closing = True  # uvicorn waits for open responses; the inspector's live stream ends on this

@@ -10,12 +10,11 @@ own error body with its own message templates.
 
 from __future__ import annotations
 
-import copy
 import difflib
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -41,6 +40,12 @@ VALUE_RULES = frozenset({"enum", "const", "pattern", "format", "minLength", "max
 # and no client reads further (Runware reports only the first).
 MAX_VIOLATIONS = 200
 _PENDING: Any = object()  # a suggestion left for when the violation is known to be reported
+# Invalid bodies worded before, per schema set: a client that repeats one bad request (a retry loop, a load test,
+# an SDK sending a field the provider refuses) pays for the detailed validator once. Keyed by the body's repr,
+# which tells apart what JSON Schema tells apart (1, 1.0 and True; a list and a tuple) and keeps member order;
+# only bodies up to MAX_REMEMBERED_BODY characters, the last REMEMBERED_INVALID of them.
+REMEMBERED_INVALID = 256
+MAX_REMEMBERED_BODY = 16 * 1024
 # Rules whose nearest valid value is the limit itself.
 LIMIT_RULES = frozenset({
     "const", "maximum", "minimum", "exclusiveMaximum", "exclusiveMinimum", "maxLength", "minLength",
@@ -187,6 +192,9 @@ class SchemaSet:
             draft=jsonschema_rs.Draft202012)
         self._compiled: dict[str, Any] = {}
         self._lookups: Lookups = {}
+        self._fillers = _Fillers(self._lookups)
+        self._filler_of: dict[str, Filler | None] = {}
+        self._worded: dict[tuple[str, str], tuple[Violation, ...]] = {}
 
     def names(self) -> list[str]:
         return sorted(self._documents)
@@ -221,13 +229,27 @@ class SchemaSet:
     def validate(self, name: str, instance: Any) -> ValidationReport:
         if name in self._documents and self.accepts(name, instance):
             return ValidationReport()
+        shape = repr(instance)
+        if len(shape) > MAX_REMEMBERED_BODY:
+            return ValidationReport(self._worded_violations(name, instance))
+        key = (name, shape)
+        worded = self._worded.pop(key, None)  # put back last: the dict's order is the order of use
+        if worded is None:
+            worded = tuple(self._worded_violations(name, instance))
+            if len(self._worded) >= REMEMBERED_INVALID:
+                del self._worded[next(iter(self._worded))]
+        self._worded[key] = worded
+        return ValidationReport(list(worded))
+
+    def _worded_violations(self, name: str, instance: Any) -> list[Violation]:
+        """The detailed validator's violations, in path order, each with its suggestion where one is due."""
         errors = self._validator(name).iter_errors(instance)
         violations = [v for error in errors for v in _violations(error, name)]
         violations.sort(key=lambda v: (dotted_path(v.path), v.rule))
         # Suggestions (the costly part) for the first MAX_VIOLATIONS in path order: those a client reads.
         kept = _dedupe(violations)
-        return ValidationReport([_suggested(v) if n < MAX_VIOLATIONS else replace(v, nearest=None)
-                                 if v.nearest is _PENDING else v for n, v in enumerate(kept)])
+        return [_suggested(v) if n < MAX_VIOLATIONS else replace(v, nearest=None) if v.nearest is _PENDING else v
+                for n, v in enumerate(kept)]
 
     def errors(self, name: str, instance: Any) -> list[ValidationError]:
         """jsonschema's own errors, alternatives and all (the drift report picks the closest alternative)."""
@@ -243,8 +265,13 @@ class SchemaSet:
 
     def with_defaults(self, name: str, instance: Any) -> Any:
         """A copy of a valid instance with every schema `default` filled in where a value is absent."""
-        document = self._documents[name]
-        return _fill_defaults(document, instance, self._registry.resolver(base_uri=document["$id"]), self._lookups)
+        if name in self._filler_of:
+            filler = self._filler_of[name]
+        else:
+            document = self._documents[name]
+            resolver = self._registry.resolver(base_uri=document["$id"])
+            filler = self._filler_of[name] = self._fillers.of(document, resolver)
+        return instance if filler is None else filler(instance)
 
 
 def _lowered(schema: Any) -> Any:
@@ -268,6 +295,7 @@ def _lowered(schema: Any) -> Any:
 
 
 Lookups = dict[tuple[int, str], Any]
+Filler = Callable[[Any], Any]
 
 
 def _resolved(schema: dict[str, Any], ref: str, resolver: Any, lookups: Lookups) -> Any:
@@ -280,33 +308,127 @@ def _resolved(schema: dict[str, Any], ref: str, resolver: Any, lookups: Lookups)
     return found
 
 
-def _fill_defaults(schema: Any, instance: Any, resolver: Any, lookups: Lookups) -> Any:
-    if not isinstance(schema, dict):
-        return instance
-    if "$ref" in schema:
-        resolved = _resolved(schema, schema["$ref"], resolver, lookups)
-        instance = _fill_defaults(resolved.contents, instance, resolved.resolver, lookups)
-    for part in schema.get("allOf", []):
-        instance = _fill_defaults(part, instance, resolver, lookups)
-    discriminator = schema.get("discriminator")
-    if discriminator and isinstance(instance, dict):
-        target = discriminator["mapping"].get(instance.get(discriminator["propertyName"]))
-        if isinstance(target, str):
-            resolved = _resolved(schema, target, resolver, lookups)
-            instance = _fill_defaults(resolved.contents, instance, resolved.resolver, lookups)
-    if isinstance(instance, dict) and isinstance(schema.get("properties"), dict):
-        filled = dict(instance)
-        for key, sub in schema["properties"].items():
-            if key in filled:
-                filled[key] = _fill_defaults(sub, filled[key], resolver, lookups)
-            elif isinstance(sub, dict) and "default" in sub:
-                default = sub["default"]
-                # A string, number, boolean or null is shared as it is; a list or object is the caller's own copy.
-                filled[key] = copy.deepcopy(default) if isinstance(default, list | dict) else default
-        instance = filled
-    if isinstance(instance, list) and isinstance(schema.get("items"), dict):
-        instance = [_fill_defaults(schema["items"], item, resolver, lookups) for item in instance]
-    return instance
+class _Fillers:
+    """Each schema's default filling compiled once into a function: what the schema says to do (follow `$ref`,
+    `allOf` and the discriminator, fill absent properties, descend into present ones and into items) is worked
+    out when the schema is first met, so a request only runs the steps that apply to it, and a subschema with
+    nothing to fill (a string, a number) is not visited at all. The order of the steps, and the copies made (a
+    fresh dict wherever properties are listed, a fresh list wherever items are), are those of the walk this
+    replaced (`tests/test_default_filling.py` holds them to it)."""
+
+    def __init__(self, lookups: Lookups) -> None:
+        self._lookups = lookups
+        self._made: dict[int, Filler | None] = {}
+        self._keep: list[Any] = []  # the schemas whose ids key `_made`, alive for as long as the entries
+
+    def of(self, schema: Any, resolver: Any) -> Filler | None:
+        """The filler of `schema` (None: nothing to do, the value stays as it is)."""
+        if not isinstance(schema, dict):
+            return None
+        key = id(schema)
+        if key in self._made:
+            made = self._made[key]
+            # Met again while being compiled (a recursive schema): defer to the finished filler at call time.
+            return made if made is not _COMPILING else lambda value: self._deferred(key, value)
+        self._made[key] = _COMPILING
+        self._keep.append(schema)
+        made = self._compile(schema, resolver)
+        self._made[key] = made
+        return made
+
+    def _deferred(self, key: int, value: Any) -> Any:
+        filler = self._made[key]
+        return value if filler is None else filler(value)
+
+    def _compile(self, schema: dict[str, Any], resolver: Any) -> Filler | None:
+        steps: list[Filler] = []
+        if "$ref" in schema:
+            resolved = _resolved(schema, schema["$ref"], resolver, self._lookups)
+            if (target := self.of(resolved.contents, resolved.resolver)) is not None:
+                steps.append(target)
+        for part in schema.get("allOf", []):
+            if (filler := self.of(part, resolver)) is not None:
+                steps.append(filler)
+        discriminator = schema.get("discriminator")
+        if discriminator:
+            steps.append(self._by_discriminator(schema, discriminator, resolver))
+        properties = schema.get("properties")
+        if isinstance(properties, dict):
+            steps.append(self._properties(properties, resolver))
+        items = schema.get("items")
+        if isinstance(items, dict):
+            each = self.of(items, resolver)
+            steps.append((lambda value: [each(item) for item in value] if isinstance(value, list) else value)
+                         if each is not None else (lambda value: list(value) if isinstance(value, list) else value))
+        if not steps:
+            return None
+        if len(steps) == 1:
+            return steps[0]
+
+        def in_turn(value: Any) -> Any:
+            for step in steps:
+                value = step(value)
+            return value
+
+        return in_turn
+
+    def _by_discriminator(self, schema: dict[str, Any], spec: dict[str, Any], resolver: Any) -> Filler:
+        name, mapping = spec["propertyName"], spec["mapping"]
+        chosen: dict[str, Filler | None] = {}
+
+        def fill(value: Any) -> Any:
+            if not isinstance(value, dict):
+                return value
+            target = mapping.get(value.get(name))
+            if not isinstance(target, str):
+                return value
+            if target not in chosen:
+                resolved = _resolved(schema, target, resolver, self._lookups)
+                chosen[target] = self.of(resolved.contents, resolved.resolver)
+            filler = chosen[target]
+            return value if filler is None else filler(value)
+
+        return fill
+
+    def _properties(self, properties: dict[str, Any], resolver: Any) -> Filler:
+        present = [(key, filler) for key, sub in properties.items() if (filler := self.of(sub, resolver)) is not None]
+        defaults = [(key, sub["default"]) for key, sub in properties.items()
+                    if isinstance(sub, dict) and "default" in sub]
+
+        def fill(value: Any) -> Any:
+            if not isinstance(value, dict):
+                return value
+            filled = dict(value)
+            for key, filler in present:
+                if key in filled:
+                    filled[key] = filler(filled[key])
+            for key, default in defaults:
+                if key not in value:  # appended in the schema's order, after the members the body has
+                    filled[key] = _fresh(default)
+            return filled
+
+        return fill
+
+
+_COMPILING: Any = object()
+
+
+def _fresh(default: Any) -> Any:
+    """A schema default as a request gets it: a string, number, boolean or null shared as it is, a list or object
+    the caller's own copy."""
+    if isinstance(default, list | dict):
+        return json_copy(default)
+    return default
+
+
+def json_copy(value: Any) -> Any:
+    """A deep copy of a JSON value (dicts, lists and immutable leaves): `copy.deepcopy` without its memo and
+    dispatch, which cost several times the copy on the small defaults every request gets."""
+    if isinstance(value, dict):
+        return {key: json_copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_copy(item) for item in value]
+    return value
 
 
 @cache

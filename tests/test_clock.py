@@ -121,6 +121,37 @@ def test_real_clock_timers_fire() -> None:
     assert run(scenario()) == ["fired"]
 
 
+def test_real_clock_runs_a_plain_callback_in_its_timer_and_awaits_what_one_returns() -> None:
+    clock = RealClock(speed=1000)
+
+    async def scenario() -> list[str]:
+        seen: list[str] = []
+        done = asyncio.Event()
+
+        async def rest() -> None:
+            await asyncio.sleep(0)
+            seen.append("awaited")
+            done.set()
+
+        def plain() -> None:
+            seen.append(f"plain, tasks running: {len(asyncio.all_tasks())}")
+
+        def returning() -> object:
+            seen.append("returning")
+            return rest()
+
+        clock.call_at(clock.now() + 1, plain)
+        clock.call_at(clock.now() + 2, returning)
+        for _ in range(5000):  # a real clock: waited for by polling, which makes no task of its own
+            if done.is_set():
+                break
+            await asyncio.sleep(0.001)
+        return seen
+
+    # No task is made for a callback with nothing to await: only the test's own task was running.
+    assert run(scenario()) == ["plain, tasks running: 1", "returning", "awaited"]
+
+
 def test_tick_moves_the_clock_before_each_provider_request() -> None:
     import httpx
 

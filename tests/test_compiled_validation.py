@@ -8,11 +8,9 @@ example, valid and invalid, against every request and response schema of its pro
 
 from __future__ import annotations
 
-import json
-
 import pytest
+from support_examples import SLUGS, documented_bodies
 
-from simulator.resources import schemas_dir
 from simulator.validation import schema_set
 
 
@@ -23,23 +21,11 @@ def _nested(depth: int) -> list[object]:
     return value
 
 
-SLUGS = sorted(p.parent.name for p in schemas_dir().glob("*/examples"))
-
-
-def _instances(slug: str) -> list[tuple[str, object]]:
-    found = []
-    for path in sorted((schemas_dir() / slug / "examples").rglob("*.json")):
-        document = json.loads(path.read_text(encoding="utf-8"))
-        body = document["body"] if isinstance(document, dict) and "body" in document else document
-        found.append((path.name, body))
-    return found
-
-
 @pytest.mark.parametrize("slug", SLUGS)
 def test_compiled_and_detailed_validators_agree_on_every_example(slug: str) -> None:
     schemas = schema_set(slug)
     names = [name for name in schemas.names() if name.startswith(("request/", "response/"))]
-    instances = _instances(slug)
+    instances = documented_bodies(slug)
     assert names and instances
     disagreements = []
     for file, instance in instances:

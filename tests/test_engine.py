@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import random
+import uuid
 
 from simulator.clock import VirtualClock
 from simulator.engine import Delivery, Durations, Engine, Journal, OutputImage, Phase, Task
+from simulator.engine.rng import random_uuid
 from simulator.engine.wallets import Wallets
 
 
@@ -185,3 +187,9 @@ def test_time_based_ids_stay_unique_while_the_virtual_clock_stands_still() -> No
     assert engine.unique_millis("b") == 10_000
     engine.reset()
     assert engine.unique_millis("a") == 10_000
+
+
+def test_random_uuids_are_what_the_uuid_module_makes_of_the_same_draw() -> None:
+    for seed in range(2000):
+        ours, theirs = random.Random(seed), random.Random(seed)
+        assert random_uuid(ours) == str(uuid.UUID(int=theirs.getrandbits(128), version=4))

@@ -274,6 +274,11 @@ class WebhookDispatcher:
     def pending(self) -> int:
         return sum(len(q) for q in self._queues.values())
 
+    @property
+    def in_flight(self) -> bool:
+        """Whether attempts are under way (what `flush` would wait for)."""
+        return bool(self._inflight)
+
     async def flush(self) -> None:
         """Wait for attempts already under way (retries wait for the clock, not for this)."""
         while self._inflight:

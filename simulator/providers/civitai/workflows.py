@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import random
 from collections.abc import Mapping
@@ -15,6 +14,7 @@ from simulator.engine import Durations, Engine, Failure, OutputImage, Phase, Tas
 from simulator.engine.outputs import plan_images
 from simulator.engine.rng import random_uuid
 from simulator.images import InvalidImageReference, decode_image_reference, nearest_ratio, pixel_size
+from simulator.validation import json_copy
 
 
 @lru_cache(maxsize=1024)
@@ -106,7 +106,7 @@ class WorkflowBuilder:
         )
         blocked = [s for s in steps if s["blocked"]]
         # An explicit null means the default too.
-        workflow = {key: copy.deepcopy(default) if template.get(key) is None else template[key]
+        workflow = {key: json_copy(default) if template.get(key) is None else template[key]
                     for key, default in self.fields.items()}
         account = workflow["currencies"][0] if workflow["currencies"] else self.options["debit_account"]
         transactions = [{"type": "debit", "amount": price.total, "id": random_uuid(rng), "accountType": account}]

@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Container
+from functools import lru_cache
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
+@lru_cache(maxsize=1024)  # a hash per submit otherwise; a run has few API keys
 def user_tag(owner: str) -> str:
     """Four characters derived from the API key. The documented IDs repeat `b950` across tasks of one
     account (`…b950328499`, `…b950049238`), so the part after the timestamp starts with a per-user tag."""

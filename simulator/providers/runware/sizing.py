@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from simulator.images import (
@@ -46,16 +47,20 @@ def reference_images(task: Mapping[str, Any]) -> tuple[tuple[str, ...], list[str
 
 def published_pairs(card: Mapping[str, Any]) -> dict[tuple[int, int], tuple[str, str]]:
     """(width, height) → (tier, ratio) for every size the model's family publishes, plus its aliases."""
-    family = card["sizeFamily"]
-    pairs = {
-        pixel_size(family, ratio, tier): (tier, ratio)
-        for tier in tiers(family) for ratio in aspect_ratios(family, tier)
-    }
+    pairs = dict(_family_pairs(card["sizeFamily"]))
     for tier, aliases in card.get("pairAliases", {}).items():
         for text, ratio in aliases.items():
             width, _, height = text.partition("x")
             pairs[(int(width), int(height))] = (tier, ratio)
     return pairs
+
+
+@cache  # a family's sizes are fixed data: worked out once, not on every request (a tenth of a Runware submit)
+def _family_pairs(family: str) -> dict[tuple[int, int], tuple[str, str]]:
+    return {
+        pixel_size(family, ratio, tier): (tier, ratio)
+        for tier in tiers(family) for ratio in aspect_ratios(family, tier)
+    }
 
 
 def _first_reference_shape(
