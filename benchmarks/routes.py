@@ -16,7 +16,8 @@ from typing import Any
 
 import httpx
 
-AUTH = "Bearer sk-bench"
+KEY = "sk-bench"  # every provider's API key in the bench (its wallet owner)
+AUTH = f"Bearer {KEY}"
 JSON = "application/json"
 
 
@@ -102,7 +103,7 @@ PROVIDERS: dict[str, Provider] = {
         finished=lambda answer: all(item.get("status") == "success" for item in answer.get("data", [{}])),
     ),
     "crun": Provider(
-        "crun", {"x-api-key": "sk-bench"},
+        "crun", {"x-api-key": KEY},
         submit=_json("POST", "/api/v1/client/job/CreateTask", {"model": "google/nano-banana-v2", "input": {
             "prompt": PROMPT, "aspect_ratio": "1:1"}}),
         invalid=_json("POST", "/api/v1/client/job/CreateTask", {"model": "google/nano-banana-v2", "input": {
@@ -122,7 +123,7 @@ PROVIDERS: dict[str, Provider] = {
     ) for slug, ratio in (("foxapi", "aspect_ratio"), ("evolink", "size"))},
     # Google's own API: generateContent answers with the image itself; what is polled is a batch's operation.
     "gemini": Provider(
-        "gemini", {"x-goog-api-key": "sk-bench"},
+        "gemini", {"x-goog-api-key": KEY},
         submit=_json("POST", f"/v1beta/models/{GEMINI}:generateContent", _gemini("1:1")),
         invalid=_json("POST", f"/v1beta/models/{GEMINI}:generateContent", _gemini("16:10")),
         creates=_json("POST", f"/v1beta/models/{GEMINI}:batchGenerateContent", {"batch": {"inputConfig": {
